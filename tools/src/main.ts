@@ -1,0 +1,25 @@
+// The `temper` command: one subcommand per file under commands/, loaded on demand so that
+// `temper score` never pays for loading ONNX Runtime.
+import { CliError, runCli } from "./cli.ts";
+
+const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
+  stack: { summary: "start nats-server and every service on loopback", load: () => import("./commands/stack.ts") },
+  score: { summary: "score completions with a reward structure", load: () => import("./commands/score.ts") },
+  model: { summary: "make, inspect and run Qwen3-layout models", load: () => import("./commands/model.ts") },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return ["usage: temper <command> [options]", "", "commands:", ...lines, "", "temper <command> --help for its options"].join("\n");
+}
+
+await runCli(async () => {
+  const [name, ...rest] = process.argv.slice(2);
+  if (!name || name === "--help" || name === "-h") {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const command = commands[name];
+  if (!command) throw new CliError(`unknown command "${name}"; run temper --help`);
+  await (await command.load()).run(rest);
+});
