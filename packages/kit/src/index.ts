@@ -1,1 +1,70 @@
-export {};
+// @temper/kit: the runtime every Temper service uses.
+export {
+  type CallOptions,
+  type ClientOptions,
+  callServerStream,
+  callUnary,
+  createClient,
+  type PromiseClient,
+} from "./client.ts";
+export {
+  ConfigError,
+  type ConfigOf,
+  describeConfig,
+  env,
+  loadConfig,
+  loadConfigOrExit,
+  type Schema,
+  type VarSpec,
+} from "./config.ts";
+export { DescriptorIndex } from "./descriptor-index.ts";
+export { GrpcError, isGrpcError, Status } from "./errors.ts";
+export {
+  type CallContext,
+  type ServerStreamHandler,
+  type ServiceImplementation,
+  type UnaryHandler,
+  wrapServerStream,
+  wrapUnary,
+} from "./handler.ts";
+export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
+export {
+  type Bus,
+  type ConnectBusOptions,
+  connectBus,
+  MAX_EVENT_BYTES,
+  type PublishOptions,
+  type PublishResult,
+  type StreamSpec,
+  TEMPER_STREAM,
+  traceContextOf,
+} from "./nats.ts";
+export {
+  addReflection,
+  decodeReflectionRequest,
+  decodeReflectionResponse,
+  encodeReflectionRequest,
+  encodeReflectionResponse,
+  type ReflectionRequest,
+  type ReflectionResponse,
+  ReflectionV1AlphaDefinition,
+  ReflectionV1Definition,
+} from "./reflection.ts";
+export { type RunningService, type RunServiceOptions, runService, type ServiceDeps } from "./run-service.ts";
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type MessageLimits,
+  type ServerHandle,
+  type ServiceDefinition,
+  type ServiceRegistration,
+  type StartServerOptions,
+  service,
+  serviceName,
+  startServer,
+} from "./server.ts";
+export { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
+export { onShutdown, runShutdown, type ShutdownOptions, type ShutdownStep } from "./shutdown.ts";
+export { currentTracer, startTelemetry, type Telemetry, type TelemetryOptions } from "./telemetry.ts";
+export { extractTraceContext, injectTraceContext } from "./trace-context.ts";
+export { check, failedPrecondition, fieldPath, invalidArgument, resourceExhausted } from "./validate.ts";

@@ -1,0 +1,37 @@
+// The error type handlers throw to answer with a specific gRPC status.
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+
+export { status as Status } from "@grpc/grpc-js";
+
+/** Thrown by a handler (or returned by a client call) to carry a gRPC status code and message. */
+export class GrpcError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    readonly metadata: Metadata = new Metadata(),
+  ) {
+    super(message);
+    this.name = "GrpcError";
+  }
+
+  /** The status name, e.g. "INVALID_ARGUMENT". */
+  get codeName(): string {
+    return status[this.code] ?? String(this.code);
+  }
+
+  toServiceError(): Partial<ServiceError> {
+    return { code: this.code, details: this.message, metadata: this.metadata };
+  }
+
+  /** Wraps a grpc-js client error (ServiceError) so callers see one error type. */
+  static from(err: unknown): GrpcError {
+    if (err instanceof GrpcError) return err;
+    const e = err as Partial<ServiceError>;
+    if (typeof e?.code === "number") return new GrpcError(e.code, e.details ?? e.message ?? "", e.metadata);
+    return new GrpcError(status.UNKNOWN, (err as Error)?.message ?? String(err));
+  }
+}
+
+export function isGrpcError(err: unknown, code?: status): err is GrpcError {
+  return err instanceof GrpcError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,137 @@
+// NATS JetStream helper: connect, ensure streams, publish events with a caller-supplied
+// Nats-Msg-Id (JetStream drops duplicates within the stream's window) and W3C trace context in
+// headers, KV buckets (scheduler state) and object stores (adapters), drain on shutdown.
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
+import { type ObjectStore, type ObjectStoreOptions, Objm } from "@nats-io/obj";
+import {
+  connect,
+  type MsgHdrs,
+  type NatsConnection,
+  nanos,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
+import { type Context, context as otelContext } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import { extractTraceContext, injectTraceContext } from "./trace-context.ts";
+
+/** Events are small; anything larger (adapters, batches) goes through the object store. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+/** Room kept for headers (Nats-Msg-Id, traceparent) inside the server's payload limit. */
+const HEADER_ROOM = 4096;
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  /** Window in which a repeated Nats-Msg-Id is dropped. Default 24 h, so a replay of a day's run is de-duplicated. */
+  duplicateWindowMs?: number;
+  /** Default: keep forever. */
+  maxAgeMs?: number;
+}
+
+/** The events stream of the blueprint: every `temper.<run>.<domain>.<event>` subject. */
+export const TEMPER_STREAM: StreamSpec = { name: "TEMPER", subjects: ["temper.>"] };
+
+export interface PublishOptions {
+  /** Nats-Msg-Id, e.g. `<run>.<step>.<event>`; required so replays are de-duplicated. */
+  msgId: string;
+  headers?: Record<string, string>;
+  /** Trace context to carry; default the active one. */
+  traceContext?: Context;
+}
+
+export interface PublishResult {
+  stream: string;
+  seq: number;
+  /** True when JetStream had already stored a message with this Nats-Msg-Id. */
+  duplicate: boolean;
+}
+
+export interface Bus {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** Creates the stream, or updates its subjects and windows if it exists. */
+  ensureStream(spec: StreamSpec): Promise<void>;
+  publish(subject: string, data: Uint8Array, options: PublishOptions): Promise<PublishResult>;
+  /** Opens a KV bucket, creating it when missing. */
+  kv(bucket: string, options?: Partial<KvOptions>): Promise<KV>;
+  /** Opens an object store, creating it when missing. */
+  objectStore(bucket: string, options?: Partial<ObjectStoreOptions>): Promise<ObjectStore>;
+  /** Flushes pending publishes and closes the connection. */
+  drain(): Promise<void>;
+}
+
+export interface ConnectBusOptions {
+  /** Default NATS_URL, else nats://127.0.0.1:4222. */
+  url?: string;
+  /** Connection name shown by the server (the service name). */
+  name: string;
+  logger?: Logger;
+  /** Streams to ensure right after connecting. */
+  streams?: StreamSpec[];
+  /** Default 5 s. */
+  timeoutMs?: number;
+}
+
+/** A trace context continued from a received message's headers. */
+export function traceContextOf(headers: MsgHdrs | undefined): Context {
+  return headers ? extractTraceContext(headers) : otelContext.active();
+}
+
+export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
+  const url = options.url ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: url, name: options.name, timeout: options.timeoutMs ?? 5000 });
+  } catch (err) {
+    throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
+  }
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const kvm = new Kvm(js);
+  const objm = new Objm(js);
+  const limit = Math.min(MAX_EVENT_BYTES, nc.info?.max_payload ?? MAX_EVENT_BYTES) - HEADER_ROOM;
+
+  const bus: Bus = {
+    nc,
+    js,
+    jsm,
+    async ensureStream(spec) {
+      const config = {
+        name: spec.name,
+        subjects: spec.subjects,
+        duplicate_window: nanos(spec.duplicateWindowMs ?? 24 * 3600_000),
+        max_age: nanos(spec.maxAgeMs ?? 0),
+      };
+      try {
+        await jsm.streams.info(spec.name);
+        await jsm.streams.update(spec.name, config);
+      } catch (err) {
+        if (!/not found/i.test((err as Error).message)) throw err;
+        await jsm.streams.add(config);
+      }
+    },
+    async publish(subject, data, opts) {
+      if (!opts.msgId) throw new Error(`publish to ${subject}: msgId (Nats-Msg-Id) is required`);
+      if (data.length > limit)
+        throw new Error(
+          `publish to ${subject}: payload of ${data.length} bytes exceeds the ${limit}-byte event limit (1 MiB less header room); put large data in the object store`,
+        );
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(opts.headers ?? {})) h.set(k, v);
+      injectTraceContext(h, opts.traceContext);
+      const ack = await js.publish(subject, data, { msgID: opts.msgId, headers: h });
+      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+    },
+    kv: (bucket, o) => kvm.create(bucket, o),
+    objectStore: (bucket, o) => objm.create(bucket, o),
+    async drain() {
+      if (nc.isClosed()) return;
+      await nc.drain();
+    },
+  };
+  for (const s of options.streams ?? []) await bus.ensureStream(s);
+  options.logger?.info({ url, streams: (options.streams ?? []).map((s) => s.name) }, "connected to NATS");
+  return bus;
+}

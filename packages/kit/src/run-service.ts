@@ -1,0 +1,102 @@
+// A service's whole main: config from env (exit 2 on a bad value), logger, telemetry, optional
+// NATS, the gRPC server, and graceful SIGTERM (NOT_SERVING, in-flight calls finish, NATS drained,
+// spans flushed, exit 0).
+import { type ConfigOf, loadConfigOrExit, type Schema } from "./config.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { type Bus, connectBus, type StreamSpec, TEMPER_STREAM } from "./nats.ts";
+import { type ServerHandle, type ServiceRegistration, startServer } from "./server.ts";
+import { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
+import { onShutdown, type ShutdownStep } from "./shutdown.ts";
+import { startTelemetry, type Telemetry } from "./telemetry.ts";
+
+type Common = ReturnType<typeof commonConfigSchema>;
+type NatsVars = ReturnType<typeof natsConfigSchema>;
+
+export interface ServiceDeps<S extends Schema> {
+  config: ConfigOf<S> & ConfigOf<Common> & Partial<ConfigOf<NatsVars>>;
+  logger: Logger;
+  telemetry: Telemetry;
+  /** Present when the service asked for NATS. */
+  bus?: Bus;
+}
+
+export interface RunServiceOptions<S extends Schema> {
+  name: string;
+  version: string;
+  defaultPort: number;
+  /** The service's own variables; merged with the common ones (HOST, PORT, LOG_LEVEL, ...). */
+  config?: S;
+  /** Connect to NATS_URL and ensure these streams (true: the TEMPER stream). */
+  nats?: boolean | StreamSpec[];
+  /** FileDescriptorSet bytes or path (descriptorSetPath from @temper/proto). */
+  descriptorSet: Uint8Array | string;
+  services(deps: ServiceDeps<S>): Promise<ServiceRegistration[]> | ServiceRegistration[];
+  /** Extra steps run after the server has closed and before NATS is drained. */
+  onShutdown?: ShutdownStep[];
+}
+
+export interface RunningService<S extends Schema> extends ServiceDeps<S> {
+  server: ServerHandle;
+  /** Same sequence as SIGTERM (exits the process when done). */
+  stop(): Promise<void>;
+}
+
+export async function runService<S extends Schema = Record<string, never>>(
+  options: RunServiceOptions<S>,
+): Promise<RunningService<S>> {
+  const schema = {
+    ...commonConfigSchema({ port: options.defaultPort, name: options.name }),
+    ...(options.nats ? natsConfigSchema() : {}),
+    ...(options.config ?? {}),
+  } as Schema;
+  const config = loadConfigOrExit(schema, options.name) as ServiceDeps<S>["config"];
+  // The common variables, typed without the service's generic part.
+  const c = config as ConfigOf<Common> & Partial<ConfigOf<NatsVars>>;
+  const logger = createLogger({ name: options.name, level: c.LOG_LEVEL });
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err }, "uncaught exception");
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+  const telemetry = startTelemetry({
+    serviceName: c.OTEL_SERVICE_NAME,
+    serviceVersion: options.version,
+    endpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT,
+  });
+  let bus: Bus | undefined;
+  if (options.nats) {
+    bus = await connectBus({
+      url: c.NATS_URL,
+      name: options.name,
+      logger,
+      streams: options.nats === true ? [TEMPER_STREAM] : options.nats,
+    });
+  }
+  const deps: ServiceDeps<S> = { config, logger, telemetry, bus };
+  const server = await startServer({
+    name: options.name,
+    version: options.version,
+    host: c.HOST,
+    port: c.PORT,
+    services: await options.services(deps),
+    descriptorSet: options.descriptorSet,
+    limits: {
+      maxReceiveMessageBytes: c.GRPC_MAX_MESSAGE_BYTES,
+      maxSendMessageBytes: c.GRPC_MAX_MESSAGE_BYTES,
+    },
+    graceMs: c.SHUTDOWN_GRACE_MS,
+    logger,
+    tracer: telemetry.tracer,
+  });
+  const stop = onShutdown({
+    logger,
+    steps: [
+      { name: "grpc", run: () => server.shutdown() },
+      ...(options.onShutdown ?? []),
+      { name: "nats", run: () => bus?.drain() },
+      { name: "telemetry", run: () => telemetry.shutdown() },
+    ],
+    stepTimeoutMs: c.SHUTDOWN_GRACE_MS + 5000,
+  });
+  return { ...deps, server, stop };
+}

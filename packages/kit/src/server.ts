@@ -1,0 +1,170 @@
+// Starts a grpc-js server with the application services, grpc.health.v1 and reflection (v1 and
+// v1alpha), explicit message-size limits, and a graceful shutdown.
+import { type MethodDefinition, Server, ServerCredentials } from "@grpc/grpc-js";
+import type { Tracer } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import { DescriptorIndex } from "./descriptor-index.ts";
+import { type HandlerDeps, type ServiceImplementation, wrapServerStream, wrapUnary } from "./handler.ts";
+import { HealthRegistry, type ServingStatus } from "./health.ts";
+import { addReflection } from "./reflection.ts";
+import { currentTracer } from "./telemetry.ts";
+
+/** A ts-proto (outputServices=grpc-js) service definition: method key -> MethodDefinition. */
+// biome-ignore lint/suspicious/noExplicitAny: method types vary per key
+export type ServiceDefinition = Record<string, MethodDefinition<any, any>>;
+
+export interface ServiceRegistration<D extends ServiceDefinition = ServiceDefinition> {
+  definition: D;
+  implementation: ServiceImplementation<D>;
+}
+
+/** Pairs a definition with its implementation, checking the handler types against the definition. */
+export function service<D extends ServiceDefinition>(
+  definition: D,
+  implementation: ServiceImplementation<D>,
+): ServiceRegistration {
+  return { definition, implementation } as unknown as ServiceRegistration;
+}
+
+export interface MessageLimits {
+  /** Largest request accepted; larger ones get RESOURCE_EXHAUSTED. Default 16 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** Largest response sent. Default 16 MiB. */
+  maxSendMessageBytes?: number;
+}
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export interface StartServerOptions {
+  name: string;
+  version: string;
+  /** 0 picks a free port (read it back from the handle). */
+  port: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  services: ServiceRegistration[];
+  /** FileDescriptorSet bytes, or a path to them (e.g. descriptorSetPath from @temper/proto). */
+  descriptorSet: Uint8Array | string;
+  limits?: MessageLimits;
+  /** How long shutdown() waits for in-flight calls before cancelling them. Default 10 s. */
+  graceMs?: number;
+  logger: Logger;
+  /** Default: the tracer registered by startTelemetry (a no-op tracer if none). */
+  tracer?: Tracer;
+}
+
+export interface ServerHandle {
+  readonly port: number;
+  readonly host: string;
+  /** "host:port", ready for a client. */
+  readonly address: string;
+  /** Calls currently being handled. */
+  inFlight(): number;
+  /** Sets the health status of one service ("" = the whole server). */
+  setHealth(service: string, value: ServingStatus): void;
+  /**
+   * Health NOT_SERVING, stop accepting calls, let in-flight calls finish within the grace period,
+   * then cancel what remains. Resolves once the server is closed; idempotent.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  readonly server: Server;
+}
+
+/** "temper.reward.v1.RewardService" from a definition's first method path. */
+export function serviceName(definition: ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  if (!first) throw new Error("service definition has no methods");
+  return first.path.split("/")[1];
+}
+
+export async function startServer(options: StartServerOptions): Promise<ServerHandle> {
+  const host = options.host ?? "127.0.0.1";
+  const logger = options.logger;
+  const graceMs = options.graceMs ?? 10_000;
+  const maxReceive = options.limits?.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const maxSend = options.limits?.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const index =
+    typeof options.descriptorSet === "string"
+      ? DescriptorIndex.fromPath(options.descriptorSet)
+      : new DescriptorIndex(options.descriptorSet);
+
+  const server = new Server({
+    "grpc.max_receive_message_length": maxReceive,
+    "grpc.max_send_message_length": maxSend,
+  });
+  let inFlight = 0;
+  const deps: HandlerDeps = {
+    logger,
+    tracer: options.tracer ?? currentTracer(options.name),
+    onStart: () => {
+      inFlight += 1;
+    },
+    onEnd: () => {
+      inFlight -= 1;
+    },
+  };
+
+  const health = new HealthRegistry();
+  const names: string[] = [];
+  for (const { definition, implementation } of options.services) {
+    const name = serviceName(definition);
+    if (!index.services.has(name)) throw new Error(`service ${name} is not in the descriptor set`);
+    const handlers: Record<string, unknown> = {};
+    for (const [key, method] of Object.entries(definition)) {
+      const fn = (implementation as Record<string, unknown>)[key];
+      if (typeof fn !== "function") throw new Error(`${name}: no handler for method "${key}"`);
+      if (method.requestStream) throw new Error(`${method.path}: client-streaming methods are not supported`);
+      // biome-ignore lint/suspicious/noExplicitAny: the handler's types come from the definition
+      const h = fn.bind(implementation) as any;
+      handlers[key] = method.responseStream
+        ? wrapServerStream(method.path, h, deps)
+        : wrapUnary(method.path, h, deps);
+    }
+    server.addService(definition, handlers as never);
+    names.push(name);
+    health.set(name, "NOT_SERVING");
+  }
+  health.set("", "NOT_SERVING");
+  health.addToServer(server);
+  const reflection = addReflection(server, index, names);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(new Error(`cannot listen on ${host}:${options.port}: ${err.message}`)) : resolve(bound),
+    ),
+  );
+  health.setAll("SERVING");
+  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  logger.info({ port, host, services: names, version: options.version }, "listening");
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (grace = graceMs): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      health.setAll("NOT_SERVING");
+      health.close();
+      reflection.close();
+      logger.info({ inFlight, graceMs: grace }, "shutting down");
+      const timer = setTimeout(() => {
+        logger.warn({ inFlight }, "grace period over, cancelling remaining calls");
+        server.forceShutdown();
+        resolve();
+      }, grace);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        logger.info("server closed");
+        resolve();
+      });
+    });
+    return closing;
+  };
+
+  return {
+    port,
+    host,
+    address,
+    inFlight: () => inFlight,
+    setHealth: (s, v) => health.set(s, v),
+    shutdown,
+    server,
+  };
+}
