@@ -1,0 +1,65 @@
+// GSM8K jsonl loading. Each line: {"question": string, "answer": string}.
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface Gsm8kExample {
+  question: string;
+  /** The reference: rationale with `<<…>>` annotations, ending in "#### N". */
+  answer: string;
+}
+
+export type Gsm8kSplit = "train" | "test";
+
+/** A bad file or line; the message names the file and, for a line, its 1-based number. */
+export class Gsm8kDataError extends Error {}
+
+/** `<repo>/../shared/data/gsm8k`, found from this package's location (not the working directory). */
+export function defaultGsm8kDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared/data/gsm8k");
+}
+
+/** The path of a split in `dir` (default defaultGsm8kDir()). */
+export function gsm8kPath(split: Gsm8kSplit, dir = defaultGsm8kDir()): string {
+  return resolve(dir, `${split}.jsonl`);
+}
+
+/** Parses GSM8K jsonl text; `file` only names the source in errors. Blank lines are skipped. */
+export function parseGsm8k(text: string, file: string): Gsm8kExample[] {
+  const out: Gsm8kExample[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === "") continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch {
+      throw new Gsm8kDataError(`${file}:${i + 1}: not valid JSON`);
+    }
+    if (typeof row !== "object" || row === null || Array.isArray(row)) {
+      throw new Gsm8kDataError(`${file}:${i + 1}: expected a JSON object`);
+    }
+    const { question, answer } = row as Record<string, unknown>;
+    if (typeof question !== "string")
+      throw new Gsm8kDataError(`${file}:${i + 1}: "question" must be a string`);
+    if (typeof answer !== "string") throw new Gsm8kDataError(`${file}:${i + 1}: "answer" must be a string`);
+    out.push({ question, answer });
+  }
+  return out;
+}
+
+/** Loads a split by name ("train" | "test", from the default directory) or a jsonl file by path. */
+export function loadGsm8k(splitOrPath: Gsm8kSplit | string): Gsm8kExample[] {
+  const file =
+    splitOrPath === "train" || splitOrPath === "test" ? gsm8kPath(splitOrPath) : resolve(splitOrPath);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Gsm8kDataError(
+      `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  return parseGsm8k(text, file);
+}
