@@ -59,6 +59,32 @@ export interface HandlerDeps {
   onEnd?: () => void;
 }
 
+/** What the safe deserializer yields for bytes that are not a valid message. */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * Wraps a request deserializer so undecodable bytes reach the handler wrapper, which answers
+ * INVALID_ARGUMENT (grpc-js alone would answer INTERNAL).
+ */
+export function safeDeserializer<Req>(
+  decode: (bytes: Buffer) => Req,
+): (bytes: Buffer) => Req | MalformedRequest {
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      return new MalformedRequest((err as Error).message);
+    }
+  };
+}
+
+function rejectMalformed(request: unknown): void {
+  if (request instanceof MalformedRequest)
+    throw new GrpcError(status.INVALID_ARGUMENT, `request: not a valid protobuf message (${request.reason})`);
+}
+
 interface Started {
   ctx: CallContext;
   span: Span;
@@ -144,7 +170,10 @@ export function wrapUnary<Req, Res>(
   return (call, callback) => {
     const started = begin(call, path, deps);
     started
-      .run(async () => handler(call.request, started.ctx))
+      .run(async () => {
+        rejectMalformed(call.request);
+        return handler(call.request, started.ctx);
+      })
       .then(
         (res) => {
           started.finish(status.OK);
@@ -167,6 +196,7 @@ export function wrapServerStream<Req, Res>(
     const started = begin(call, path, deps);
     started
       .run(async () => {
+        rejectMalformed(call.request);
         for await (const item of handler(call.request, started.ctx)) {
           if (call.cancelled) return;
           // Respect backpressure so a slow reader does not make the server buffer without bound.

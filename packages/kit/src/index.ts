@@ -21,8 +21,10 @@ export { DescriptorIndex } from "./descriptor-index.ts";
 export { GrpcError, isGrpcError, Status } from "./errors.ts";
 export {
   type CallContext,
+  MalformedRequest,
   type ServerStreamHandler,
   type ServiceImplementation,
+  safeDeserializer,
   type UnaryHandler,
   wrapServerStream,
   wrapUnary,
@@ -40,6 +42,12 @@ export {
   TEMPER_STREAM,
   traceContextOf,
 } from "./nats.ts";
+export {
+  findNatsServer,
+  type NatsServerHandle,
+  type NatsServerOptions,
+  startNatsServer,
+} from "./nats-server.ts";
 export {
   addReflection,
   decodeReflectionRequest,
@@ -64,6 +72,13 @@ export {
   startServer,
 } from "./server.ts";
 export { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
+export {
+  checkHealth,
+  type ServiceProcess,
+  type ServiceProcessOptions,
+  startServiceProcess,
+  waitForServing,
+} from "./service-process.ts";
 export { onShutdown, runShutdown, type ShutdownOptions, type ShutdownStep } from "./shutdown.ts";
 export { currentTracer, startTelemetry, type Telemetry, type TelemetryOptions } from "./telemetry.ts";
 export { extractTraceContext, injectTraceContext } from "./trace-context.ts";

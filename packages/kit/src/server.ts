@@ -4,7 +4,13 @@ import { type MethodDefinition, Server, ServerCredentials } from "@grpc/grpc-js"
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { DescriptorIndex } from "./descriptor-index.ts";
-import { type HandlerDeps, type ServiceImplementation, wrapServerStream, wrapUnary } from "./handler.ts";
+import {
+  type HandlerDeps,
+  type ServiceImplementation,
+  safeDeserializer,
+  wrapServerStream,
+  wrapUnary,
+} from "./handler.ts";
 import { HealthRegistry, type ServingStatus } from "./health.ts";
 import { addReflection } from "./reflection.ts";
 import { currentTracer } from "./telemetry.ts";
@@ -120,7 +126,13 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
         ? wrapServerStream(method.path, h, deps)
         : wrapUnary(method.path, h, deps);
     }
-    server.addService(definition, handlers as never);
+    const safe = Object.fromEntries(
+      Object.entries(definition).map(([k, m]) => [
+        k,
+        { ...m, requestDeserialize: safeDeserializer(m.requestDeserialize) },
+      ]),
+    );
+    server.addService(safe, handlers as never);
     names.push(name);
     health.set(name, "NOT_SERVING");
   }
