@@ -1,1 +1,13 @@
-export {};
+export * from "./advantages.ts";
+export * from "./analysis.ts";
+export * from "./blend.ts";
+export * from "./components.ts";
+export * from "./consistency.ts";
+export * from "./correctness.ts";
+export * from "./errors.ts";
+export * from "./perplexity.ts";
+export * from "./pipeline.ts";
+export * from "./reasoning.ts";
+export * from "./sources.ts";
+export * from "./structures.ts";
+export * from "./types.ts";
