@@ -197,9 +197,19 @@ export function encodeValues(dtype: SafetensorsDtype, values: ArrayLike<number>)
   const n = values.length;
   const out = Buffer.alloc(n * DTYPE_BYTES[dtype]);
   switch (dtype) {
-    case "BF16":
-      for (let i = 0; i < n; i++) out.writeUInt16LE(numberToBf16Bits(values[i]), 2 * i);
+    case "BF16": {
+      // Narrow to float32 first (round to nearest), then to bfloat16 bits on a little-endian host.
+      const bits = new Uint32Array(Float32Array.from(values).buffer);
+      const half = new Uint16Array(out.buffer, out.byteOffset, n);
+      for (let i = 0; i < n; i++) {
+        const b = bits[i];
+        half[i] =
+          (b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0
+            ? numberToBf16Bits(Number.NaN)
+            : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+      }
       break;
+    }
     case "F16":
       for (let i = 0; i < n; i++) out.writeUInt16LE(numberToF16Bits(values[i]), 2 * i);
       break;

@@ -134,7 +134,7 @@ export function tokenizerIds(kind: TokenizerKind): { vocabSize: number; bosToken
     return v;
   };
   return {
-    vocabSize: Math.max(...ids.values()) + 1,
+    vocabSize: maxId(ids) + 1,
     bosTokenId: id("<|endoftext|>"),
     eosTokenId: id("<|im_end|>"),
     padTokenId: id("<|endoftext|>"),
@@ -144,6 +144,12 @@ export function tokenizerIds(kind: TokenizerKind): { vocabSize: number; bosToken
 interface TokenizerJsonShape {
   model?: { vocab?: Record<string, number> };
   added_tokens?: { id: number; content: string; special?: boolean }[];
+}
+
+function maxId(ids: Map<string, number>): number {
+  let max = -1;
+  for (const id of ids.values()) if (id > max) max = id;
+  return max;
 }
 
 function tokenIdsOf(json: TokenizerJsonShape) {
@@ -189,7 +195,7 @@ export class Tokenizer {
     readonly config: Record<string, unknown>,
   ) {
     this.ids = tokenIdsOf(json);
-    this.vocabSize = Math.max(...this.ids.values()) + 1;
+    this.vocabSize = maxId(this.ids) + 1;
     this.special = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
     this.tokenizerClass = typeof config.tokenizer_class === "string" ? config.tokenizer_class : "PreTrainedTokenizer";
     this.eosToken = tokenText(config.eos_token);

@@ -1,0 +1,221 @@
+// `temper model <subcommand>`: make, inspect and run Qwen3-layout models. Each subcommand is one
+// entry of `subcommands`; add logprobs, generate, grads, init-adapter there.
+import { existsSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
+import {
+  ConfigError,
+  type Checkpoint,
+  initModel,
+  openModelDir,
+  PRESET_NAMES,
+  type PresetName,
+  parameterCount,
+  parseConfig,
+  presetConfig,
+  type Qwen3Config,
+  SafetensorsError,
+  TOKENIZER_KINDS,
+  TokenizerError,
+  type TokenizerKind,
+  tokenizerIds,
+  WEIGHT_DTYPES,
+  type WeightDtype,
+  WeightsError,
+  loadTokenizer,
+} from "@temper/qwen3";
+import { CliError, numberFlag, parseFlags } from "../cli.ts";
+
+interface Subcommand {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const subcommands: Record<string, Subcommand> = {
+  init: {
+    summary: "write a randomly initialised model in Hugging Face layout",
+    usage:
+      "temper model init --config tiny|small|qwen3-4b|FILE.json --tokenizer qwen3|bytes [--seed N] [--dtype bf16|f16|f32] [--shards N] --out DIR",
+    run: runInit,
+  },
+  info: {
+    summary: "print a model's config summary, parameter count and tokenizer",
+    usage: "temper model info --model DIR [--json]",
+    run: runInfo,
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}\n           ${c.usage}`);
+  return ["usage: temper model <subcommand> [options]", "", "subcommands:", ...lines].join("\n");
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h") {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const sub = subcommands[name];
+  if (!sub) throw new CliError(`unknown model subcommand "${name}"; run temper model --help`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`usage: ${sub.usage}\n`);
+    return;
+  }
+  try {
+    await sub.run(rest);
+  } catch (err) {
+    // Bad input files and flags are the user's to fix: one line, exit 2.
+    if (
+      err instanceof ConfigError ||
+      err instanceof SafetensorsError ||
+      err instanceof WeightsError ||
+      err instanceof TokenizerError
+    ) {
+      throw new CliError(err.message);
+    }
+    throw err;
+  }
+}
+
+function required(flags: Record<string, unknown>, name: string): string {
+  const v = flags[name];
+  if (typeof v !== "string" || v === "") throw new CliError(`--${name} is required`);
+  return v;
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new CliError(`--${flag}: expected one of ${allowed.join(", ")}, got "${value}"`);
+  }
+  return value as T;
+}
+
+function integerFlag(name: string, value: string | undefined, fallback: number, min: number): number {
+  const n = numberFlag(name, value, fallback)!;
+  if (!Number.isSafeInteger(n) || n < min) throw new CliError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+async function runInit(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    config: { type: "string" },
+    tokenizer: { type: "string" },
+    seed: { type: "string" },
+    dtype: { type: "string" },
+    shards: { type: "string" },
+    out: { type: "string" },
+  });
+  const configArg = required(values, "config");
+  const tokenizer = oneOf<TokenizerKind>("tokenizer", required(values, "tokenizer"), TOKENIZER_KINDS);
+  const out = required(values, "out");
+  const seed = integerFlag("seed", values.seed, 0, 0);
+  const shards = integerFlag("shards", values.shards, 1, 1);
+  const dtype = oneOf<WeightDtype>("dtype", values.dtype ?? "bf16", WEIGHT_DTYPES);
+
+  let config: Qwen3Config;
+  if ((PRESET_NAMES as readonly string[]).includes(configArg)) {
+    config = presetConfig(configArg as PresetName, tokenizerIds(tokenizer));
+  } else if (configArg.endsWith(".json")) {
+    if (!existsSync(configArg)) throw new CliError(`--config: ${configArg} does not exist`);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(configArg, "utf8"));
+    } catch {
+      throw new CliError(`--config: ${configArg} is not valid JSON`);
+    }
+    config = parseConfig(json, configArg);
+  } else {
+    throw new CliError(`--config: expected ${PRESET_NAMES.join(", ")} or a .json file, got "${configArg}"`);
+  }
+
+  const started = Date.now();
+  const files = initModel({ config, tokenizer, out, seed, dtype, shards });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  process.stdout.write(
+    `wrote ${out}: ${formatCount(parameterCount(config))} parameters, ${dtype}, ${tokenizer} tokenizer, seed ${seed} (${seconds} s)\n`,
+  );
+  for (const f of files) process.stdout.write(`  ${f}\n`);
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+function storedSummary(checkpoint: Checkpoint): { dtypes: string[]; files: string[]; bytes: number } {
+  const dtypes = new Set<string>();
+  const files = new Set<string>();
+  let bytes = 0;
+  for (const t of checkpoint.tensors.values()) {
+    dtypes.add(t.dtype);
+    files.add(basename(t.path));
+    bytes += t.byteLength;
+  }
+  return { dtypes: [...dtypes].sort(), files: [...files].sort(), bytes };
+}
+
+async function runInfo(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, { model: { type: "string" }, json: { type: "boolean" } });
+  const dir = required(values, "model");
+  const model = openModelDir(dir);
+  let tokenizerLine: string;
+  let tokenizerInfo: Record<string, unknown> | null = null;
+  try {
+    const tok = await loadTokenizer(dir);
+    tokenizerInfo = {
+      class: tok.tokenizerClass,
+      tokens: tok.vocabSize,
+      eos_token: tok.eosToken,
+      pad_token: tok.padToken,
+      chat_template: tok.chatTemplate !== undefined,
+    };
+    tokenizerLine = `${tok.tokenizerClass}, ${tok.vocabSize} tokens (embedding rows ${model.config.vocabSize}), eos ${tok.eosToken}, chat template ${tok.chatTemplate !== undefined ? "yes" : "no"}`;
+  } catch (err) {
+    if (!(err instanceof TokenizerError)) throw err;
+    tokenizerLine = `none (${err.message})`;
+  }
+  const stored = storedSummary(model.checkpoint);
+  model.checkpoint.close();
+  const c = model.config;
+  const params = parameterCount(c);
+  if (values.json) {
+    const info = {
+      model: dir,
+      parameters: params,
+      config: {
+        hidden_size: c.hiddenSize,
+        intermediate_size: c.intermediateSize,
+        num_hidden_layers: c.numHiddenLayers,
+        num_attention_heads: c.numAttentionHeads,
+        num_key_value_heads: c.numKeyValueHeads,
+        head_dim: c.headDim,
+        vocab_size: c.vocabSize,
+        rms_norm_eps: c.rmsNormEps,
+        rope_theta: c.ropeTheta,
+        tie_word_embeddings: c.tieWordEmbeddings,
+        max_position_embeddings: c.maxPositionEmbeddings,
+        torch_dtype: c.torchDtype,
+      },
+      eos_token_ids: model.eosTokenIds,
+      weights: stored,
+      tokenizer: tokenizerInfo,
+    };
+    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `model       ${dir}`,
+    `parameters  ${formatCount(params)} (${params})`,
+    `layers      ${c.numHiddenLayers}, hidden ${c.hiddenSize}, intermediate ${c.intermediateSize}`,
+    `attention   ${c.numAttentionHeads} heads, ${c.numKeyValueHeads} KV heads, head_dim ${c.headDim}, rope_theta ${c.ropeTheta}`,
+    `vocab       ${c.vocabSize} rows, lm_head ${c.tieWordEmbeddings ? "tied" : "separate"}, rms_norm_eps ${c.rmsNormEps}`,
+    `context     ${c.maxPositionEmbeddings} positions`,
+    `weights     ${stored.dtypes.join("+")}, ${stored.files.length} file(s), ${(stored.bytes / 2 ** 20).toFixed(1)} MiB`,
+    `eos ids     ${model.eosTokenIds.join(", ")}`,
+    `tokenizer   ${tokenizerLine}`,
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
