@@ -1,1 +1,20 @@
-export {};
+// Test harness for whole-stack tests: real nats-server, real service processes, clients.
+export {
+  checkHealth,
+  createClient,
+  GrpcError,
+  type PromiseClient,
+  Status,
+  waitForServing,
+} from "@temper/kit";
+export { Harness } from "./harness.ts";
+export {
+  freePort,
+  repoRoot,
+  type StartServiceOptions,
+  serviceEntry,
+  startNats,
+  startService,
+  type TestNats,
+  TestService,
+} from "./processes.ts";

@@ -1,0 +1,105 @@
+// `temper stack --check` end to end: nats-server plus every implemented service start, report
+// SERVING, and stop cleanly; every port is free again afterwards.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { findNatsServer } from "@temper/kit";
+import { repoRoot, serviceEntry } from "./src/index.ts";
+
+const DEFAULT_PORTS: Record<string, number> = {
+  "reward-correctness": 50051,
+  "reward-perplexity": 50052,
+  "reward-reasoning": 50053,
+  "reward-consistency": 50054,
+  scheduler: 50060,
+  rollout: 50070,
+  learner: 50080,
+  orchestrator: 50090,
+  nats: 4222,
+};
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.once("error", () => done(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
+  });
+}
+
+/** An offset that puts every default port on a free one, so the test runs beside a real stack. */
+async function freeOffset(): Promise<number> {
+  for (let offset = 3000 + Math.floor(Math.random() * 50) * 100; offset < 12_000; offset += 100) {
+    const free = await Promise.all(Object.values(DEFAULT_PORTS).map((p) => portFree(p + offset)));
+    if (free.every(Boolean)) return offset;
+  }
+  throw new Error("no free port range for the stack");
+}
+
+test("temper stack --check starts everything, verifies health and stops cleanly", {
+  skip: !findNatsServer() && "nats-server not installed",
+  timeout: 120_000,
+}, async () => {
+  const offset = await freeOffset();
+  const dataDir = mkdtempSync(join(tmpdir(), "temper-stack-"));
+  try {
+    const child = spawn(
+      process.execPath,
+      [
+        join(repoRoot, "tools", "bin", "temper.mjs"),
+        "stack",
+        "--check",
+        "--port-offset",
+        String(offset),
+        "--data-dir",
+        dataDir,
+      ],
+      { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const code = await new Promise<number | null>((done) => child.once("exit", done));
+    assert.equal(code, 0, `stack --check failed:\n${stdout}\n${stderr}`);
+
+    const implemented = Object.keys(DEFAULT_PORTS).filter((n) => n !== "nats" && existsSync(serviceEntry(n)));
+    assert.match(stdout, new RegExp(`${implemented.length} service\\(s\\) SERVING`));
+    assert.match(stdout, new RegExp(`nats +nats://127\\.0\\.0\\.1:${DEFAULT_PORTS.nats + offset}`));
+    for (const name of implemented)
+      assert.match(stdout, new RegExp(`${name} +127\\.0\\.0\\.1:${DEFAULT_PORTS[name] + offset}\\b`));
+    assert.match(stdout, /check passed, everything stopped/);
+    assert.ok(existsSync(join(dataDir, "nats")), "JetStream store in the data dir");
+
+    // Nothing the stack started is left listening.
+    for (const port of Object.values(DEFAULT_PORTS))
+      assert.ok(await portFree(port + offset), `port ${port + offset} freed`);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("temper stack rejects a bad flag with one line and exit 2", async () => {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, "tools", "bin", "temper.mjs"), "stack", "--port-offset", "x"],
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const code = await new Promise<number | null>((done) => child.once("exit", done));
+  assert.equal(code, 2);
+  assert.equal(stderr, 'temper: --port-offset: expected a number, got "x"\n');
+});

@@ -1,0 +1,53 @@
+// The services of the local stack: name, default port, and how each is started. A service is
+// "implemented" once services/<name>/src/main.ts exists; `temper stack` starts those only.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export interface ServiceSpec {
+  name: string;
+  /** Default gRPC port on loopback (README "Ports"). */
+  port: number;
+  summary: string;
+}
+
+export const NATS_DEFAULT_PORT = 4222;
+
+/** In start order: reward sources first, then what calls them. */
+export const SERVICES: readonly ServiceSpec[] = [
+  { name: "reward-correctness", port: 50051, summary: "correctness_hard and answer extraction" },
+  { name: "reward-perplexity", port: 50052, summary: "perplexity from completion logprobs" },
+  { name: "reward-reasoning", port: 50053, summary: "reasoning structure and length" },
+  { name: "reward-consistency", port: 50054, summary: "arithmetic consistency of stated equations" },
+  { name: "scheduler", port: 50060, summary: "reward router: blends sources, advantages" },
+  { name: "rollout", port: 50070, summary: "generation with hot-swapped adapters" },
+  { name: "learner", port: 50080, summary: "GRPO updates of LoRA adapters" },
+  { name: "orchestrator", port: 50090, summary: "runs experiments end to end" },
+];
+
+export function serviceEntry(root: string, name: string): string {
+  return join(root, "services", name, "src", "main.ts");
+}
+
+export function implementedServices(root: string): ServiceSpec[] {
+  return SERVICES.filter((s) => existsSync(serviceEntry(root, s.name)));
+}
+
+/** "reward-correctness" -> "REWARD_CORRECTNESS_ADDR": every service gets every peer's address. */
+export function addressVariable(name: string): string {
+  return `${name.toUpperCase().replace(/-/g, "_")}_ADDR`;
+}
+
+/** The environment `temper stack` gives a service: its port, NATS, and the address of every service. */
+export function stackEnv(
+  spec: ServiceSpec,
+  ports: Record<string, number>,
+  natsUrl: string,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    HOST: "127.0.0.1",
+    PORT: String(ports[spec.name]),
+    NATS_URL: natsUrl,
+  };
+  for (const s of SERVICES) env[addressVariable(s.name)] = `127.0.0.1:${ports[s.name]}`;
+  return env;
+}
