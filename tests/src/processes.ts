@@ -66,6 +66,8 @@ export interface StartServiceOptions {
   /** Sets NATS_URL. */
   nats?: TestNats | string;
   readyTimeoutMs?: number;
+  /** Entry file instead of services/<name>/src/main.ts (e.g. a test-only service). */
+  entry?: string;
 }
 
 export function serviceEntry(name: string): string {
@@ -85,7 +87,7 @@ export class TestService {
   }
 
   private static spawn(name: string, options: StartServiceOptions, env: Record<string, string>) {
-    const entry = serviceEntry(name);
+    const entry = options.entry ?? serviceEntry(name);
     if (!existsSync(entry)) throw new Error(`service "${name}" has no ${entry}`);
     const natsUrl = typeof options.nats === "string" ? options.nats : options.nats?.url;
     return startServiceProcess({
