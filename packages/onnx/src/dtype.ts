@@ -4,7 +4,16 @@ import { TensorProto_DataType } from "onnx-buf";
 export type DType = "float32" | "float64" | "float16" | "int64" | "int32" | "int8" | "uint8" | "bool";
 export type FloatDType = "float32" | "float64" | "float16";
 
-export const DTYPES: readonly DType[] = ["float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool"];
+export const DTYPES: readonly DType[] = [
+  "float32",
+  "float64",
+  "float16",
+  "int64",
+  "int32",
+  "int8",
+  "uint8",
+  "bool",
+];
 
 const ONNX_TYPE: Record<DType, TensorProto_DataType> = {
   float32: TensorProto_DataType.FLOAT,

@@ -119,14 +119,22 @@ export class GraphBuilder {
    * A named weight (initializer). `data` is a typed array of the dtype (Uint16Array bits for float16),
    * raw little-endian bytes, or plain numbers (converted). Large weights become external data at build().
    */
-  weight(name: string, dtype: DType, dims: number[], data: WeightData, opts: { external?: boolean } = {}): Value {
+  weight(
+    name: string,
+    dtype: DType,
+    dims: number[],
+    data: WeightData,
+    opts: { external?: boolean } = {},
+  ): Value {
     const n = dims.reduce((a, b) => a * b, 1);
     if (dims.some((d) => !Number.isInteger(d) || d < 0))
       throw new Error(`weight "${name}": dims [${dims}] must be non-negative integers`);
     const host = Array.isArray(data) ? hostFromNumbers(dtype, data) : data;
     const expected = allocHost(dtype, 0).constructor;
     if (!(host instanceof Uint8Array) && host.constructor !== expected)
-      throw new Error(`weight "${name}": ${host.constructor.name} given for dtype ${dtype} (want ${expected.name})`);
+      throw new Error(
+        `weight "${name}": ${host.constructor.name} given for dtype ${dtype} (want ${expected.name})`,
+      );
     const bytes = new Uint8Array(host.buffer, host.byteOffset, host.byteLength);
     if (bytes.byteLength !== n * bytesPerElement(dtype))
       throw new Error(
@@ -146,7 +154,9 @@ export class GraphBuilder {
     const key = `${dtype}|${dims.join(",")}|${Array.from(values).join(",")}`;
     const hit = this.constCache.get(key);
     if (hit) return hit;
-    const v = this.weight(this.uniqueName("const"), dtype, dims, hostFromNumbers(dtype, values), { external: false });
+    const v = this.weight(this.uniqueName("const"), dtype, dims, hostFromNumbers(dtype, values), {
+      external: false,
+    });
     this.constCache.set(key, v);
     return v;
   }
@@ -164,7 +174,8 @@ export class GraphBuilder {
   /** Marks a value as a graph output; with `name`, an Identity gives it that name. */
   output(v: Value, name?: string): Value {
     let out = v;
-    if (name !== undefined && name !== v.name) out = this.op("Identity", [v], {}, { name: `${name}_identity` });
+    if (name !== undefined && name !== v.name)
+      out = this.op("Identity", [v], {}, { name: `${name}_identity` });
     if (name !== undefined && name !== v.name) out = this.rename(out, name);
     if (!this.outputs.includes(out)) this.outputs.push(out);
     return out;
@@ -209,9 +220,23 @@ export class GraphBuilder {
     }
     const outputs = infos.map(
       (o, i) =>
-        new Value(this, this.claim(nOut === 1 ? `${nodeName}_out` : `${nodeName}_out${i}`), o.dtype, o.shape, null, o.known),
+        new Value(
+          this,
+          this.claim(nOut === 1 ? `${nodeName}_out` : `${nodeName}_out${i}`),
+          o.dtype,
+          o.shape,
+          null,
+          o.known,
+        ),
     );
-    const node: Node = { name: nodeName, opType, domain: opts.domain ?? "", inputs: [...inputs], outputs, attrs };
+    const node: Node = {
+      name: nodeName,
+      opType,
+      domain: opts.domain ?? "",
+      inputs: [...inputs],
+      outputs,
+      attrs,
+    };
     for (const o of outputs) (o as { producer: Node | null }).producer = node;
     this.nodes.push(node);
     return outputs;
@@ -222,7 +247,12 @@ export class GraphBuilder {
   matmul(a: Value, b: Value): Value {
     return this.op("MatMul", [a, b]);
   }
-  gemm(a: Value, b: Value, c?: Value, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {}) {
+  gemm(
+    a: Value,
+    b: Value,
+    c?: Value,
+    o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {},
+  ) {
     return this.op("Gemm", c ? [a, b, c] : [a, b], {
       transA: o.transA ? 1 : 0,
       transB: o.transB ? 1 : 0,
@@ -335,7 +365,8 @@ export class GraphBuilder {
   }
   /** Split into `parts` equal pieces or pieces of the given sizes. */
   split(x: Value, parts: number | number[], axis = 0): Value[] {
-    if (typeof parts === "number") return this.opMulti("Split", [x], { axis, num_outputs: parts }, { outputs: parts });
+    if (typeof parts === "number")
+      return this.opMulti("Split", [x], { axis, num_outputs: parts }, { outputs: parts });
     return this.opMulti("Split", [x, this.ints(parts)], { axis }, { outputs: parts.length });
   }
   expand(x: Value, shape: number[] | Value): Value {
@@ -465,5 +496,5 @@ export function staticShape(v: Value): number[] | null {
   return isStatic(v.shape) ? v.shape : null;
 }
 
-export { allocHost };
 export type { AttrValue };
+export { allocHost };

@@ -1,5 +1,15 @@
+export { type GradientOptions, gradients } from "./autodiff.ts";
 export * from "./dtype.ts";
-export { type Attrs, type AttrValue, type TensorAttr } from "./infer.ts";
+export { GRAD_RULES, NO_GRADIENT } from "./grad-rules.ts";
+export {
+  assertGradients,
+  type GradCheckInput,
+  type GradCheckResult,
+  type GradCheckSpec,
+  gradCheck,
+  type InitKind,
+  makeRng,
+} from "./gradcheck.ts";
 export {
   type BuildOptions,
   GraphBuilder,
@@ -11,6 +21,13 @@ export {
   Value,
   type WeightData,
 } from "./graph.ts";
+export type { Attrs, AttrValue, TensorAttr } from "./infer.ts";
 export { type ExternalTensor, OnnxModel } from "./model.ts";
-export { type Dim, type Shape } from "./shape.ts";
-export { type CreateSessionOptions, checkProvider, type ExecutionProvider, Session, tensor } from "./session.ts";
+export {
+  type CreateSessionOptions,
+  checkProvider,
+  type ExecutionProvider,
+  Session,
+  tensor,
+} from "./session.ts";
+export type { Dim, Shape } from "./shape.ts";

@@ -34,7 +34,16 @@ export interface InferredOutput {
 }
 
 /** Attribute names whose plain-number values are floats rather than ints. */
-export const FLOAT_ATTRS = new Set(["alpha", "beta", "epsilon", "gamma", "lambd", "bias", "momentum", "ratio"]);
+export const FLOAT_ATTRS = new Set([
+  "alpha",
+  "beta",
+  "epsilon",
+  "gamma",
+  "lambd",
+  "bias",
+  "momentum",
+  "ratio",
+]);
 
 export function intAttr(attrs: Attrs, name: string, dflt: number): number {
   const v = attrs[name];
@@ -106,7 +115,12 @@ function knownInts(v: ValueInfo | null | undefined): number[] | undefined {
   return v.known.every((d) => typeof d === "number") ? (v.known as number[]) : undefined;
 }
 
-function reduceShape(x: ValueInfo, axesIn: number[] | undefined, keepdims: boolean, noopEmpty: boolean): Shape {
+function reduceShape(
+  x: ValueInfo,
+  axesIn: number[] | undefined,
+  keepdims: boolean,
+  noopEmpty: boolean,
+): Shape {
   if (x.shape === null) return null;
   const rank = x.shape.length;
   if (axesIn === undefined) {
@@ -171,7 +185,11 @@ function reshapeShape(x: ValueInfo, target: Dim[], allowzero: boolean): Shape {
       }
     });
     out[minus] = ok && syms.length === 0 && Number.isInteger(num) ? num : freshDim();
-  } else if (x.shape !== null && out.every((d) => typeof d === "number") && x.shape.every((d) => typeof d === "number")) {
+  } else if (
+    x.shape !== null &&
+    out.every((d) => typeof d === "number") &&
+    x.shape.every((d) => typeof d === "number")
+  ) {
     const a = (x.shape as number[]).reduce((p, q) => p * q, 1);
     const b = (out as number[]).reduce((p, q) => p * q, 1);
     if (a !== b) throw new Error(`cannot reshape ${formatShape(x.shape)} to ${formatShape(out)}`);
@@ -179,7 +197,12 @@ function reshapeShape(x: ValueInfo, target: Dim[], allowzero: boolean): Shape {
   return out;
 }
 
-export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: Attrs, nOut: number): InferredOutput[] {
+export function inferOutputs(
+  op: string,
+  inputs: (ValueInfo | null)[],
+  attrs: Attrs,
+  nOut: number,
+): InferredOutput[] {
   const x = inputs[0] ?? null;
   if (UNARY_FLOAT.has(op)) {
     const v = need(x, "input");
@@ -193,7 +216,8 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       for (const b of inputs.slice(1))
         if (b) {
           if (b.dtype !== v.dtype) throw new Error(`min/max dtype ${b.dtype} differs from input ${v.dtype}`);
-          if (b.shape !== null && b.shape.length !== 0) throw new Error(`min/max must be scalars, got ${formatShape(b.shape)}`);
+          if (b.shape !== null && b.shape.length !== 0)
+            throw new Error(`min/max must be scalars, got ${formatShape(b.shape)}`);
         }
     }
     if (op === "ScatterND" || op === "ScatterElements") {
@@ -245,7 +269,13 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const k2 = bs[bs.length - 2];
       if (typeof k1 === "number" && typeof k2 === "number" && k1 !== k2)
         throw new Error(`inner dims differ: A ${formatShape(a.shape)} · B ${formatShape(b.shape)}`);
-      if (typeof k1 === "string" && typeof k2 === "string" && k1 !== k2 && !k1.startsWith("?") && !k2.startsWith("?"))
+      if (
+        typeof k1 === "string" &&
+        typeof k2 === "string" &&
+        k1 !== k2 &&
+        !k1.startsWith("?") &&
+        !k2.startsWith("?")
+      )
         throw new Error(`inner dims differ: A ${formatShape(a.shape)} · B ${formatShape(b.shape)}`);
       const batch = broadcastShapes([as.slice(0, -2), bs.slice(0, -2)]) as Dim[];
       const out = [...batch];
@@ -264,7 +294,9 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const [m, ka] = intAttr(attrs, "transA", 0) ? [as[1], as[0]] : [as[0], as[1]];
       const [kb, n] = intAttr(attrs, "transB", 0) ? [bs[1], bs[0]] : [bs[0], bs[1]];
       if (typeof ka === "number" && typeof kb === "number" && ka !== kb)
-        throw new Error(`inner dims differ: A ${formatShape(as)} · B ${formatShape(bs)} (transA/transB applied)`);
+        throw new Error(
+          `inner dims differ: A ${formatShape(as)} · B ${formatShape(bs)} (transA/transB applied)`,
+        );
       const out = [m, n];
       if (inputs[2]) broadcastShapes([out, inputs[2].shape]);
       return [{ dtype, shape: out }];
@@ -278,7 +310,8 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
     case "ReduceLogSumExp": {
       const v = need(x, "data");
       const axesIn = inputs[1] ? knownInts(inputs[1]) : [];
-      if (inputs[1] && inputs[1].dtype !== "int64") throw new Error(`axes must be int64, got ${inputs[1].dtype}`);
+      if (inputs[1] && inputs[1].dtype !== "int64")
+        throw new Error(`axes must be int64, got ${inputs[1].dtype}`);
       const keep = intAttr(attrs, "keepdims", 1) !== 0;
       const noop = intAttr(attrs, "noop_with_empty_axes", 0) !== 0;
       return [{ dtype: v.dtype, shape: reduceShape(v, axesIn, keep, noop) }];
@@ -287,9 +320,15 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const v = need(x, "data");
       const s = need(inputs[1], "shape");
       if (s.dtype !== "int64") throw new Error(`shape must be int64, got ${s.dtype}`);
-      if (s.known) return [{ dtype: v.dtype, shape: reshapeShape(v, s.known, intAttr(attrs, "allowzero", 0) !== 0) }];
+      if (s.known)
+        return [{ dtype: v.dtype, shape: reshapeShape(v, s.known, intAttr(attrs, "allowzero", 0) !== 0) }];
       const len = s.shape?.[0];
-      return [{ dtype: v.dtype, shape: typeof len === "number" ? Array.from({ length: len }, () => freshDim()) : null }];
+      return [
+        {
+          dtype: v.dtype,
+          shape: typeof len === "number" ? Array.from({ length: len }, () => freshDim()) : null,
+        },
+      ];
     }
     case "Transpose": {
       const v = need(x, "data");
@@ -324,18 +363,30 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
         throw new Error(`squeeze without axes needs a static shape, got ${formatShape(s)}`);
       const norm = axes.map((a) => normAxis(a, s.length));
       for (const a of norm)
-        if (typeof s[a] === "number" && s[a] !== 1) throw new Error(`cannot squeeze axis ${a} of size ${s[a]}`);
+        if (typeof s[a] === "number" && s[a] !== 1)
+          throw new Error(`cannot squeeze axis ${a} of size ${s[a]}`);
       return [{ dtype: v.dtype, shape: s.filter((_, i) => !norm.includes(i)), known: v.known }];
     }
     case "Slice": {
       const v = need(x, "data");
+      ["starts", "ends", "axes", "steps"].forEach((what, i) => {
+        const b = inputs[i + 1];
+        if (b && b.shape !== null && b.shape.length !== 1)
+          throw new Error(`${what} must be 1-D, got ${formatShape(b.shape)}`);
+        if (b && !INDEX_TYPES.has(b.dtype)) throw new Error(`${what} must be int32 or int64, got ${b.dtype}`);
+      });
       const starts = knownInts(need(inputs[1], "starts"));
       const ends = knownInts(need(inputs[2], "ends"));
       if (v.shape === null) return [{ dtype: v.dtype, shape: null }];
       const rank = v.shape.length;
       const axes = inputs[3] ? knownInts(inputs[3]) : starts?.map((_, i) => i);
       const steps = inputs[4] ? knownInts(inputs[4]) : starts?.map(() => 1);
-      if (!starts || !ends || !axes || !steps) return [{ dtype: v.dtype, shape: v.shape.map(() => freshDim()) }];
+      if (!starts || !ends || !axes || !steps) {
+        const sliced = inputs[3] ? knownInts(inputs[3])?.map((a) => normAxis(a, rank)) : undefined;
+        return [
+          { dtype: v.dtype, shape: v.shape.map((d, i) => (sliced && !sliced.includes(i) ? d : freshDim())) },
+        ];
+      }
       if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length)
         throw new Error("starts, ends, axes and steps must have equal lengths");
       const out = [...v.shape];
@@ -360,7 +411,8 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const out = [...(ins[0].shape as Dim[])];
       for (const v of ins.slice(1)) {
         const s = v.shape as Dim[];
-        if (s.length !== rank) throw new Error(`inputs have ranks ${ins.map((q) => q.shape?.length).join(", ")}`);
+        if (s.length !== rank)
+          throw new Error(`inputs have ranks ${ins.map((q) => q.shape?.length).join(", ")}`);
         s.forEach((d, i) => {
           if (i === axis) return;
           if (typeof d === "number" && typeof out[i] === "number" && d !== out[i])
@@ -371,7 +423,8 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       out[axis] = sizes.every((d) => typeof d === "number")
         ? (sizes as number[]).reduce((a, b) => a + b, 0)
         : freshDim();
-      const known = rank === 1 && ins.every((v) => v.known) ? ins.flatMap((v) => v.known as Dim[]) : undefined;
+      const known =
+        rank === 1 && ins.every((v) => v.known) ? ins.flatMap((v) => v.known as Dim[]) : undefined;
       return [{ dtype, shape: out, known }];
     }
     case "Split": {
@@ -382,7 +435,8 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       let sizes: Dim[] | undefined;
       if (inputs[1]) {
         sizes = knownInts(inputs[1]);
-        if (sizes && sizes.length !== nOut) throw new Error(`split has ${sizes.length} sizes for ${nOut} outputs`);
+        if (sizes && sizes.length !== nOut)
+          throw new Error(`split has ${sizes.length} sizes for ${nOut} outputs`);
         if (sizes && typeof d === "number" && (sizes as number[]).reduce((a, b) => a + b, 0) !== d)
           throw new Error(`split sizes [${sizes}] do not sum to dim ${d}`);
       } else if (typeof d === "number") {
@@ -441,12 +495,16 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const ins = inputs.map((v, i) => need(v, `input ${i}`));
       const dtype = sameDtypes(ins);
       const [s, l, d] = ins.map((v) => knownInts(v)?.[0]);
-      const n = s !== undefined && l !== undefined && d !== undefined ? Math.max(Math.ceil((l - s) / d), 0) : freshDim();
+      const n =
+        s !== undefined && l !== undefined && d !== undefined
+          ? Math.max(Math.ceil((l - s) / d), 0)
+          : freshDim();
       return [{ dtype, shape: [n] }];
     }
     case "Constant": {
       const t = attrs.value as TensorAttr | undefined;
-      if (!t || typeof t !== "object" || !("tensor" in t)) throw new Error("Constant needs a tensor `value` attribute");
+      if (!t || typeof t !== "object" || !("tensor" in t))
+        throw new Error("Constant needs a tensor `value` attribute");
       const known = t.tensor.dims.length <= 1 ? Array.from(t.tensor.values) : undefined;
       return [{ dtype: t.tensor.dtype, shape: [...t.tensor.dims], known }];
     }
@@ -456,7 +514,9 @@ export function inferOutputs(op: string, inputs: (ValueInfo | null)[], attrs: At
       const dtype = t && typeof t === "object" && "tensor" in t ? t.tensor.dtype : "float32";
       if (s.known) return [{ dtype, shape: [...s.known] }];
       const len = s.shape?.[0];
-      return [{ dtype, shape: typeof len === "number" ? Array.from({ length: len }, () => freshDim()) : null }];
+      return [
+        { dtype, shape: typeof len === "number" ? Array.from({ length: len }, () => freshDim()) : null },
+      ];
     }
     case "Compress": {
       const v = need(x, "input");

@@ -50,9 +50,11 @@ function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
 
 function encodeAttr(name: string, v: AttrValue): AttributeProto {
   const T = AttributeProto_AttributeType;
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(v) });
+  if (typeof v === "string")
+    return create(AttributeProtoSchema, { name, type: T.STRING, s: new TextEncoder().encode(v) });
   if (typeof v === "number") {
-    if (FLOAT_ATTRS.has(name) || !Number.isInteger(v)) return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v });
+    if (FLOAT_ATTRS.has(name) || !Number.isInteger(v))
+      return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v });
     return create(AttributeProtoSchema, { name, type: T.INT, i: BigInt(v) });
   }
   if (Array.isArray(v)) {
@@ -63,7 +65,8 @@ function encodeAttr(name: string, v: AttrValue): AttributeProto {
         strings: (v as string[]).map((x) => new TextEncoder().encode(x)),
       });
     const nums = v as number[];
-    if (nums.every(Number.isInteger)) return create(AttributeProtoSchema, { name, type: T.INTS, ints: nums.map(BigInt) });
+    if (nums.every(Number.isInteger))
+      return create(AttributeProtoSchema, { name, type: T.INTS, ints: nums.map(BigInt) });
     return create(AttributeProtoSchema, { name, type: T.FLOATS, floats: nums });
   }
   if ("float" in v) return create(AttributeProtoSchema, { name, type: T.FLOAT, f: v.float });
@@ -123,7 +126,11 @@ export function encodeModel(m: EncodeInput): { proto: ModelProto; external: Exte
   const external: ExternalTensor[] = [];
   let inline = 0;
   const initializer: TensorProto[] = m.initializers.map((init, i) => {
-    const base = { name: init.value.name, dims: init.dims.map(BigInt), dataType: onnxDataType(init.value.dtype) };
+    const base = {
+      name: init.value.name,
+      dims: init.dims.map(BigInt),
+      dataType: onnxDataType(init.value.dtype),
+    };
     if (!init.external) {
       inline += init.bytes.byteLength;
       return create(TensorProtoSchema, { ...base, rawData: owned(init.bytes) });
@@ -141,12 +148,17 @@ export function encodeModel(m: EncodeInput): { proto: ModelProto; external: Exte
     });
   });
   if (inline > MAX_INLINE_BYTES)
-    throw new Error(`model "${m.name}": ${inline} bytes of inline weights exceed the protobuf limit; mark them external`);
+    throw new Error(
+      `model "${m.name}": ${inline} bytes of inline weights exceed the protobuf limit; mark them external`,
+    );
   const domains = new Set(m.nodes.map((n) => n.domain).filter((d) => d !== ""));
   const proto = create(ModelProtoSchema, {
     irVersion: IR_VERSION,
     producerName: "temper-onnx",
-    opsetImport: [{ domain: "", version: BigInt(m.opset) }, ...[...domains].map((d) => ({ domain: d, version: 1n }))],
+    opsetImport: [
+      { domain: "", version: BigInt(m.opset) },
+      ...[...domains].map((d) => ({ domain: d, version: 1n })),
+    ],
     graph: {
       name: m.name,
       node: m.nodes.map(encodeNode),

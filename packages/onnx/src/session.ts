@@ -21,7 +21,13 @@ export interface CreateSessionOptions {
 
 function cudaInstalled(): boolean {
   const req = createRequire(import.meta.url);
-  const binDir = join(dirname(req.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch);
+  const binDir = join(
+    dirname(req.resolve("onnxruntime-node/package.json")),
+    "bin",
+    "napi-v6",
+    process.platform,
+    process.arch,
+  );
   return existsSync(join(binDir, "libonnxruntime_providers_cuda.so"));
 }
 
@@ -29,7 +35,9 @@ function cudaInstalled(): boolean {
 export function checkProvider(provider: ExecutionProvider): void {
   const known = ort.listSupportedBackends().map((b) => b.name);
   if (!known.includes(provider))
-    throw new Error(`execution provider "${provider}" is not supported by onnxruntime-node here (have: ${known.join(", ")})`);
+    throw new Error(
+      `execution provider "${provider}" is not supported by onnxruntime-node here (have: ${known.join(", ")})`,
+    );
   if (provider === "cuda" && !cudaInstalled())
     throw new Error(
       'execution provider "cuda" is unavailable: onnxruntime-node was installed without its CUDA 12 libraries (reinstall it with ONNXRUNTIME_NODE_INSTALL=cuda12 on a CUDA machine)',
@@ -37,12 +45,19 @@ export function checkProvider(provider: ExecutionProvider): void {
 }
 
 /** An ORT tensor from a host typed array or plain numbers. */
-export function tensor<D extends DType>(dtype: D, data: HostArrays[D] | ArrayLike<number>, dims: readonly number[]): ort.Tensor {
-  if (dtype === "float16") throw new Error("float16 feeds are not supported by the Node binding helper; cast in-graph");
+export function tensor<D extends DType>(
+  dtype: D,
+  data: HostArrays[D] | ArrayLike<number>,
+  dims: readonly number[],
+): ort.Tensor {
+  if (dtype === "float16")
+    throw new Error("float16 feeds are not supported by the Node binding helper; cast in-graph");
   const host = ArrayBuffer.isView(data) ? data : hostFromNumbers(dtype, data as ArrayLike<number>);
   const n = dims.reduce((a, b) => a * b, 1);
   if ((host as ArrayLike<unknown>).length !== n)
-    throw new Error(`tensor: ${(host as ArrayLike<unknown>).length} values for ${dtype}[${dims}] (needs ${n})`);
+    throw new Error(
+      `tensor: ${(host as ArrayLike<unknown>).length} values for ${dtype}[${dims}] (needs ${n})`,
+    );
   const ortType = dtype === "bool" ? "bool" : dtype;
   return new ort.Tensor(ortType as "float32", host as Float32Array, dims);
 }
@@ -53,7 +68,10 @@ export class Session {
     readonly provider: ExecutionProvider,
   ) {}
 
-  static async create(model: OnnxModel | Uint8Array | string, opts: CreateSessionOptions = {}): Promise<Session> {
+  static async create(
+    model: OnnxModel | Uint8Array | string,
+    opts: CreateSessionOptions = {},
+  ): Promise<Session> {
     const provider = opts.provider ?? "cpu";
     checkProvider(provider);
     const externalData = model instanceof OnnxModel ? model.externalData() : opts.externalData;
@@ -89,20 +107,26 @@ export class Session {
    * Runs with `feeds` (every graph input), returning the requested outputs (default: all).
    * A missing, unknown or mistyped feed fails with one line naming it.
    */
-  async run(feeds: Record<string, ort.Tensor>, fetch?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, ort.Tensor>> {
     for (const meta of this.inner.inputMetadata) {
       const t = feeds[meta.name];
       if (!t) throw new Error(`run: missing feed "${meta.name}"`);
       if (!meta.isTensor) continue;
-      if (t.type !== meta.type) throw new Error(`run: feed "${meta.name}" is ${t.type}, the graph wants ${meta.type}`);
+      if (t.type !== meta.type)
+        throw new Error(`run: feed "${meta.name}" is ${t.type}, the graph wants ${meta.type}`);
       const want = meta.shape;
       if (t.dims.length !== want.length || want.some((d, i) => typeof d === "number" && d !== t.dims[i]))
         throw new Error(`run: feed "${meta.name}" has shape [${t.dims}], the graph wants [${want}]`);
     }
     for (const name of Object.keys(feeds))
-      if (!this.inner.inputNames.includes(name)) throw new Error(`run: "${name}" is not an input of this graph`);
+      if (!this.inner.inputNames.includes(name))
+        throw new Error(`run: "${name}" is not an input of this graph`);
     if (fetch) {
-      for (const f of fetch) if (!this.inner.outputNames.includes(f)) throw new Error(`run: "${f}" is not an output`);
+      for (const f of fetch)
+        if (!this.inner.outputNames.includes(f)) throw new Error(`run: "${f}" is not an output`);
       return this.inner.run(feeds, fetch as string[]);
     }
     return this.inner.run(feeds);

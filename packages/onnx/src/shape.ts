@@ -12,7 +12,7 @@ export function freshDim(): string {
 }
 
 export function isStatic(shape: Shape): shape is number[] {
-  return shape !== null && shape.every((d) => typeof d === "number");
+  return shape?.every((d) => typeof d === "number") === true;
 }
 
 export function formatShape(shape: Shape): string {
@@ -21,7 +21,8 @@ export function formatShape(shape: Shape): string {
 
 export function normAxis(axis: number, rank: number, what = "axis"): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`${what} ${axis} is out of range for rank ${rank}`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank)
+    throw new Error(`${what} ${axis} is out of range for rank ${rank}`);
   return a;
 }
 
