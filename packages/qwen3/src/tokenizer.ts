@@ -213,6 +213,7 @@ export class Tokenizer {
         throw new TokenizerError(`token id ${id} is outside the tokenizer's vocabulary (0..${this.vocabSize - 1})`);
       }
     }
+    if (ids.length === 0) return "";
     return this.inner.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false });
   }
 
