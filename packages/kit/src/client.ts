@@ -53,7 +53,7 @@ export interface ClientOptions {
 function effectiveDeadline(o: CallOptions): Date | undefined {
   const own = o.deadline ?? (o.timeoutMs !== undefined ? new Date(Date.now() + o.timeoutMs) : undefined);
   const inherited = o.parent?.deadline;
-  if (own && inherited) return own < inherited ? own : inherited;
+  if (own && inherited) return new Date(Math.min(own.getTime(), inherited.getTime()));
   return own ?? inherited;
 }
 
