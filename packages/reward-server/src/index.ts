@@ -1,0 +1,13 @@
+export {
+  componentFromProto,
+  componentToProto,
+  groupsFromProto,
+  paramsFromProto,
+  scoreToProto,
+} from "./convert.ts";
+export {
+  rewardServiceImplementation,
+  rewardSourceConfig,
+  type ServeRewardSourceOptions,
+  serveRewardSource,
+} from "./serve.ts";

@@ -1,0 +1,82 @@
+// scheduler: the reward router (temper.scheduler.v1.SchedulerService). State lives in JetStream KV.
+import { env, runService, service } from "@temper/kit";
+import { descriptorSetPath, scheduler } from "@temper/proto";
+import { DEFAULT_SCORE_LIMITS } from "@temper/rewards";
+import { Scheduler } from "./scheduler.ts";
+import { SourcePool } from "./sources.ts";
+import { RunStore, STATE_BUCKET } from "./store.ts";
+
+const endpoint = (port: number, name: string) =>
+  env.string({
+    default: `127.0.0.1:${port}`,
+    doc: `default endpoint of the ${name} source (a run may override it)`,
+  });
+
+const config = {
+  REWARD_CORRECTNESS_ADDR: endpoint(50051, "correctness"),
+  REWARD_PERPLEXITY_ADDR: endpoint(50052, "perplexity"),
+  REWARD_REASONING_ADDR: endpoint(50053, "reasoning"),
+  REWARD_CONSISTENCY_ADDR: endpoint(50054, "consistency"),
+  SOURCE_TIMEOUT_MS: env.int({
+    default: 5000,
+    min: 1,
+    max: 600_000,
+    doc: "default deadline of each source call",
+  }),
+  MAX_GROUPS: env.int({
+    default: DEFAULT_SCORE_LIMITS.maxGroups,
+    min: 1,
+    max: 65_536,
+    doc: "most groups in one Score",
+  }),
+  MAX_GROUP_SIZE: env.int({
+    default: DEFAULT_SCORE_LIMITS.maxGroupSize,
+    min: 1,
+    max: 65_536,
+    doc: "most completions in a group",
+  }),
+  MAX_TEXT_CHARS: env.int({
+    default: DEFAULT_SCORE_LIMITS.maxTextLength,
+    min: 1,
+    max: 16 * 1024 * 1024,
+    doc: "longest completion text, in UTF-16 code units",
+  }),
+};
+
+let pool: SourcePool | undefined;
+await runService({
+  name: "scheduler",
+  version: "0.1.0",
+  defaultPort: 50060,
+  descriptorSet: descriptorSetPath,
+  config,
+  nats: true,
+  services: async ({ config: c, bus, logger }) => {
+    const store = new RunStore(await bus!.kv(STATE_BUCKET, { history: 1 }));
+    pool = new SourcePool(c.GRPC_MAX_MESSAGE_BYTES);
+    const router = new Scheduler(
+      store,
+      pool,
+      bus,
+      {
+        sources: {
+          correctness: c.REWARD_CORRECTNESS_ADDR,
+          perplexity: c.REWARD_PERPLEXITY_ADDR,
+          reasoning: c.REWARD_REASONING_ADDR,
+          consistency: c.REWARD_CONSISTENCY_ADDR,
+        },
+        sourceTimeoutMs: c.SOURCE_TIMEOUT_MS,
+      },
+      { maxGroups: c.MAX_GROUPS, maxGroupSize: c.MAX_GROUP_SIZE, maxTextLength: c.MAX_TEXT_CHARS },
+      logger,
+    );
+    return [
+      service(scheduler.SchedulerServiceService, {
+        configure: (req) => router.configure(req),
+        score: (req, ctx) => router.score(req, ctx),
+        getState: (req) => router.getState(req),
+      }),
+    ];
+  },
+  onShutdown: [{ name: "source clients", run: () => pool?.close() }],
+});

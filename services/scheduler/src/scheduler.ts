@@ -1,0 +1,292 @@
+// The reward router: per-run settings and state, fan-out to the sources, the blend, idempotent
+// steps, persistence and the reward.blended event.
+import {
+  type Bus,
+  type CallContext,
+  failedPrecondition,
+  GrpcError,
+  invalidArgument,
+  type Logger,
+  Status,
+} from "@temper/kit";
+import { events, type reward, type scheduler } from "@temper/proto";
+import { componentFromProto, groupsFromProto } from "@temper/reward-server";
+import {
+  type BlendItem,
+  blendBatch,
+  SOURCE_COMPONENTS,
+  scheduledAlpha,
+  validateScoreRequest,
+} from "@temper/rewards";
+import { blendedEvent } from "./events.ts";
+import { checkRunId, type RunSettings, resolveRunConfig, type SettingsDefaults } from "./settings.ts";
+import type { SourcePool } from "./sources.ts";
+import { INITIAL_RUN_STATE, type RunState, type RunStore } from "./store.ts";
+
+export interface SchedulerLimits {
+  maxGroups: number;
+  maxGroupSize: number;
+  maxTextLength: number;
+}
+
+interface Run {
+  settings: RunSettings;
+  state: RunState;
+}
+
+interface SourceOutcome {
+  source: string;
+  endpoint: string;
+  results?: reward.CompletionScore[];
+  error?: string;
+  code?: Status;
+  info?: reward.InfoResponse;
+}
+
+export class Scheduler {
+  private readonly runs = new Map<string, Run>();
+  /** Per-run promise chain: steps of one run are scored one at a time, in arrival order. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: RunStore,
+    private readonly pool: SourcePool,
+    private readonly bus: Bus | undefined,
+    private readonly defaults: SettingsDefaults,
+    private readonly limits: SchedulerLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  private withLock<T>(runId: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(runId) ?? Promise.resolve();
+    const next = prev.then(work, work);
+    const settled = next.catch(() => {});
+    this.locks.set(runId, settled);
+    settled.then(() => {
+      if (this.locks.get(runId) === settled) this.locks.delete(runId);
+    });
+    return next;
+  }
+
+  /** The run from memory, else from KV (after a restart); undefined when never configured. */
+  private async load(runId: string): Promise<Run | undefined> {
+    const cached = this.runs.get(runId);
+    if (cached) return cached;
+    const config = await this.store.getConfig(runId);
+    if (!config) return undefined;
+    const run = {
+      settings: resolveRunConfig(config, this.defaults),
+      state: await this.store.getState(runId),
+    };
+    this.runs.set(runId, run);
+    return run;
+  }
+
+  async configure(req: scheduler.ConfigureRequest): Promise<scheduler.ConfigureResponse> {
+    const settings = resolveRunConfig(req.config, this.defaults);
+    return this.withLock(settings.runId, async () => {
+      const existing = await this.load(settings.runId);
+      await this.store.putConfig(settings.config);
+      for (const endpoint of Object.values(settings.sources)) this.pool.forget(endpoint);
+      this.runs.set(settings.runId, { settings, state: existing?.state ?? { ...INITIAL_RUN_STATE } });
+      this.logger.info({ run_id: settings.runId, sources: settings.sources }, "run configured");
+      return { config: settings.config };
+    });
+  }
+
+  async getState(req: scheduler.GetStateRequest): Promise<scheduler.GetStateResponse> {
+    checkRunId(req.runId);
+    const run = await this.load(req.runId);
+    if (!run) throw new GrpcError(Status.NOT_FOUND, `run_id: run "${req.runId}" is not configured`);
+    const nextStep = run.state.lastStep === null ? 0 : run.state.lastStep + 1;
+    return {
+      config: run.settings.config,
+      state: {
+        stepsScored: run.state.stepsScored,
+        lastStep: run.state.lastStep ?? undefined,
+        nextAlpha: scheduledAlpha(run.settings.structure, nextStep, { accuracyEma: run.state.accuracyEma }),
+        accuracyEma: run.state.accuracyEma ?? undefined,
+      },
+    };
+  }
+
+  async score(req: scheduler.ScoreRequest, ctx: CallContext): Promise<scheduler.ScoreResponse> {
+    checkRunId(req.runId);
+    if (!Number.isSafeInteger(req.step) || req.step < 0)
+      throw invalidArgument("step", "must be an integer ≥ 0");
+    const problem = validateScoreRequest(
+      groupsFromProto(req.groups),
+      {},
+      { ...this.limits, rejectEmptyText: true },
+    );
+    if (problem) throw invalidArgument(problem.field, problem.message);
+    return this.withLock(req.runId, async () => {
+      const run = await this.load(req.runId);
+      if (!run) throw failedPrecondition(`run "${req.runId}" is not configured: call Configure first`);
+      const stored = await this.store.getStep(req.runId, req.step);
+      if (stored) {
+        // A replay after a crash between the two writes below still leaves the state right.
+        if (stored.stateAfter.stepsScored > run.state.stepsScored) {
+          run.state = stored.stateAfter;
+          await this.store.putState(req.runId, run.state);
+        }
+        return { ...stored.response, replayed: true };
+      }
+      const response = await this.scoreNew(run, req, ctx);
+      await this.store.putStep(req.runId, req.step, { response: response.body, stateAfter: response.state });
+      await this.store.putState(req.runId, response.state);
+      run.state = response.state;
+      await this.publish(req.runId, req.step, response.event, ctx);
+      return response.body;
+    });
+  }
+
+  private async callSources(
+    run: Run,
+    req: scheduler.ScoreRequest,
+    ctx: CallContext,
+  ): Promise<SourceOutcome[]> {
+    const { sources, sourceTimeoutMs, params } = run.settings;
+    const request: reward.ScoreRequest = { groups: req.groups, params };
+    return Promise.all(
+      Object.entries(sources).map(async ([source, endpoint]): Promise<SourceOutcome> => {
+        const [scored, info] = await Promise.allSettled([
+          this.pool.score(endpoint, request, sourceTimeoutMs, ctx),
+          this.pool.info(endpoint, sourceTimeoutMs, ctx),
+        ]);
+        const out: SourceOutcome = {
+          source,
+          endpoint,
+          info: info.status === "fulfilled" ? info.value : undefined,
+        };
+        if (scored.status === "rejected") {
+          const e = scored.reason as GrpcError;
+          this.pool.forget(endpoint);
+          return { ...out, error: e.message, code: e.code };
+        }
+        const total = req.groups.reduce((n, g) => n + g.completions.length, 0);
+        if (scored.value.results.length !== total) {
+          return {
+            ...out,
+            error: `returned ${scored.value.results.length} results for ${total} completions`,
+          };
+        }
+        return { ...out, results: scored.value.results };
+      }),
+    );
+  }
+
+  private async scoreNew(run: Run, req: scheduler.ScoreRequest, ctx: CallContext) {
+    const outcomes = await this.callSources(run, req, ctx);
+    const failedSources = outcomes.filter((o) => !o.results);
+    for (const f of failedSources) {
+      ctx.logger.warn({ source: f.source, endpoint: f.endpoint, error: f.error }, "reward source failed");
+      const required = f.source === "correctness";
+      if (required || run.settings.failurePolicy === "fail") {
+        const why = required ? "correctness_hard is required" : "failure_policy is fail";
+        throw new GrpcError(
+          Status.UNAVAILABLE,
+          `source ${f.source} (${f.endpoint}) failed: ${f.error} (${why})`,
+        );
+      }
+    }
+    const missingComponents = failedSources.flatMap((f) =>
+      (f.info?.components ?? SOURCE_COMPONENTS[f.source] ?? []).map((c) => `${f.source}.${c}`),
+    );
+
+    // Flatten completions in request order; every source answered in the same order.
+    const flat = req.groups.flatMap((g) => g.completions.map((c) => ({ group: g, completion: c })));
+    const protoComponents: Record<string, reward.ComponentValue>[] = flat.map(() => ({}));
+    const blendItems: BlendItem[] = flat.map(({ group }) => ({
+      groupId: group.id,
+      correctnessHard: 0,
+      components: {},
+    }));
+    const details: reward.ScoreDetails[] = flat.map(() => ({
+      extractedAnswer: "",
+      matchedRule: "",
+      equations: [],
+    }));
+    const itemMissing: string[][] = flat.map(() => [...missingComponents]);
+    for (const o of outcomes) {
+      if (!o.results) continue;
+      o.results.forEach((r, i) => {
+        const blendComponents = blendItems[i].components as Record<string, number | null>;
+        for (const [name, value] of Object.entries(r.components)) {
+          const key = `${o.source}.${name}`;
+          protoComponents[i][key] = value;
+          blendComponents[key] = componentFromProto(value).value;
+        }
+        if (o.source === "correctness") {
+          const hard = r.components.correctness_hard;
+          const v = hard ? componentFromProto(hard).value : null;
+          if (v === null) itemMissing[i].push("correctness.correctness_hard");
+          blendItems[i].correctnessHard = v === 1 ? 1 : 0;
+          details[i].extractedAnswer = r.details?.extractedAnswer ?? "";
+          details[i].matchedRule = r.details?.matchedRule ?? "";
+        }
+        if (o.source === "reasoning" && r.details) details[i].equations = r.details.equations;
+      });
+    }
+    const blend = blendBatch({
+      items: blendItems,
+      structure: run.settings.structure,
+      step: req.step,
+      state: { accuracyEma: run.state.accuracyEma },
+      advantageScale: run.settings.advantageScale,
+    });
+    const provenance: scheduler.Provenance[] = outcomes.map((o) => ({
+      source: o.source,
+      name: o.info?.name ?? "",
+      version: o.info?.version ?? "",
+      endpoint: o.endpoint,
+    }));
+    const body: scheduler.ScoreResponse = {
+      runId: req.runId,
+      step: req.step,
+      alpha: blend.alpha,
+      replayed: false,
+      provenance,
+      items: flat.map(({ group, completion }, i) => ({
+        completionId: completion.id,
+        groupId: group.id,
+        reward: blend.items[i].reward,
+        components: protoComponents[i],
+        alphaUsed: blend.items[i].alphaUsed,
+        advantage: blend.items[i].advantage,
+        missing: itemMissing[i],
+        details: details[i],
+      })),
+      groups: blend.groups.map((g) => ({
+        groupId: g.groupId,
+        zeroSignal: g.zeroSignal,
+        fallbackApplied: g.fallbackApplied,
+        meanReward: g.meanReward,
+        stdReward: g.stdReward,
+      })),
+    };
+    const state: RunState = {
+      stepsScored: run.state.stepsScored + 1,
+      lastStep: run.state.lastStep === null ? req.step : Math.max(run.state.lastStep, req.step),
+      accuracyEma: blend.state.accuracyEma,
+    };
+    return { body, state, event: blendedEvent(body, blend.zeroSignalFraction, missingComponents) };
+  }
+
+  private async publish(
+    runId: string,
+    step: number,
+    event: events.RewardBlended,
+    ctx: CallContext,
+  ): Promise<void> {
+    if (!this.bus) return;
+    try {
+      await this.bus.publish(`temper.${runId}.reward.blended`, events.RewardBlended.encode(event).finish(), {
+        msgId: `${runId}.${step}.reward.blended`,
+      });
+    } catch (err) {
+      // The step is scored and stored; a lost event must not fail the call (a replay re-sends nothing).
+      ctx.logger.error({ err, run_id: runId, step }, "reward.blended not published");
+    }
+  }
+}

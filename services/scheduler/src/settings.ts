@@ -1,0 +1,176 @@
+// A run's configuration: the proto RunConfig validated, with every default filled in, and the
+// resolved reward structure the blend uses.
+import { check, fieldPath, invalidArgument } from "@temper/kit";
+import type { reward } from "@temper/proto";
+import { scheduler } from "@temper/proto";
+import {
+  type AdvantageScale,
+  resolveStructure,
+  type ScheduleShape,
+  type Structure,
+  type StructureInput,
+  validateScoreRequest,
+} from "@temper/rewards";
+
+/** run_id is part of NATS subjects and KV keys. */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** The sources a run may name; a replacement implementation takes one of these names. */
+export const SOURCE_NAMES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
+const ENDPOINT_PATTERN = /^[A-Za-z0-9.\-_]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+export interface RunSettings {
+  runId: string;
+  structure: Structure;
+  /** Source name → host:port. */
+  sources: Record<string, string>;
+  advantageScale: AdvantageScale;
+  failurePolicy: "skip" | "fail";
+  sourceTimeoutMs: number;
+  params: reward.ScoreParams;
+  /** The normalised RunConfig as stored and returned by Configure / GetState. */
+  config: scheduler.RunConfig;
+}
+
+export interface SettingsDefaults {
+  sources: Record<string, string>;
+  sourceTimeoutMs: number;
+}
+
+export function checkRunId(runId: string, path = "run_id"): void {
+  check.matches(runId, RUN_ID_PATTERN, path, "match [A-Za-z0-9_-]{1,64}");
+}
+
+const SHAPES: Record<number, ScheduleShape | undefined> = {
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_UNSPECIFIED]: undefined,
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_CONSTANT]: "constant",
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_LINEAR]: "linear",
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE]: "cosine",
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_STEP]: "step",
+  [scheduler.ScheduleShape.SCHEDULE_SHAPE_SIGMOID]: "sigmoid",
+};
+
+/** The proto oneof → @temper/rewards' StructureInput (validation happens in resolveStructure). */
+export function structureInputFromProto(s: scheduler.Structure | undefined): StructureInput {
+  const kind = s?.kind;
+  switch (kind?.$case) {
+    case "hard":
+      return { kind: "hard" };
+    case "continuous":
+      return { kind: "continuous", weights: kind.value.weights };
+    case "hybrid":
+      return {
+        kind: "hybrid",
+        alpha: kind.value.alpha,
+        continuous: { weights: kind.value.continuous?.weights },
+      };
+    case "adaptive": {
+      const a = kind.value;
+      let schedule: Extract<StructureInput, { kind: "adaptive" }>["schedule"];
+      if (a.schedule?.$case === "time") {
+        const t = a.schedule.value;
+        const shape = SHAPES[t.shape];
+        if (!(t.shape in SHAPES))
+          throw invalidArgument("config.structure.adaptive.time.shape", `unknown shape ${t.shape}`);
+        schedule = {
+          kind: "time",
+          shape,
+          alphaStart: t.alphaStart,
+          alphaEnd: t.alphaEnd,
+          totalSteps: t.totalSteps,
+          milestones: t.milestones,
+          sigmoidK: t.sigmoidK,
+        };
+      } else if (a.schedule?.$case === "progress") {
+        const p = a.schedule.value;
+        schedule = {
+          kind: "progress",
+          alphaMin: p.alphaMin,
+          alphaMax: p.alphaMax,
+          targetAccuracy: p.targetAccuracy,
+          emaDecay: p.emaDecay,
+        };
+      }
+      return {
+        kind: "adaptive",
+        schedule,
+        fallback: a.fallback,
+        continuous: { weights: a.continuous?.weights },
+      };
+    }
+    default:
+      throw invalidArgument("config.structure", "required: one of hard, continuous, hybrid, adaptive");
+  }
+}
+
+const SCALES: Record<number, AdvantageScale> = {
+  [scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED]: "group",
+  [scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP]: "group",
+  [scheduler.AdvantageScale.ADVANTAGE_SCALE_BATCH]: "batch",
+  [scheduler.AdvantageScale.ADVANTAGE_SCALE_NONE]: "none",
+};
+
+/** Validates a Configure request's RunConfig; throws INVALID_ARGUMENT naming the field. */
+export function resolveRunConfig(
+  cfg: scheduler.RunConfig | undefined,
+  defaults: SettingsDefaults,
+): RunSettings {
+  if (!cfg) throw invalidArgument("config", "required");
+  checkRunId(cfg.runId, "config.run_id");
+  const resolved = resolveStructure(structureInputFromProto(cfg.structure), { field: "config.structure" });
+  if (!resolved.ok) throw invalidArgument(resolved.error.field, resolved.error.message);
+
+  const sources: Record<string, string> = { ...defaults.sources };
+  for (const [name, endpoint] of Object.entries(cfg.sources)) {
+    const path = fieldPath("config", "sources") + `["${name}"]`;
+    check.oneOf(name, SOURCE_NAMES, path);
+    check.matches(endpoint, ENDPOINT_PATTERN, path, "be host:port");
+    sources[name] = endpoint;
+  }
+  if (!sources.correctness)
+    throw invalidArgument('config.sources["correctness"]', "required (correctness_hard is)");
+
+  const advantageScale = SCALES[cfg.advantageScale];
+  if (!advantageScale) throw invalidArgument("config.advantage_scale", `unknown value ${cfg.advantageScale}`);
+  const policies: Record<number, "skip" | "fail"> = {
+    [scheduler.FailurePolicy.FAILURE_POLICY_UNSPECIFIED]: "skip",
+    [scheduler.FailurePolicy.FAILURE_POLICY_SKIP]: "skip",
+    [scheduler.FailurePolicy.FAILURE_POLICY_FAIL]: "fail",
+  };
+  const failurePolicy = policies[cfg.failurePolicy];
+  if (!failurePolicy) throw invalidArgument("config.failure_policy", `unknown value ${cfg.failurePolicy}`);
+  const sourceTimeoutMs = cfg.sourceTimeoutMs || defaults.sourceTimeoutMs;
+  check.range(sourceTimeoutMs, 1, 600_000, "config.source_timeout_ms");
+
+  const params = cfg.params ?? {};
+  // The reward sources check params per request; checking here turns a bad value into a Configure error.
+  const problem = validateScoreRequest([{ id: "g", reference: "1", completions: [{ id: "c", text: "1" }] }], {
+    perplexityTau: params.perplexityTau,
+    minTokens: params.minTokens,
+    maxTokens: params.maxTokens,
+  });
+  if (problem) throw invalidArgument(`config.${problem.field}`, problem.message);
+
+  return {
+    runId: cfg.runId,
+    structure: resolved.value,
+    sources,
+    advantageScale,
+    failurePolicy,
+    sourceTimeoutMs,
+    params,
+    config: {
+      ...cfg,
+      sources,
+      advantageScale:
+        cfg.advantageScale === scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED
+          ? scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP
+          : cfg.advantageScale,
+      failurePolicy:
+        cfg.failurePolicy === scheduler.FailurePolicy.FAILURE_POLICY_UNSPECIFIED
+          ? scheduler.FailurePolicy.FAILURE_POLICY_SKIP
+          : cfg.failurePolicy,
+      sourceTimeoutMs,
+      params,
+    },
+  };
+}

@@ -1,0 +1,53 @@
+// Clients of the reward sources, one per endpoint, and their Info (cached per endpoint so that a
+// swapped service shows in provenance as soon as its endpoint changes).
+import { type CallContext, createClient, type PromiseClient } from "@temper/kit";
+import { reward } from "@temper/proto";
+
+type RewardClient = PromiseClient<typeof reward.RewardServiceService>;
+
+export class SourcePool {
+  private readonly clients = new Map<string, RewardClient>();
+  private readonly infos = new Map<string, reward.InfoResponse>();
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  private client(endpoint: string): RewardClient {
+    let c = this.clients.get(endpoint);
+    if (!c) {
+      c = createClient(reward.RewardServiceService, endpoint, {
+        limits: { maxReceiveMessageBytes: this.maxMessageBytes, maxSendMessageBytes: this.maxMessageBytes },
+      });
+      this.clients.set(endpoint, c);
+    }
+    return c;
+  }
+
+  /** Score with the run's per-source deadline (capped by the caller's); UNAVAILABLE is retried up to 3 attempts. */
+  score(
+    endpoint: string,
+    request: reward.ScoreRequest,
+    timeoutMs: number,
+    parent: CallContext,
+  ): Promise<reward.ScoreResponse> {
+    return this.client(endpoint).score(request, { timeoutMs, parent, attempts: 3 });
+  }
+
+  /** Info of the service behind an endpoint; fetched once per endpoint while it answers. */
+  async info(endpoint: string, timeoutMs: number, parent: CallContext): Promise<reward.InfoResponse> {
+    const known = this.infos.get(endpoint);
+    if (known) return known;
+    const info = await this.client(endpoint).info({}, { timeoutMs, parent, attempts: 3 });
+    this.infos.set(endpoint, info);
+    return info;
+  }
+
+  /** Forgets what is known of an endpoint (its service may have been replaced). */
+  forget(endpoint: string): void {
+    this.infos.delete(endpoint);
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.$close();
+    this.clients.clear();
+  }
+}
