@@ -53,6 +53,7 @@ check("Pow both inputs", { a: pos([2, 3]), b: [3] }, (g, { a, b }) => g.pow(a, b
 check("Pow constant exponent", { a: [2, 3] }, (g, { a }) => g.pow(a, 2));
 check("Min broadcast", { a: [2, 3], b: [3] }, (g, { a, b }) => g.min(a, b));
 check("Max broadcast", { a: [2, 3], b: [3] }, (g, { a, b }) => g.max(a, b));
+check("Min exact ties split evenly", { x: [2, 3] }, (g, { x }) => g.min(x, g.identity(x)));
 check("Max three inputs", { a: [2, 3], b: [2, 3], c: [3] }, (g, { a, b, c }) => g.op("Max", [a, b, c]));
 check("Where broadcast", { a: [2, 3], b: [3] }, (g, { a, b }) =>
   g.where(g.cast(g.constant([1, 0, 0, 1, 1, 0], "int64", [2, 3]), "bool"), a, b),

@@ -350,12 +350,15 @@ function floatOf(n: Node, name: string): number {
   throw new Error(`attribute ${name} is not a float`);
 }
 
-/** Min/Max: the gradient goes to the input(s) equal to the result (inputs are assumed tie-free). */
+/** Min/Max: the gradient goes to the input(s) equal to the result, split evenly between ties. */
 function selectGrad(ops: GradOps, n: Node, d: Value, needs: boolean[]): (Value | null)[] {
   const g = ops.g;
   const y = n.outputs[0];
   const z = ops.zero(d);
-  return n.inputs.map((x, i) => (needs[i] ? ops.unbroadcast(g.where(g.equal(x!, y), d, z), x!) : null));
+  const masks = n.inputs.map((x) => g.equal(x!, y));
+  const count = ops.sum(masks.map((m) => g.cast(m, d.dtype)));
+  const share = g.div(d, count);
+  return n.inputs.map((x, i) => (needs[i] ? ops.unbroadcast(g.where(masks[i], share, z), x!) : null));
 }
 
 function sliceGrad(ops: GradOps, n: Node, d: Value): Value {

@@ -91,7 +91,7 @@ export async function gradCheck(spec: GradCheckSpec): Promise<GradCheckResult> {
   const outShapes = outs.map((o) => (isStatic(o.shape) ? o.shape : null));
   if (spec.loss !== "scalar" && outShapes.some((s) => s === null)) {
     const probeOuts = outs.map((o) => g.output(g.identity(o)));
-    const probe = await Session.create(g.build(), { threads: 1 });
+    const probe = await Session.create(g.build(), { threads: 1, optimization: "basic" });
     const res = await probe.run(feeds);
     await probe.release();
     probeOuts.forEach((p, i) => {
@@ -131,8 +131,8 @@ export async function gradCheck(spec: GradCheckSpec): Promise<GradCheckResult> {
 
   for (const w of weights) feeds[w.name] = tensor(dtype, w.data, w.shape);
 
-  const fwd = await Session.create(forward, { threads: 1 });
-  const bwd = await Session.create(backward, { threads: 1 });
+  const fwd = await Session.create(forward, { threads: 1, optimization: "basic" });
+  const bwd = await Session.create(backward, { threads: 1, optimization: "basic" });
   try {
     const analytic = await bwd.run(feeds);
     const h = spec.step ?? (dtype === "float64" ? 1e-5 : 3e-3);

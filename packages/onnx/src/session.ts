@@ -15,6 +15,11 @@ export interface CreateSessionOptions {
   threads?: number;
   /** For a model given as bytes or a path: in-memory external data files. */
   externalData?: { path: string; data: Uint8Array }[];
+  /**
+   * ORT graph optimization level (default "all"). "all"/"extended" fuse patterns such as RMSNorm and
+   * attention into contrib kernels that are not exact in float64 (~1e-9 relative); float64 checks use "basic".
+   */
+  optimization?: "disabled" | "basic" | "extended" | "all";
   /** Extra ORT options, merged last. */
   ortOptions?: ort.InferenceSession.SessionOptions;
 }
@@ -77,7 +82,7 @@ export class Session {
     const externalData = model instanceof OnnxModel ? model.externalData() : opts.externalData;
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
-      graphOptimizationLevel: "all",
+      graphOptimizationLevel: opts.optimization ?? "all",
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
       ...(externalData?.length ? { externalData } : {}),
       ...opts.ortOptions,
