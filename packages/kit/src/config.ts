@@ -76,7 +76,7 @@ function stringSpec(o: Common<string> & { pattern?: RegExp; optional?: boolean }
 function enumSpec<const V extends readonly string[]>(values: V, o: Common<V[number]>): VarSpec<V[number]> {
   return {
     ...o,
-    kind: `one of ${values.join(" | ")}`,
+    kind: `one of ${values.join(", ")}`,
     parse(raw) {
       if (!values.includes(raw)) throw new Error(`expected one of ${values.join(", ")}`);
       return raw as V[number];
