@@ -58,14 +58,16 @@ export class Checkpoint {
           throw new SafetensorsError(`${indexPath}: invalid shard file name ${JSON.stringify(shard)}`);
         }
         const path = join(dir, shard);
-        if (!existsSync(path)) throw new SafetensorsError(`${dir}: missing shard ${shard} (listed in ${INDEX_FILE})`);
+        if (!existsSync(path))
+          throw new SafetensorsError(`${dir}: missing shard ${shard} (listed in ${INDEX_FILE})`);
         files.push(SafetensorsFile.open(path));
       }
       const byShard = new Map(files.map((f, i) => [shardNames[i] as string, f]));
       for (const [name, shard] of Object.entries(weightMap)) {
         const file = byShard.get(shard as string)!;
         const info = file.tensors.get(name);
-        if (!info) throw new SafetensorsError(`${dir}: tensor ${name} is mapped to ${shard} but not stored there`);
+        if (!info)
+          throw new SafetensorsError(`${dir}: tensor ${name} is mapped to ${shard} but not stored there`);
         ckpt.add(name, info, file);
       }
     } catch (err) {
@@ -117,7 +119,8 @@ export function shardFileName(index: number, count: number): string {
  * their given order across shards (contiguous, balanced by bytes, none empty); each file sorts its keys.
  */
 export function writeCheckpoint(dir: string, tensors: readonly TensorSource[], shards = 1): string[] {
-  if (!Number.isInteger(shards) || shards < 1) throw new SafetensorsError(`shard count must be a positive integer, got ${shards}`);
+  if (!Number.isInteger(shards) || shards < 1)
+    throw new SafetensorsError(`shard count must be a positive integer, got ${shards}`);
   if (shards > tensors.length) {
     throw new SafetensorsError(`cannot split ${tensors.length} tensors into ${shards} shards`);
   }
@@ -134,11 +137,13 @@ export function writeCheckpoint(dir: string, tensors: readonly TensorSource[], s
     const remainingTensors = tensors.length - i;
     const remainingShards = shards - groups.length;
     const full = cumulative >= (total * groups.length) / shards;
-    if (current.length > 0 && remainingShards > 0 && (full || remainingTensors === remainingShards)) groups.push([]);
+    if (current.length > 0 && remainingShards > 0 && (full || remainingTensors === remainingShards))
+      groups.push([]);
     groups[groups.length - 1].push(t);
     cumulative += bytesOf(t);
   });
-  if (groups.length < shards) throw new SafetensorsError(`cannot balance ${tensors.length} tensors into ${shards} shards`);
+  if (groups.length < shards)
+    throw new SafetensorsError(`cannot balance ${tensors.length} tensors into ${shards} shards`);
   const names = groups.map((_, i) => shardFileName(i, shards));
   const weightMap: Record<string, string> = {};
   groups.forEach((group, i) => {

@@ -70,22 +70,38 @@ describe("parseConfig", () => {
 
   it("accepts rope_theta nested in rope_parameters and eos lists", () => {
     const { rope_theta: _, ...rest } = QWEN3_4B_JSON;
-    const c = parseConfig({ ...rest, rope_parameters: { rope_type: "default", rope_theta: 5e5 }, eos_token_id: [1, 2] });
+    const c = parseConfig({
+      ...rest,
+      rope_parameters: { rope_type: "default", rope_theta: 5e5 },
+      eos_token_id: [1, 2],
+    });
     assert.equal(c.ropeTheta, 5e5);
     assert.deepEqual(c.eosTokenIds, [1, 2]);
   });
 
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["llama", { model_type: "llama" }, /model_type "llama" is not supported/],
-    ["architecture", { architectures: ["LlamaForCausalLM"] }, /architectures \["LlamaForCausalLM"\] is not supported/],
+    [
+      "architecture",
+      { architectures: ["LlamaForCausalLM"] },
+      /architectures \["LlamaForCausalLM"\] is not supported/,
+    ],
     ["missing hidden_size", { hidden_size: undefined }, /hidden_size is missing/],
     ["missing head_dim", { head_dim: undefined }, /head_dim is missing/],
     ["fractional layers", { num_hidden_layers: 2.5 }, /num_hidden_layers must be a positive integer/],
-    ["bad GQA", { num_key_value_heads: 5 }, /num_attention_heads \(32\) must be a multiple of num_key_value_heads \(5\)/],
+    [
+      "bad GQA",
+      { num_key_value_heads: 5 },
+      /num_attention_heads \(32\) must be a multiple of num_key_value_heads \(5\)/,
+    ],
     ["odd head_dim", { head_dim: 127 }, /head_dim must be even/],
     ["negative eps", { rms_norm_eps: -1 }, /rms_norm_eps must be a positive number/],
     ["missing tie", { tie_word_embeddings: undefined }, /tie_word_embeddings is missing/],
-    ["scaled rope", { rope_scaling: { rope_type: "yarn", factor: 4 } }, /rope_scaling.rope_type "yarn" is not supported/],
+    [
+      "scaled rope",
+      { rope_scaling: { rope_type: "yarn", factor: 4 } },
+      /rope_scaling.rope_type "yarn" is not supported/,
+    ],
     ["gelu", { hidden_act: "gelu" }, /hidden_act "gelu" is not supported/],
     ["bias", { attention_bias: true }, /attention_bias true is not supported/],
     ["sliding", { use_sliding_window: true }, /use_sliding_window true is not supported/],
@@ -98,7 +114,11 @@ describe("parseConfig", () => {
       for (const [k, v] of Object.entries(patch)) if (v === undefined) delete json[k];
       assert.throws(
         () => parseConfig(json, "dir/config.json"),
-        (err: Error) => err instanceof ConfigError && message.test(err.message) && err.message.startsWith("dir/config.json: ") && !err.message.includes("\n"),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          message.test(err.message) &&
+          err.message.startsWith("dir/config.json: ") &&
+          !err.message.includes("\n"),
       );
     });
   }
@@ -125,10 +145,15 @@ describe("parseGenerationConfig", () => {
       topP: 0.95,
     });
   });
-  it("reads a single eos id", () => assert.deepEqual(parseGenerationConfig({ eos_token_id: 7 }).eosTokenIds, [7]));
+  it("reads a single eos id", () =>
+    assert.deepEqual(parseGenerationConfig({ eos_token_id: 7 }).eosTokenIds, [7]));
   it("rejects a bad eos id naming it", () =>
-    assert.throws(() => parseGenerationConfig({ eos_token_id: [1, "x"] }), /eos_token_id\[1\] must be a non-negative integer/));
-  it("rejects top_p > 1", () => assert.throws(() => parseGenerationConfig({ top_p: 2 }), /top_p must be in \(0, 1\]/));
+    assert.throws(
+      () => parseGenerationConfig({ eos_token_id: [1, "x"] }),
+      /eos_token_id\[1\] must be a non-negative integer/,
+    ));
+  it("rejects top_p > 1", () =>
+    assert.throws(() => parseGenerationConfig({ top_p: 2 }), /top_p must be in \(0, 1\]/));
 });
 
 describe("presets", () => {

@@ -126,13 +126,19 @@ export function parseConfig(json: unknown, source = "config.json"): Qwen3Config 
     }
   }
   if (json.hidden_act !== undefined && json.hidden_act !== "silu") {
-    throw new ConfigError(`${source}: hidden_act ${JSON.stringify(json.hidden_act)} is not supported (expected "silu")`);
+    throw new ConfigError(
+      `${source}: hidden_act ${JSON.stringify(json.hidden_act)} is not supported (expected "silu")`,
+    );
   }
   if (json.attention_bias !== undefined && json.attention_bias !== false) {
-    throw new ConfigError(`${source}: attention_bias ${JSON.stringify(json.attention_bias)} is not supported`);
+    throw new ConfigError(
+      `${source}: attention_bias ${JSON.stringify(json.attention_bias)} is not supported`,
+    );
   }
   if (json.use_sliding_window !== undefined && json.use_sliding_window !== false) {
-    throw new ConfigError(`${source}: use_sliding_window ${JSON.stringify(json.use_sliding_window)} is not supported`);
+    throw new ConfigError(
+      `${source}: use_sliding_window ${JSON.stringify(json.use_sliding_window)} is not supported`,
+    );
   }
 
   const hiddenSize = positiveInt(json, "hidden_size", source);
@@ -144,7 +150,8 @@ export function parseConfig(json: unknown, source = "config.json"): Qwen3Config 
     );
   }
   const headDim = positiveInt(json, "head_dim", source);
-  if (headDim % 2 !== 0) throw new ConfigError(`${source}: head_dim must be even for rotary embeddings, got ${headDim}`);
+  if (headDim % 2 !== 0)
+    throw new ConfigError(`${source}: head_dim must be even for rotary embeddings, got ${headDim}`);
 
   // Newer transformers nest rope_theta in rope_parameters; only the default (unscaled) RoPE is supported.
   const ropeParams = isObject(json.rope_parameters) ? json.rope_parameters : undefined;
@@ -155,7 +162,9 @@ export function parseConfig(json: unknown, source = "config.json"): Qwen3Config 
   ] as const) {
     const type = params?.rope_type ?? params?.type;
     if (params && type !== undefined && type !== "default") {
-      throw new ConfigError(`${source}: ${key}.rope_type ${JSON.stringify(type)} is not supported (expected "default")`);
+      throw new ConfigError(
+        `${source}: ${key}.rope_type ${JSON.stringify(type)} is not supported (expected "default")`,
+      );
     }
   }
   const ropeTheta = positiveNumber(json.rope_theta ?? ropeParams?.rope_theta, "rope_theta", source);
@@ -172,7 +181,9 @@ export function parseConfig(json: unknown, source = "config.json"): Qwen3Config 
   const dtypeValue = json[dtypeKey] ?? "bfloat16";
   const torchDtype = DTYPES[dtypeValue as string];
   if (!torchDtype) {
-    throw new ConfigError(`${source}: ${dtypeKey} ${JSON.stringify(dtypeValue)} is not supported (bfloat16, float16, float32)`);
+    throw new ConfigError(
+      `${source}: ${dtypeKey} ${JSON.stringify(dtypeValue)} is not supported (bfloat16, float16, float32)`,
+    );
   }
 
   const extra: Record<string, unknown> = {};
@@ -200,7 +211,8 @@ export function parseConfig(json: unknown, source = "config.json"): Qwen3Config 
     ["eos_token_id", config.eosTokenIds],
   ] as const) {
     for (const id of ids) {
-      if (id >= config.vocabSize) throw new ConfigError(`${source}: ${key} ${id} is outside vocab_size ${config.vocabSize}`);
+      if (id >= config.vocabSize)
+        throw new ConfigError(`${source}: ${key} ${id} is outside vocab_size ${config.vocabSize}`);
     }
   }
   return config;
@@ -248,10 +260,12 @@ export function parseGenerationConfig(json: unknown, source = "generation_config
     padTokenId: tokenId(json.pad_token_id, "pad_token_id", source),
   };
   if (json.do_sample !== undefined) {
-    if (typeof json.do_sample !== "boolean") throw new ConfigError(`${source}: do_sample must be true or false`);
+    if (typeof json.do_sample !== "boolean")
+      throw new ConfigError(`${source}: do_sample must be true or false`);
     out.doSample = json.do_sample;
   }
-  if (json.temperature !== undefined) out.temperature = positiveNumber(json.temperature, "temperature", source);
+  if (json.temperature !== undefined)
+    out.temperature = positiveNumber(json.temperature, "temperature", source);
   if (json.top_k !== undefined) {
     const k = json.top_k;
     if (typeof k !== "number" || !Number.isInteger(k) || k < 0) {
@@ -337,7 +351,11 @@ const PRESETS: Record<PresetName, Shape> = {
 };
 
 /** A preset architecture paired with a tokenizer's ids. qwen3-4b keeps its real vocab_size (151936). */
-export function presetConfig(name: PresetName, tokenizer: TokenizerIds, torchDtype: TorchDtype = "bfloat16"): Qwen3Config {
+export function presetConfig(
+  name: PresetName,
+  tokenizer: TokenizerIds,
+  torchDtype: TorchDtype = "bfloat16",
+): Qwen3Config {
   const shape = PRESETS[name];
   if (!shape) throw new ConfigError(`unknown config preset "${name}" (expected ${PRESET_NAMES.join(", ")})`);
   // Like Qwen3 (151669 tokens, 151936 rows), the embedding has more rows than the tokenizer has tokens.

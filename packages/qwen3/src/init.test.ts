@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -40,7 +39,10 @@ describe("initModel", () => {
     ]);
     assert.deepEqual(ba, bb);
     assert.deepEqual(ba.get("config.json"), bc.get("config.json"));
-    assert.notDeepEqual(ba.get("model-00001-of-00002.safetensors"), bc.get("model-00001-of-00002.safetensors"));
+    assert.notDeepEqual(
+      ba.get("model-00001-of-00002.safetensors"),
+      bc.get("model-00001-of-00002.safetensors"),
+    );
   });
 
   it("draws normal(0, 0.02) matrices, ones for norms, in the requested dtype", () => {
@@ -69,9 +71,17 @@ describe("initModel", () => {
   it("refuses to overwrite a model and a vocab smaller than the tokenizer", () => {
     const out = join(root, "twice");
     initModel({ config: tiny, tokenizer: "bytes", out });
-    assert.throws(() => initModel({ config: tiny, tokenizer: "bytes", out }), /already holds a model \(config.json\)/);
     assert.throws(
-      () => initModel({ config: { ...tiny, vocabSize: 100 }, tokenizer: "bytes", out: join(root, "small-vocab") }),
+      () => initModel({ config: tiny, tokenizer: "bytes", out }),
+      /already holds a model \(config.json\)/,
+    );
+    assert.throws(
+      () =>
+        initModel({
+          config: { ...tiny, vocabSize: 100 },
+          tokenizer: "bytes",
+          out: join(root, "small-vocab"),
+        }),
       /vocab_size 100 is smaller than the bytes tokenizer's 261 tokens/,
     );
   });
@@ -95,7 +105,9 @@ describe("checkpoint validation", () => {
   }
 
   it("names a missing tensor", () => {
-    const out = rewritten("missing", (ts) => ts.filter((t) => t.name !== "model.layers.1.self_attn.k_norm.weight"));
+    const out = rewritten("missing", (ts) =>
+      ts.filter((t) => t.name !== "model.layers.1.self_attn.k_norm.weight"),
+    );
     assert.throws(() => openModelDir(out), /missing tensor model.layers.1.self_attn.k_norm.weight$/);
   });
 
@@ -125,7 +137,10 @@ describe("checkpoint validation", () => {
     const out = rewritten("arch", (ts) => ts);
     const cfgPath = join(out, "config.json");
     const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
-    writeFileSync(cfgPath, JSON.stringify({ ...cfg, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"] }));
+    writeFileSync(
+      cfgPath,
+      JSON.stringify({ ...cfg, model_type: "qwen2", architectures: ["Qwen2ForCausalLM"] }),
+    );
     assert.throws(() => openModelDir(out), /config.json: model_type "qwen2" is not supported/);
     unlinkSync(cfgPath);
     assert.throws(() => openModelDir(out), /missing config.json/);

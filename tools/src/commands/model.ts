@@ -3,9 +3,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 import {
-  ConfigError,
   type Checkpoint,
+  ConfigError,
   initModel,
+  loadTokenizer,
   openModelDir,
   PRESET_NAMES,
   type PresetName,
@@ -21,7 +22,6 @@ import {
   WEIGHT_DTYPES,
   type WeightDtype,
   WeightsError,
-  loadTokenizer,
 } from "@temper/qwen3";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
 
@@ -46,7 +46,9 @@ const subcommands: Record<string, Subcommand> = {
 };
 
 function usage(): string {
-  const lines = Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}\n           ${c.usage}`);
+  const lines = Object.entries(subcommands).map(
+    ([name, c]) => `  ${name.padEnd(8)} ${c.summary}\n           ${c.usage}`,
+  );
   return ["usage: temper model <subcommand> [options]", "", "subcommands:", ...lines].join("\n");
 }
 
@@ -93,7 +95,8 @@ function oneOf<T extends string>(flag: string, value: string, allowed: readonly 
 
 function integerFlag(name: string, value: string | undefined, fallback: number, min: number): number {
   const n = numberFlag(name, value, fallback)!;
-  if (!Number.isSafeInteger(n) || n < min) throw new CliError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new CliError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
   return n;
 }
 
