@@ -41,9 +41,14 @@ export class SourcePool {
     return info;
   }
 
-  /** Forgets what is known of an endpoint (its service may have been replaced). */
+  /**
+   * Forgets what is known of an endpoint (its service may have been replaced) and drops its
+   * channel: a fresh channel connects at once, where a failed one waits out its reconnect backoff.
+   */
   forget(endpoint: string): void {
     this.infos.delete(endpoint);
+    this.clients.get(endpoint)?.$close();
+    this.clients.delete(endpoint);
   }
 
   close(): void {

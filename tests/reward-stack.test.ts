@@ -1,0 +1,334 @@
+// The reward plane as processes: nats-server, the four reward sources and the scheduler. Checks the
+// failure policy when sources die, idempotent steps, an exact resume after a scheduler restart,
+// provenance, the reward.blended event, and INVALID_ARGUMENT for bad input.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { common, events, reward, scheduler } from "@temper/proto";
+import { DEFAULT_WEIGHTS } from "@temper/rewards";
+import { type GrpcError, Harness, Status, type TestService } from "./src/index.ts";
+
+const SOURCES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
+const STOP = common.FinishReason.FINISH_REASON_STOP;
+
+function completion(id: string, text: string, logprobs: number[] = []): common.Completion {
+  return { id, text, tokenIds: [], logprobs, finishReason: STOP };
+}
+
+/** Group k: reference 10 + k, completions right or wrong with some arithmetic. */
+function batch(step: number, groups = 3): common.Group[] {
+  return Array.from({ length: groups }, (_, k) => {
+    const y = 10 + k;
+    return {
+      id: `s${step}g${k}`,
+      prompt: `What is ${y - 3} + 3?`,
+      reference: `${y - 3} + 3 = <<${y - 3}+3=${y}>>${y}\n#### ${y}`,
+      completions: [
+        completion(`s${step}g${k}c0`, `${y - 3} + 3 = ${y}.\nThe answer is ${y}.`, [-0.1, -0.3, -0.2]),
+        completion(`s${step}g${k}c1`, `${y - 3} + 3 = ${y + 1}.\nThe answer is ${y + 1}.`, [-1.2, -0.9]),
+        completion(
+          `s${step}g${k}c2`,
+          (step + k) % 2 ? `#### ${y}` : `First ${y - 3} + 3 = ${y}.\nSo ${y}.\n**Answer: ${y}**`,
+        ),
+        completion(`s${step}g${k}c3`, `I think it is ${y * 2}.`),
+      ],
+    };
+  });
+}
+
+function runConfig(
+  runId: string,
+  structure: scheduler.Structure,
+  policy = scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+) {
+  return {
+    config: {
+      runId,
+      structure,
+      sources: {},
+      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
+      failurePolicy: policy,
+      sourceTimeoutMs: 3000,
+    },
+  };
+}
+
+const hybrid: scheduler.Structure = { kind: { $case: "hybrid", value: { alpha: 0.5 } } };
+const progress: scheduler.Structure = {
+  kind: {
+    $case: "adaptive",
+    value: { schedule: { $case: "progress", value: { alphaMin: 0.1, alphaMax: 0.9, targetAccuracy: 0.8 } } },
+  },
+};
+
+async function rejects(p: Promise<unknown>, code: Status, field: string | RegExp): Promise<void> {
+  await assert.rejects(p, (err: GrpcError) => {
+    assert.equal(err.code, code, `status ${err.code} (${err.message})`);
+    if (typeof field === "string") assert.ok(err.message.includes(field), `"${err.message}" names ${field}`);
+    else assert.match(err.message, field);
+    return true;
+  });
+}
+
+describe("reward plane", () => {
+  const h = new Harness();
+  const sources: Record<string, TestService> = {};
+  let sched: TestService;
+  let client: ReturnType<Harness["schedulerClient"]>;
+
+  before(async () => {
+    const nats = await h.nats();
+    await Promise.all(
+      SOURCES.map(async (s) => {
+        sources[s] = await h.service(`reward-${s}`);
+      }),
+    );
+    const env: Record<string, string> = {};
+    for (const s of SOURCES) env[`REWARD_${s.toUpperCase()}_ADDR`] = sources[s].address;
+    sched = await h.service("scheduler", { nats, env });
+    client = h.schedulerClient(sched.address);
+  });
+  after(() => h.close());
+
+  test("every source answers Info with its contract's components", async () => {
+    const expected: Record<string, string[]> = {
+      correctness: ["correctness_hard", "correctness_soft", "format"],
+      perplexity: ["perplexity"],
+      reasoning: ["reasoning", "arithmetic_validity", "structure", "non_repetition", "length"],
+      consistency: ["consistency", "self_consistency", "internal"],
+    };
+    for (const s of SOURCES) {
+      const info = await h.rewardClient(sources[s].address).info({});
+      assert.equal(info.name, s);
+      assert.ok(info.version.length > 0);
+      assert.deepEqual([...info.components].sort(), [...expected[s]].sort());
+    }
+  });
+
+  test("a hybrid step blends hard and continuous rewards with group advantages and provenance", async () => {
+    await client.configure(runConfig("hyb", hybrid));
+    const res = await client.score({ runId: "hyb", step: 0, groups: batch(0) });
+    assert.equal(res.items.length, 12);
+    assert.equal(res.alpha, 0.5);
+    assert.deepEqual(
+      res.provenance.map((p) => [p.source, p.name, p.endpoint]),
+      SOURCES.map((s) => [s, s, sources[s].address]),
+    );
+    for (const item of res.items) {
+      const v = (k: string) => item.components[k]?.value;
+      const present = Object.entries(DEFAULT_WEIGHTS).filter(([name]) => {
+        const src = name === "correctness_soft" ? "correctness" : name;
+        return item.components[`${src}.${name}`]?.status === reward.ComponentStatus.COMPONENT_STATUS_OK;
+      });
+      const cont =
+        present.reduce(
+          (s, [name, w]) => s + w * v(`${name === "correctness_soft" ? "correctness" : name}.${name}`)!,
+          0,
+        ) / present.reduce((s, [, w]) => s + w, 0);
+      assert.ok(Math.abs(item.reward - (0.5 * v("correctness.correctness_hard")! + 0.5 * cont)) < 1e-12);
+      assert.deepEqual(item.missing, []);
+    }
+    // Advantages: per group, zero mean, sample std ≈ 1 (std + 1e-4 in the denominator).
+    for (const g of res.groups) {
+      const items = res.items.filter((i) => i.groupId === g.groupId);
+      const sum = items.reduce((s, i) => s + i.advantage, 0);
+      assert.ok(Math.abs(sum) < 1e-9);
+      assert.equal(g.zeroSignal, false);
+    }
+    assert.equal(res.items[0].details?.extractedAnswer, "10");
+  });
+
+  test("repeating a step returns the same result and changes no state", async () => {
+    const before = await client.getState({ runId: "hyb" });
+    const first = await client.score({ runId: "hyb", step: 1, groups: batch(1) });
+    const mid = await client.getState({ runId: "hyb" });
+    const again = await client.score({ runId: "hyb", step: 1, groups: batch(1) });
+    const afterState = await client.getState({ runId: "hyb" });
+    assert.equal(first.replayed, false);
+    assert.equal(again.replayed, true);
+    assert.deepEqual({ ...again, replayed: false }, first);
+    assert.equal(mid.state!.stepsScored, before.state!.stepsScored + 1);
+    assert.deepEqual(afterState, mid);
+  });
+
+  test("each Score publishes one reward.blended event with a de-duplicating message id", async () => {
+    const nats = await h.nats();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const js = jetstream(nc);
+      // A durable consumer with one filter subject: Debian's nats-server predates filter_subjects.
+      await (await jetstreamManager(nc)).consumers.add("TEMPER", {
+        durable_name: "blended-check",
+        filter_subject: "temper.hyb.reward.blended",
+        ack_policy: AckPolicy.Explicit,
+      });
+      const consumer = await js.consumers.get("TEMPER", "blended-check");
+      const seen: events.RewardBlended[] = [];
+      const ids: string[] = [];
+      const messages = await consumer.fetch({ max_messages: 10, expires: 2000 });
+      for await (const m of messages) {
+        seen.push(events.RewardBlended.decode(m.data));
+        ids.push(m.headers?.get("Nats-Msg-Id") ?? "");
+        m.ack();
+      }
+      // Steps 0 and 1 of run "hyb"; the repeated step 1 did not publish again.
+      assert.deepEqual(ids, ["hyb.0.reward.blended", "hyb.1.reward.blended"]);
+      assert.equal(seen[0].completions, 12);
+      assert.ok(seen[0].components["correctness.correctness_hard"].present === 12);
+      assert.equal(seen[0].provenance.length, 4);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test("groups of one get advantage 0 and zero_signal", async () => {
+    await client.configure(runConfig("single", hybrid));
+    const res = await client.score({
+      runId: "single",
+      step: 0,
+      groups: [{ id: "g", prompt: "", reference: "5", completions: [completion("c", "The answer is 5.")] }],
+    });
+    assert.equal(res.items[0].advantage, 0);
+    assert.equal(res.groups[0].zeroSignal, true);
+  });
+
+  test("bad input gets INVALID_ARGUMENT naming the field", async () => {
+    await client.configure(runConfig("bad", hybrid));
+    const g = batch(0, 1);
+    const withText = (text: string) => [{ ...g[0], completions: [completion("x", text)] }];
+    await rejects(client.score({ runId: "bad", step: 0, groups: [] }), Status.INVALID_ARGUMENT, "groups");
+    await rejects(
+      client.score({ runId: "bad", step: 0, groups: withText("") }),
+      Status.INVALID_ARGUMENT,
+      "groups[0].completions[0].text",
+    );
+    await rejects(
+      client.score({ runId: "bad", step: 0, groups: withText("7".repeat(1 << 20)) }),
+      Status.INVALID_ARGUMENT,
+      "groups[0].completions[0].text",
+    );
+    await rejects(client.score({ runId: "no/slash", step: 0, groups: g }), Status.INVALID_ARGUMENT, "run_id");
+    await rejects(client.configure(runConfig("bad", {})), Status.INVALID_ARGUMENT, "config.structure");
+    await rejects(
+      client.configure(
+        runConfig("bad", { kind: { $case: "continuous", value: { weights: { reasoning: -1 } } } }),
+      ),
+      Status.INVALID_ARGUMENT,
+      'weights["reasoning"]',
+    );
+    await rejects(
+      client.configure(
+        runConfig("bad", { kind: { $case: "continuous", value: { weights: { reasoning: 0 } } } }),
+      ),
+      Status.INVALID_ARGUMENT,
+      "config.structure.continuous.weights",
+    );
+    await rejects(
+      client.configure(runConfig("bad", { kind: { $case: "hybrid", value: { alpha: 1.5 } } })),
+      Status.INVALID_ARGUMENT,
+      "config.structure.hybrid.alpha",
+    );
+    await rejects(client.configure(runConfig("a.b", hybrid)), Status.INVALID_ARGUMENT, "config.run_id");
+    await rejects(
+      client.score({ runId: "never", step: 0, groups: g }),
+      Status.FAILED_PRECONDITION,
+      "Configure",
+    );
+    // Still serving.
+    assert.equal((await client.score({ runId: "bad", step: 0, groups: g })).items.length, 4);
+  });
+
+  test("a scheduler restarted mid-run in progress mode continues exactly as an unrestarted run", async () => {
+    await client.configure(runConfig("prog-a", progress));
+    await client.configure(runConfig("prog-b", progress));
+    const a: scheduler.ScoreResponse[] = [];
+    const b: scheduler.ScoreResponse[] = [];
+    for (let step = 0; step < 3; step++) {
+      a.push(await client.score({ runId: "prog-a", step, groups: batch(step) }));
+      b.push(await client.score({ runId: "prog-b", step, groups: batch(step) }));
+    }
+    await sched.restart();
+    // prog-b is scored first after the restart: both runs' state comes from KV.
+    for (let step = 3; step < 6; step++) {
+      b.push(await client.score({ runId: "prog-b", step, groups: batch(step) }));
+      a.push(await client.score({ runId: "prog-a", step, groups: batch(step) }));
+    }
+    const alphas = a.map((r) => r.alpha);
+    assert.deepEqual(
+      alphas,
+      b.map((r) => r.alpha),
+    );
+    assert.ok(new Set(alphas).size > 1, `α moves with accuracy: ${alphas}`);
+    for (let i = 0; i < 6; i++) {
+      assert.deepEqual(
+        a[i].items.map((x) => [x.reward, x.alphaUsed, x.advantage]),
+        b[i].items.map((x) => [x.reward, x.alphaUsed, x.advantage]),
+      );
+    }
+    const state = await client.getState({ runId: "prog-a" });
+    assert.equal(state.state!.stepsScored, 6);
+    assert.equal(state.state!.lastStep, 5);
+  });
+
+  test("a dead continuous source is skipped (listed as missing) or fails the call, per run", async () => {
+    await client.configure(runConfig("skip", hybrid));
+    await client.configure(runConfig("strict", hybrid, scheduler.FailurePolicy.FAILURE_POLICY_FAIL));
+    await sources.reasoning.kill();
+    try {
+      const res = await client.score({ runId: "skip", step: 0, groups: batch(0) });
+      for (const item of res.items) {
+        assert.ok(item.missing.includes("reasoning.reasoning"), item.missing.join(","));
+        assert.equal(item.components["reasoning.reasoning"], undefined);
+        // Renormalised over the present weighted components.
+        const c = (k: string) => item.components[k];
+        const parts: [number, reward.ComponentValue | undefined][] = [
+          [0.4, c("correctness.correctness_soft")],
+          [0.2, c("consistency.consistency")],
+          [0.15, c("perplexity.perplexity")],
+        ];
+        const ok = parts.filter(([, v]) => v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK);
+        const cont = ok.reduce((s, [w, v]) => s + w * v!.value!, 0) / ok.reduce((s, [w]) => s + w, 0);
+        const hard = c("correctness.correctness_hard")!.value!;
+        assert.ok(Math.abs(item.reward - (0.5 * hard + 0.5 * cont)) < 1e-12);
+      }
+      await rejects(
+        client.score({ runId: "strict", step: 0, groups: batch(0) }),
+        Status.UNAVAILABLE,
+        "reasoning",
+      );
+      // The stack keeps serving the other runs.
+      assert.equal((await client.score({ runId: "skip", step: 1, groups: batch(1) })).items.length, 12);
+    } finally {
+      await sources.reasoning.restart();
+    }
+    const healed = await client.score({ runId: "skip", step: 2, groups: batch(2) });
+    assert.deepEqual(healed.items[0].missing, []);
+  });
+
+  test("a dead correctness source fails the call with UNAVAILABLE", async () => {
+    await client.configure(runConfig("needs-hard", hybrid));
+    await sources.correctness.kill();
+    try {
+      await rejects(
+        client.score({ runId: "needs-hard", step: 0, groups: batch(0) }),
+        Status.UNAVAILABLE,
+        "correctness",
+      );
+    } finally {
+      await sources.correctness.restart();
+    }
+    const ok = await client.score({ runId: "needs-hard", step: 0, groups: batch(0) });
+    assert.equal(ok.replayed, false);
+  });
+
+  test("swapping a source's endpoint shows in provenance", async () => {
+    const second = await h.service("reward-perplexity");
+    await client.configure({
+      config: { ...runConfig("swap", hybrid).config, sources: { perplexity: second.address } },
+    });
+    const res = await client.score({ runId: "swap", step: 0, groups: batch(0) });
+    const p = res.provenance.find((x) => x.source === "perplexity")!;
+    assert.equal(p.endpoint, second.address);
+  });
+});
