@@ -98,6 +98,12 @@ export class Checkpoint {
     return this.byName.get(name)!.read(name, precision);
   }
 
+  /** One tensor's values in row-major chunks, for streaming a tensor too large to hold twice. */
+  readChunks(name: string, precision: Precision = "float32"): Generator<FloatArray> {
+    this.info(name);
+    return this.byName.get(name)!.readChunks(name, precision);
+  }
+
   readBytes(name: string): Buffer {
     this.info(name);
     return this.byName.get(name)!.readBytes(name);

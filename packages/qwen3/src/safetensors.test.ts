@@ -89,10 +89,31 @@ describe("safetensors files", () => {
       assert.equal(f.read("z.f64", "float64")[0], Math.PI);
       assert.equal(f.read("z.f64", "float32")[0], Math.fround(Math.PI));
       assert.deepEqual([...f.read("i.i64", "float64")], [1, -2, 3, 2 ** 40, 0, 7]);
+      assert.deepEqual(
+        [...f.readChunks("m.f16", "float64")].flatMap((c) => [...c]),
+        vals,
+      );
       assert.throws(() => f.read("nope"), /no tensor named nope/);
     } finally {
       f.close();
     }
+  });
+
+  it("reads a tensor spanning several 8 MiB read chunks", () => {
+    const path = join(dir, "big.safetensors");
+    const n = 2_500_000; // 10 MB of F32
+    const values = Float64Array.from({ length: n }, (_, i) => (i % 1000) - 500);
+    writeSafetensors(path, [{ name: "big", dtype: "F32", shape: [n], chunks: () => [values] }]);
+    const f = SafetensorsFile.open(path);
+    const chunks = [...f.readChunks("big")];
+    const whole = f.read("big", "float64");
+    f.close();
+    assert.ok(chunks.length >= 2);
+    assert.equal(
+      chunks.reduce((a, c) => a + c.length, 0),
+      n,
+    );
+    assert.deepEqual(whole, values);
   });
 
   it("narrows to bf16 by rounding and reads back the rounded value", () => {

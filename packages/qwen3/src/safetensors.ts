@@ -141,6 +141,12 @@ export class SafetensorsFile {
     return readTensor(this.fd, this.info(name), precision);
   }
 
+  /** One tensor's values in row-major chunks (≤ 8 MiB of file data each): stream a large tensor. */
+  readChunks(name: string, precision: Precision = "float32"): Generator<FloatArray> {
+    if (this.fd === undefined) throw new SafetensorsError(`${this.path}: file is closed`);
+    return readTensorChunks(this.fd, this.info(name), precision);
+  }
+
   /** The raw little-endian bytes of one tensor. */
   readBytes(name: string): Buffer {
     if (this.fd === undefined) throw new SafetensorsError(`${this.path}: file is closed`);
@@ -168,15 +174,27 @@ function readFully(fd: number, buf: Buffer, position: number, path: string): voi
 function readTensor(fd: number, t: TensorInfo, precision: Precision): FloatArray {
   const count = t.byteLength / DTYPE_BYTES[t.dtype];
   const out = precision === "float64" ? new Float64Array(count) : new Float32Array(count);
+  let at = 0;
+  for (const chunk of readTensorChunks(fd, t, precision)) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/** A tensor's values in row-major chunks of at most CHUNK_BYTES of file data, widened. */
+function* readTensorChunks(fd: number, t: TensorInfo, precision: Precision): Generator<FloatArray> {
   const elementBytes = DTYPE_BYTES[t.dtype];
   const chunk = Buffer.alloc(Math.min(CHUNK_BYTES, t.byteLength));
   for (let start = 0; start < t.byteLength; start += chunk.length) {
     const len = Math.min(chunk.length, t.byteLength - start);
     const view = chunk.subarray(0, len);
     readFully(fd, view, t.offset + start, t.path);
-    decodeInto(t.dtype, view, out, start / elementBytes);
+    const out =
+      precision === "float64" ? new Float64Array(len / elementBytes) : new Float32Array(len / elementBytes);
+    decodeInto(t.dtype, view, out, 0);
+    yield out;
   }
-  return out;
 }
 
 /** Widens little-endian `bytes` of `dtype` into `out` starting at element `at` (assumes a little-endian host). */
@@ -225,10 +243,10 @@ export function encodeValues(dtype: SafetensorsDtype, values: ArrayLike<number>)
       for (let i = 0; i < n; i++) out.writeUInt16LE(numberToF16Bits(values[i]), 2 * i);
       break;
     case "F32":
-      for (let i = 0; i < n; i++) out.writeFloatLE(values[i], 4 * i);
+      new Float32Array(out.buffer, out.byteOffset, n).set(values);
       break;
     case "F64":
-      for (let i = 0; i < n; i++) out.writeDoubleLE(values[i], 8 * i);
+      new Float64Array(out.buffer, out.byteOffset, n).set(values);
       break;
     case "I64":
       for (let i = 0; i < n; i++) {
