@@ -47,10 +47,19 @@ export interface Node {
 export interface Initializer {
   readonly value: Value;
   readonly dims: number[];
-  /** Little-endian element bytes (a view, never copied). */
+  /** Little-endian element bytes (a view, never copied); empty for file-backed weights. */
   readonly bytes: Uint8Array;
+  readonly byteLength: number;
   /** true: stored as external data; false: inline; undefined: decided by size at build(). */
   readonly external?: boolean;
+  /** Data that already lives in a file (e.g. a safetensors shard), referenced in place. */
+  readonly file?: FileRegion;
+}
+
+/** A byte range of an existing file; `location` is relative to the directory the model is saved in. */
+export interface FileRegion {
+  location: string;
+  offset: number;
 }
 
 export interface GraphOptions {
@@ -145,7 +154,27 @@ export class GraphBuilder {
         ? Array.from(new BigInt64Array(bytes.slice().buffer), Number)
         : undefined;
     const v = new Value(this, this.claim(name), dtype, [...dims], null, known);
-    this.initializers.set(v.name, { value: v, dims: [...dims], bytes, external: opts.external });
+    const init = { value: v, dims: [...dims], bytes, byteLength: bytes.byteLength };
+    this.initializers.set(v.name, { ...init, external: opts.external });
+    return v;
+  }
+
+  /**
+   * A weight whose little-endian bytes already sit in a file at `region` (relative to the directory the
+   * model will be saved in), e.g. a float32/float16 tensor inside a safetensors shard. Nothing is read
+   * into memory; such a model must be saved next to the file and opened by path.
+   */
+  weightFromFile(name: string, dtype: DType, dims: number[], region: FileRegion): Value {
+    if (dims.some((d) => !Number.isInteger(d) || d < 0))
+      throw new Error(`weight "${name}": dims [${dims}] must be non-negative integers`);
+    if (region.location.startsWith("/") || region.location.split(/[\\/]/).includes(".."))
+      throw new Error(
+        `weight "${name}": file location "${region.location}" must be relative, inside the model directory`,
+      );
+    const v = new Value(this, this.claim(name), dtype, [...dims], null);
+    const length = dims.reduce((a, b) => a * b, 1) * bytesPerElement(dtype);
+    const init = { value: v, dims: [...dims], bytes: new Uint8Array(0), byteLength: length };
+    this.initializers.set(v.name, { ...init, external: true, file: { ...region } });
     return v;
   }
 
@@ -415,15 +444,15 @@ export class GraphBuilder {
     const threshold = opts.externalThreshold ?? 1 << 20;
     const used = this.liveValues();
     const inits = [...this.initializers.values()].filter((i) => used.has(i.value));
-    const { proto, external } = encodeModel({
+    const { proto, external, fileBacked } = encodeModel({
       name: this.name,
       opset: this.opset,
       nodes: this.nodes.filter((n) => n.outputs.some((o) => used.has(o))),
       inputs: this.inputs,
       outputs: this.outputs,
-      initializers: inits.map((i) => ({ ...i, external: i.external ?? i.bytes.byteLength >= threshold })),
+      initializers: inits.map((i) => ({ ...i, external: i.external ?? i.byteLength >= threshold })),
     });
-    return new OnnxModel(proto, external);
+    return new OnnxModel(proto, external, fileBacked);
   }
 
   /** Values the outputs depend on (nodes not feeding an output are dropped from the model). */

@@ -12,6 +12,7 @@ export {
 } from "./gradcheck.ts";
 export {
   type BuildOptions,
+  type FileRegion,
   GraphBuilder,
   type GraphOptions,
   type Initializer,

@@ -122,8 +122,13 @@ function sanitize(name: string): string {
   return name.replace(/[^A-Za-z0-9_.-]/g, "_");
 }
 
-export function encodeModel(m: EncodeInput): { proto: ModelProto; external: ExternalTensor[] } {
+export function encodeModel(m: EncodeInput): {
+  proto: ModelProto;
+  external: ExternalTensor[];
+  fileBacked: string[];
+} {
   const external: ExternalTensor[] = [];
+  const fileBacked: string[] = [];
   let inline = 0;
   const initializer: TensorProto[] = m.initializers.map((init, i) => {
     const base = {
@@ -135,15 +140,16 @@ export function encodeModel(m: EncodeInput): { proto: ModelProto; external: Exte
       inline += init.bytes.byteLength;
       return create(TensorProtoSchema, { ...base, rawData: owned(init.bytes) });
     }
-    const location = `w${i}_${sanitize(init.value.name)}.bin`;
-    external.push({ name: init.value.name, location, bytes: init.bytes });
+    const location = init.file ? init.file.location : `w${i}_${sanitize(init.value.name)}.bin`;
+    if (!init.file) external.push({ name: init.value.name, location, bytes: init.bytes });
+    else fileBacked.push(init.value.name);
     return create(TensorProtoSchema, {
       ...base,
       dataLocation: TensorProto_DataLocation.EXTERNAL,
       externalData: [
         { key: "location", value: location },
-        { key: "offset", value: "0" },
-        { key: "length", value: String(init.bytes.byteLength) },
+        { key: "offset", value: String(init.file?.offset ?? 0) },
+        { key: "length", value: String(init.byteLength) },
       ],
     });
   });
@@ -167,7 +173,7 @@ export function encodeModel(m: EncodeInput): { proto: ModelProto; external: Exte
       initializer,
     },
   });
-  return { proto, external };
+  return { proto, external, fileBacked };
 }
 
 /** A built model: the ModelProto (weights over the threshold left out) plus those weights' bytes. */
@@ -175,6 +181,8 @@ export class OnnxModel {
   constructor(
     readonly proto: ModelProto,
     readonly external: readonly ExternalTensor[],
+    /** Weights referencing existing files (weightFromFile): the model must be saved beside them. */
+    readonly fileBacked: readonly string[] = [],
   ) {}
 
   get inputNames(): string[] {

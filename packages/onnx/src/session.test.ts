@@ -1,6 +1,6 @@
 // External weights (in memory and on disk) and session helpers.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -78,6 +78,35 @@ test("save() writes one page-aligned data file beside the model", async () => {
     const s = await Session.create(path, { threads: 1 });
     close((await s.run({ x: tensor("float32", xs, [2, 64]) })).y.data as Float32Array, ref);
     await s.release();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("weightFromFile references bytes inside an existing file (safetensors-style) without reading them", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "temper-onnx-"));
+  try {
+    // 13 header bytes, then a float32 [2, 3] tensor: an unaligned offset, as in safetensors shards
+    const w = new Float32Array([1, 2, 3, 4, 5, 6]);
+    const file = new Uint8Array(13 + w.byteLength);
+    file.set(new Uint8Array(w.buffer), 13);
+    await writeFile(join(dir, "shard.bin"), file);
+    const g = new GraphBuilder("filew");
+    const x = g.floatInput("x", [1, 2]);
+    g.output(
+      g.matmul(x, g.weightFromFile("w", "float32", [2, 3], { location: "shard.bin", offset: 13 })),
+      "y",
+    );
+    const model = g.build();
+    await assert.rejects(Session.create(model), /weights w live in files: save\(\) the model next to them/);
+    const s = await Session.create(await model.save(dir), { threads: 1 });
+    const y = await s.run({ x: tensor("float32", [1, -1], [1, 2]) });
+    assert.deepEqual(Array.from(y.y.data as Float32Array), [-3, -3, -3]);
+    await s.release();
+    assert.throws(
+      () => g.weightFromFile("v", "float32", [1], { location: "../x.bin", offset: 0 }),
+      /must be relative/,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -79,6 +79,10 @@ export class Session {
   ): Promise<Session> {
     const provider = opts.provider ?? "cpu";
     checkProvider(provider);
+    if (model instanceof OnnxModel && model.fileBacked.length)
+      throw new Error(
+        `weights ${model.fileBacked.slice(0, 3).join(", ")} live in files: save() the model next to them and create the session from its path`,
+      );
     const externalData = model instanceof OnnxModel ? model.externalData() : opts.externalData;
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
