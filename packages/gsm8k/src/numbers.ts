@@ -132,6 +132,19 @@ function mayStartNumber(text: string, i: number): boolean {
   return false;
 }
 
+/**
+ * After a failed read (a sign without digits, or a number too large for a double), skips the
+ * rest of its digit run so that no digit is read twice: keeps the scans linear.
+ */
+function skipDigits(text: string, i: number): number {
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (isDigitCode(c) || c === 44 || c === 46) i++;
+    else break;
+  }
+  return i;
+}
+
 /** Every number in text[from, to), left to right, each character read at most a constant number of times. */
 export function scanNumbers(text: string, from = 0, to = text.length): NumberToken[] {
   const out: NumberToken[] = [];
@@ -145,6 +158,8 @@ export function scanNumbers(text: string, from = 0, to = text.length): NumberTok
         i = tok.end;
         continue;
       }
+      i = skipDigits(slice, i + 1);
+      continue;
     }
     i++;
   }
@@ -165,6 +180,8 @@ export function lastNumber(text: string): NumberToken | null {
         i = tok.end;
         continue;
       }
+      i = skipDigits(text, i + 1);
+      continue;
     }
     i++;
   }
