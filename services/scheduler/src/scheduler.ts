@@ -9,7 +9,7 @@ import {
   type Logger,
   Status,
 } from "@temper/kit";
-import { events, type reward, type scheduler } from "@temper/proto";
+import { events, reward, type scheduler } from "@temper/proto";
 import { componentFromProto, groupsFromProto } from "@temper/reward-server";
 import {
   type BlendItem,
@@ -147,7 +147,7 @@ export class Scheduler {
     ctx: CallContext,
   ): Promise<SourceOutcome[]> {
     const { sources, sourceTimeoutMs, params } = run.settings;
-    const request: reward.ScoreRequest = { groups: req.groups, params };
+    const request = reward.ScoreRequest.encode({ groups: req.groups, params }).finish();
     return Promise.all(
       Object.entries(sources).map(async ([source, endpoint]): Promise<SourceOutcome> => {
         const [scored, info] = await Promise.allSettled([

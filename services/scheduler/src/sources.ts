@@ -1,9 +1,17 @@
 // Clients of the reward sources, one per endpoint, and their Info (cached per endpoint so that a
 // swapped service shows in provenance as soon as its endpoint changes).
-import { type CallContext, createClient, type PromiseClient } from "@temper/kit";
+import type { MethodDefinition } from "@grpc/grpc-js";
+import { type CallContext, callUnary, createClient, type PromiseClient } from "@temper/kit";
 import { reward } from "@temper/proto";
 
 type RewardClient = PromiseClient<typeof reward.RewardServiceService>;
+
+/** Score with a request serialized once by the caller and sent as-is to every source. */
+const scoreEncoded: MethodDefinition<Uint8Array, reward.ScoreResponse> = {
+  ...reward.RewardServiceService.score,
+  requestSerialize: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+  requestDeserialize: (bytes: Buffer) => bytes,
+};
 
 export class SourcePool {
   private readonly clients = new Map<string, RewardClient>();
@@ -22,14 +30,21 @@ export class SourcePool {
     return c;
   }
 
-  /** Score with the run's per-source deadline (capped by the caller's); UNAVAILABLE is retried up to 3 attempts. */
+  /**
+   * Score with the run's per-source deadline (capped by the caller's); UNAVAILABLE is retried up to
+   * 3 attempts. `request` is an encoded temper.reward.v1.ScoreRequest, shared by every source.
+   */
   score(
     endpoint: string,
-    request: reward.ScoreRequest,
+    request: Uint8Array,
     timeoutMs: number,
     parent: CallContext,
   ): Promise<reward.ScoreResponse> {
-    return this.client(endpoint).score(request, { timeoutMs, parent, attempts: 3 });
+    return callUnary(this.client(endpoint).$client, scoreEncoded, request, {
+      timeoutMs,
+      parent,
+      attempts: 3,
+    });
   }
 
   /** Info of the service behind an endpoint; fetched once per endpoint while it answers. */

@@ -1,0 +1,92 @@
+// Throughput of the reward plane over gRPC on loopback: reward-correctness alone and the scheduler
+// with all four sources, batches of 64 groups × 8 completions; then p50/p99 latency of a one-group
+// call through the scheduler. Prints figures; asserts nothing.
+//   node --import tsx tools/bench/reward-services.ts [--seconds 5]
+import { parseArgs } from "node:util";
+import { common, scheduler } from "@temper/proto";
+import { Harness } from "../../tests/src/index.ts";
+
+const { values } = parseArgs({ options: { seconds: { type: "string", default: "5" } } });
+const seconds = Number(values.seconds);
+
+function completionText(k: number, y: number, right: boolean): string {
+  const x = right ? y : y + 1 + (k % 5);
+  return [
+    `Let's think step by step.`,
+    `She buys ${k + 2} boxes with ${y - k - 2} pens each: ${k + 2} * ${y - k - 2} = ${(k + 2) * (y - k - 2)}.`,
+    `Then she gives away ${(k + 2) * (y - k - 2) - x} pens, leaving ${x}.`,
+    `The answer is ${x}.`,
+  ].join("\n");
+}
+
+function makeBatch(groups: number, perGroup: number, seed: number): common.Group[] {
+  return Array.from({ length: groups }, (_, g) => {
+    const y = 20 + ((g * 7 + seed) % 50);
+    return {
+      id: `g${g}`,
+      prompt: `Question ${g}`,
+      reference: `Some working <<4*5=20>>\n#### ${y}`,
+      completions: Array.from({ length: perGroup }, (_, k) => ({
+        id: `g${g}c${k}`,
+        text: completionText(k, y, (k + g + seed) % 3 !== 0),
+        tokenIds: Array.from({ length: 60 }, (_, t) => 100 + t),
+        logprobs: Array.from({ length: 60 }, (_, t) => -0.05 - 0.01 * (t % 7)),
+        finishReason: common.FinishReason.FINISH_REASON_STOP,
+      })),
+    };
+  });
+}
+
+async function throughput(label: string, call: (i: number) => Promise<unknown>, perCall: number): Promise<void> {
+  for (let i = 0; i < 3; i++) await call(-1 - i); // warm-up
+  const concurrency = 4; // keeps both cores busy while responses travel
+  let calls = 0;
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) await call(calls++);
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  console.log(`${label.padEnd(46)} ${((calls * perCall) / elapsed).toFixed(0).padStart(8)} completions/s  (${calls} calls, ${elapsed.toFixed(1)} s)`);
+}
+
+const h = new Harness();
+try {
+  const nats = await h.nats();
+  const names = ["correctness", "perplexity", "reasoning", "consistency"];
+  const env: Record<string, string> = {};
+  for (const n of names) env[`REWARD_${n.toUpperCase()}_ADDR`] = (await h.service(`reward-${n}`)).address;
+  const sched = await h.service("scheduler", { nats, env });
+  const batch = makeBatch(64, 8, 0);
+  const correctness = h.rewardClient(env.REWARD_CORRECTNESS_ADDR);
+  const client = h.schedulerClient(sched.address);
+
+  console.log(`reward plane on loopback, batches of 64 groups × 8 completions, ${seconds} s per figure`);
+  await throughput("reward-correctness Score", () => correctness.score({ groups: batch }), 512);
+  await client.configure({
+    config: {
+      runId: "bench",
+      structure: { kind: { $case: "hybrid", value: { alpha: 0.5 } } },
+      sources: {},
+      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
+      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+      sourceTimeoutMs: 30_000,
+    },
+  });
+  await throughput("scheduler Score (4 sources, hybrid, new steps)", (i) => client.score({ runId: "bench", step: i + 10, groups: batch }), 512);
+
+  const one = makeBatch(1, 8, 1);
+  const latencies: number[] = [];
+  for (let i = 0; i < 400; i++) {
+    const t = performance.now();
+    await client.score({ runId: "bench", step: 100_000 + i, groups: one });
+    latencies.push(performance.now() - t);
+  }
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
+  console.log(`scheduler Score, one group of 8 (400 calls):      p50 ${q(0.5)} ms   p99 ${q(0.99)} ms`);
+} finally {
+  await h.close();
+}
