@@ -154,8 +154,10 @@ export function findEquations(text: string, options: FindEquationsOptions = {}):
     i = close + 2;
   }
   plain += text.slice(i);
-  // 2. Text claims, line by line.
+  // 2. Text claims, line by line. A "=" right before an annotation ("2/3 = <<60*2/3=40>>40") is
+  // the annotation's claim, however the prose abbreviates the left side: it is not read twice.
   const seen = new Set(found.map((f) => f.key));
+  const annotationAt = new Set(found.map((f) => f.pos));
   let lineStart = 0;
   while (lineStart <= plain.length && found.length < maxEquations) {
     let lineEnd = plain.indexOf("\n", lineStart);
@@ -181,6 +183,12 @@ export function findEquations(text: string, options: FindEquationsOptions = {}):
       const rhsSegment = plain.slice(p + 1, segEnd);
       const rhsIsExpression =
         r === segEnd && nextEq !== -1 && nextEq < lineEnd && cleanExpression(rhsSegment) !== null;
+      let q = p + 1;
+      while (plain[q] === " " || plain[q] === "$") q++;
+      if (annotationAt.has(q)) {
+        segmentStart = p + 1;
+        continue;
+      }
       const stated = statedAt(plain, p + 1);
       const lhs = lhsRaw.length <= 1024 ? cleanExpression(lhsRaw) : null;
       if (lhs !== null && stated !== null) {
