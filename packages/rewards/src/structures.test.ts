@@ -59,7 +59,7 @@ describe("structures (hand-computed)", () => {
       continuousReward(
         { "correctness.correctness_soft": 0.5, "reasoning.reasoning": 1 },
         { correctness_soft: 1, reasoning: 3 },
-      ),
+      ) ?? Number.NaN,
       0.875,
     );
     assert.equal(continuousReward({ perplexity: null }, { perplexity: 1 }), null);
@@ -208,7 +208,7 @@ describe("advantages", () => {
   it("group scale: sample std (n − 1)", () => {
     const a = grpoAdvantages(rs, "group");
     const std = Math.sqrt((4 + 1 + 0 + 9) / 3); // mean 3
-    a[0].forEach((x, i) => close(x, (rs[0][i] - 3) / (std + 1e-4)));
+    for (const [i, x] of a[0].entries()) close(x, (rs[0][i] - 3) / (std + 1e-4));
     assert.deepEqual(a[1], [0]);
     assert.deepEqual(a[2], [0, 0]);
   });
@@ -217,7 +217,7 @@ describe("advantages", () => {
     const all = [1, 2, 3, 6, 5, 0, 0];
     const m = 17 / 7;
     const std = Math.sqrt(all.reduce((s, x) => s + (x - m) ** 2, 0) / 6);
-    a[0].forEach((x, i) => close(x, (rs[0][i] - 3) / (std + 1e-4)));
+    for (const [i, x] of a[0].entries()) close(x, (rs[0][i] - 3) / (std + 1e-4));
     assert.deepEqual(a[1], [0]);
   });
   it("none: R − mean_g", () => {
