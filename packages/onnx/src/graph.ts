@@ -8,12 +8,11 @@ import {
   type FloatDType,
   type HostArray,
   hostFromNumbers,
-  isFloat,
   onnxDataType,
 } from "./dtype.ts";
-import { type Attrs, type AttrValue, type InferredOutput, inferOutputs, type ValueInfo } from "./infer.ts";
+import { type Attrs, type InferredOutput, inferOutputs, type ValueInfo } from "./infer.ts";
 import { encodeModel, OnnxModel } from "./model.ts";
-import { type Dim, formatShape, isStatic, type Shape } from "./shape.ts";
+import { type Dim, formatShape, type Shape } from "./shape.ts";
 
 export class Value implements ValueInfo {
   constructor(
@@ -516,14 +515,3 @@ export class GraphBuilder {
     return renamed;
   }
 }
-
-export function assertFloat(v: Value, what: string): void {
-  if (!isFloat(v.dtype)) throw new Error(`${what} "${v.name}" must be a float tensor, got ${v.dtype}`);
-}
-
-export function staticShape(v: Value): number[] | null {
-  return isStatic(v.shape) ? v.shape : null;
-}
-
-export type { AttrValue };
-export { allocHost };

@@ -64,11 +64,3 @@ export function staticSize(shape: Shape): number | null {
   if (!isStatic(shape)) return null;
   return shape.reduce((a, b) => a * b, 1);
 }
-
-/**
- * Dims equal as far as the builder can tell: identical numbers or identical names.
- * Fresh unknowns ("?n") only equal themselves.
- */
-export function sameDim(a: Dim, b: Dim): boolean {
-  return a === b;
-}
