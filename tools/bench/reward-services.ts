@@ -37,19 +37,26 @@ function makeBatch(groups: number, perGroup: number, seed: number): common.Group
   });
 }
 
-async function throughput(label: string, call: (i: number) => Promise<unknown>, perCall: number): Promise<void> {
-  for (let i = 0; i < 3; i++) await call(-1 - i); // warm-up
+/** `call(worker, i)`: the i-th call overall, made by one of 4 concurrent workers. */
+async function throughput(
+  label: string,
+  call: (worker: number, i: number) => Promise<unknown>,
+  perCall: number,
+): Promise<void> {
+  for (let i = 0; i < 3; i++) await call(0, 1_000_000 + i); // warm-up
   const concurrency = 4; // keeps both cores busy while responses travel
   let calls = 0;
   const start = performance.now();
   const deadline = start + seconds * 1000;
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) await call(calls++);
+    Array.from({ length: concurrency }, async (_, worker) => {
+      while (performance.now() < deadline) await call(worker, calls++);
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
-  console.log(`${label.padEnd(46)} ${((calls * perCall) / elapsed).toFixed(0).padStart(8)} completions/s  (${calls} calls, ${elapsed.toFixed(1)} s)`);
+  console.log(
+    `${label.padEnd(46)} ${((calls * perCall) / elapsed).toFixed(0).padStart(8)} completions/s  (${calls} calls, ${elapsed.toFixed(1)} s)`,
+  );
 }
 
 const h = new Harness();
@@ -65,17 +72,30 @@ try {
 
   console.log(`reward plane on loopback, batches of 64 groups × 8 completions, ${seconds} s per figure`);
   await throughput("reward-correctness Score", () => correctness.score({ groups: batch }), 512);
-  await client.configure({
-    config: {
-      runId: "bench",
-      structure: { kind: { $case: "hybrid", value: { alpha: 0.5 } } },
-      sources: {},
-      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
-      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
-      sourceTimeoutMs: 30_000,
-    },
-  });
-  await throughput("scheduler Score (4 sources, hybrid, new steps)", (i) => client.score({ runId: "bench", step: i + 10, groups: batch }), 512);
+  const configure = (runId: string) =>
+    client.configure({
+      config: {
+        runId,
+        structure: { kind: { $case: "hybrid", value: { alpha: 0.5 } } },
+        sources: {},
+        advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
+        failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+        sourceTimeoutMs: 30_000,
+      },
+    });
+  for (const run of ["bench", "bench-0", "bench-1", "bench-2", "bench-3"]) await configure(run);
+  // Steps of one run are scored one at a time (the state moves step by step) ...
+  await throughput(
+    "scheduler Score, 1 run (4 sources, hybrid)",
+    (_, i) => client.score({ runId: "bench", step: i, groups: batch }),
+    512,
+  );
+  // ... while separate runs proceed side by side.
+  await throughput(
+    "scheduler Score, 4 runs side by side",
+    (w, i) => client.score({ runId: `bench-${w}`, step: i, groups: batch }),
+    512,
+  );
 
   const one = makeBatch(1, 8, 1);
   const latencies: number[] = [];
@@ -85,7 +105,8 @@ try {
     latencies.push(performance.now() - t);
   }
   latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
+  const q = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(2);
   console.log(`scheduler Score, one group of 8 (400 calls):      p50 ${q(0.5)} ms   p99 ${q(0.99)} ms`);
 } finally {
   await h.close();
