@@ -2,15 +2,32 @@
 // `temper score` never pays for loading ONNX Runtime.
 import { CliError, runCli } from "./cli.ts";
 
-const commands: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }> = {
-  stack: { summary: "start nats-server and every service on loopback", load: () => import("./commands/stack.ts") },
+const commands: Record<
+  string,
+  { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }
+> = {
+  stack: {
+    summary: "start nats-server and every service on loopback",
+    load: () => import("./commands/stack.ts"),
+  },
   score: { summary: "score completions with a reward structure", load: () => import("./commands/score.ts") },
+  health: {
+    summary: "check a service's gRPC health (exit 0 when SERVING)",
+    load: () => import("./commands/health.ts"),
+  },
   model: { summary: "make, inspect and run Qwen3-layout models", load: () => import("./commands/model.ts") },
 };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
-  return ["usage: temper <command> [options]", "", "commands:", ...lines, "", "temper <command> --help for its options"].join("\n");
+  return [
+    "usage: temper <command> [options]",
+    "",
+    "commands:",
+    ...lines,
+    "",
+    "temper <command> --help for its options",
+  ].join("\n");
 }
 
 await runCli(async () => {
