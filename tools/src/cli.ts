@@ -1,5 +1,5 @@
 // Shared CLI plumbing: one-line errors with a non-zero exit, and a small flag parser.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 
 /** An error meant for the user: printed as one line, exit code 2. */
 export class CliError extends Error {
@@ -17,7 +17,8 @@ export async function runCli(main: () => Promise<void>): Promise<void> {
   } catch (err) {
     const e = err as Error & { exitCode?: number; code?: string };
     // parseArgs reports unknown or malformed flags with ERR_PARSE_ARGS_* codes.
-    const isUsage = e instanceof CliError || (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS"));
+    const isUsage =
+      e instanceof CliError || (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS"));
     const message = (e?.message ?? String(err)).split("\n")[0];
     process.stderr.write(`temper: ${message}\n`);
     if (!isUsage && process.env.TEMPER_DEBUG) process.stderr.write(`${e?.stack}\n`);
@@ -26,7 +27,11 @@ export async function runCli(main: () => Promise<void>): Promise<void> {
 }
 
 /** parseArgs with strict checking; unknown flags become a CliError naming the flag. */
-export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, allowPositionals = false) {
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
+  argv: string[],
+  options: T,
+  allowPositionals = false,
+) {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
@@ -38,6 +43,7 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(ar
 export function numberFlag(name: string, value: string | undefined, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new CliError(`--${name}: expected a number, got "${value}"`);
+  if (value.trim() === "" || !Number.isFinite(n))
+    throw new CliError(`--${name}: expected a number, got "${value}"`);
   return n;
 }

@@ -14,10 +14,18 @@ export const NATS_DEFAULT_PORT = 4222;
 
 /** In start order: reward sources first, then what calls them. */
 export const SERVICES: readonly ServiceSpec[] = [
-  { name: "reward-correctness", port: 50051, summary: "answer extraction: correctness_hard, correctness_soft, format" },
+  {
+    name: "reward-correctness",
+    port: 50051,
+    summary: "answer extraction: correctness_hard, correctness_soft, format",
+  },
   { name: "reward-perplexity", port: 50052, summary: "perplexity from completion logprobs" },
   { name: "reward-reasoning", port: 50053, summary: "checked arithmetic, structure, repetition, length" },
-  { name: "reward-consistency", port: 50054, summary: "agreement within the group and with its own equations" },
+  {
+    name: "reward-consistency",
+    port: 50054,
+    summary: "agreement within the group and with its own equations",
+  },
   { name: "scheduler", port: 50060, summary: "reward router: blends sources, advantages" },
   { name: "rollout", port: 50070, summary: "generation with hot-swapped adapters" },
   { name: "learner", port: 50080, summary: "GRPO updates of LoRA adapters" },
