@@ -43,6 +43,12 @@ const subcommands: Record<string, Subcommand> = {
     usage: "temper model info --model DIR [--json]",
     run: runInfo,
   },
+  logprobs: {
+    summary: "per-token log-probabilities of a token sequence (token t given tokens < t)",
+    usage:
+      'temper model logprobs --model DIR [--adapter DIR] (--ids 1,2,3 | --text "...") [--top-k K] [--temperature T] [--json] [--provider cpu|webgpu|cuda] [--dtype float32|float64]',
+    run: async (argv) => (await import("./model-logprobs.ts")).runLogprobs(argv),
+  },
 };
 
 function usage(): string {
