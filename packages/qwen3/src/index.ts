@@ -2,6 +2,8 @@
 // float64 reference forward pass.
 export * from "./checkpoint.ts";
 export * from "./config.ts";
+export * from "./generate.ts";
+export * from "./generate-reference.ts";
 export * from "./engine.ts";
 export * from "./engine-batch.ts";
 export * from "./forward-graph.ts";
@@ -17,5 +19,6 @@ export * from "./peft.ts";
 export * from "./prng.ts";
 export * from "./reference.ts";
 export * from "./safetensors.ts";
+export * from "./sampler.ts";
 export * from "./tokenizer.ts";
 export * from "./weights.ts";
