@@ -2,11 +2,11 @@
 // float64 reference forward pass.
 export * from "./checkpoint.ts";
 export * from "./config.ts";
-export * from "./generate.ts";
-export * from "./generate-reference.ts";
 export * from "./engine.ts";
 export * from "./engine-batch.ts";
 export * from "./forward-graph.ts";
+export * from "./generate.ts";
+export * from "./generate-reference.ts";
 export * from "./graph-weights.ts";
 export * from "./half.ts";
 export * from "./init.ts";
