@@ -35,7 +35,11 @@ export type ArithResult = { ok: true; value: number } | { ok: false; error: stri
 
 type Token = { kind: "num"; value: number } | { kind: "op"; op: string };
 
-class ArithError extends Error {}
+// Thrown inside the parser only and caught in evaluateArithmetic. Not an Error subclass: capturing
+// a stack trace per rejected expression made prose-heavy text several times slower to scan.
+class ArithError {
+  constructor(readonly message: string) {}
+}
 
 function tokenize(expr: string, limits: ArithLimits): Token[] {
   const tokens: Token[] = [];

@@ -29,6 +29,12 @@ describe("findEquations", () => {
       ["2*7=14", true, "text"],
     ]);
   });
+  it("a result followed by the next claim on the same line is not a chain", () => {
+    assert.deepEqual(brief("1+1=2 2+2=5"), [
+      ["1+1=2", true, "text"],
+      ["2+2=5", false, "text"],
+    ]);
+  });
   it("accepts a value rounded to the decimals written, not to an integer", () => {
     assert.deepEqual(brief("10/3 = 3.33"), [["10/3=3.33", true, "text"]]);
     assert.deepEqual(brief("10/3 = 3"), [["10/3=3", false, "text"]]);

@@ -47,6 +47,10 @@ function statedAt(text: string, i: number): Stated | null {
   return { value: tok.value, decimals, percent: tok.percent };
 }
 
+function timesNeighbour(ch: string | undefined): boolean {
+  return ch !== undefined && (ch === " " || (ch >= "0" && ch <= "9") || ch === "(" || ch === ")");
+}
+
 /** Characters an arithmetic expression in running text may use ("x" only between digits/spaces). */
 function isArithChar(text: string, i: number): boolean {
   const c = text[i];
@@ -54,9 +58,7 @@ function isArithChar(text: string, i: number): boolean {
   if (c === "x" || c === "X") {
     const p = text[i - 1];
     const q = text[i + 1];
-    const ok = (ch: string | undefined) =>
-      ch !== undefined && (ch === " " || (ch >= "0" && ch <= "9") || ch === "(" || ch === ")");
-    return ok(p) && ok(q);
+    return timesNeighbour(p) && timesNeighbour(q);
   }
   return false;
 }
@@ -158,55 +160,66 @@ export function findEquations(text: string, options: FindEquationsOptions = {}):
   // the annotation's claim, however the prose abbreviates the left side: it is not read twice.
   const seen = new Set(found.map((f) => f.key));
   const annotationAt = new Set(found.map((f) => f.pos));
+  // Walk the "=" signs left to right, tracking the line each sits on (both indices only move
+  // forward, so the walk is linear however many lines have no "=").
   let lineStart = 0;
-  while (lineStart <= plain.length && found.length < maxEquations) {
-    let lineEnd = plain.indexOf("\n", lineStart);
-    if (lineEnd === -1) lineEnd = plain.length;
-    // Text since the previous "=" on this line: a chain's left side never reaches past it.
-    let segmentStart = lineStart;
-    for (let p = plain.indexOf("=", lineStart); p !== -1 && p < lineEnd; p = plain.indexOf("=", p + 1)) {
-      const before = plain[p - 1];
-      const after = plain[p + 1];
-      if (before === "=" || before === "<" || before === ">" || before === "!" || after === "=") {
-        segmentStart = p + 1;
-        continue;
-      }
-      // Left side: the whole segment since the previous "=" when it is all arithmetic (a chain),
-      // else the arithmetic characters just before this "=".
-      let k = p;
-      while (k > segmentStart && isArithChar(plain, k - 1)) k--;
-      const lhsRaw = plain.slice(k, p);
-      const nextEq = plain.indexOf("=", p + 1);
-      const segEnd = nextEq !== -1 && nextEq < lineEnd ? nextEq : lineEnd;
-      let r = p + 1;
-      while (r < segEnd && isArithChar(plain, r)) r++;
-      const rhsSegment = plain.slice(p + 1, segEnd);
-      const rhsIsExpression =
-        r === segEnd && nextEq !== -1 && nextEq < lineEnd && cleanExpression(rhsSegment) !== null;
-      let q = p + 1;
-      while (plain[q] === " " || plain[q] === "$") q++;
-      if (annotationAt.has(q)) {
-        segmentStart = p + 1;
-        continue;
-      }
-      const stated = statedAt(plain, p + 1);
-      const lhs = lhsRaw.length <= 1024 ? cleanExpression(lhsRaw) : null;
-      if (lhs !== null && stated !== null) {
-        const rhsExpr = rhsIsExpression ? cleanExpression(rhsSegment) : null;
-        const key = `${canonical(lhs)}=${stated.value}`;
-        if (!seen.has(key)) {
-          const eq = check(lhs, stated, rhsExpr, "text", limits);
-          // A left side the grammar rejects outright is prose, not a claim.
-          if (eq.computed !== null || !/^unexpected|^missing|^empty/.test(eq.error ?? "")) {
-            seen.add(key);
-            found.push({ pos: p, eq, key });
-            if (found.length >= maxEquations) break;
-          }
+  let lineEnd = plain.indexOf("\n");
+  if (lineEnd === -1) lineEnd = plain.length;
+  // Text since the previous "=" on this line: a chain's left side never reaches past it.
+  let segmentStart = 0;
+  for (let p = plain.indexOf("="); p !== -1 && found.length < maxEquations; p = plain.indexOf("=", p + 1)) {
+    if (p > lineEnd) {
+      lineStart = plain.lastIndexOf("\n", p) + 1;
+      lineEnd = plain.indexOf("\n", p);
+      if (lineEnd === -1) lineEnd = plain.length;
+      segmentStart = lineStart;
+    }
+    const before = plain[p - 1];
+    const after = plain[p + 1];
+    if (before === "=" || before === "<" || before === ">" || before === "!" || after === "=") {
+      segmentStart = p + 1;
+      continue;
+    }
+    // Left side: the whole segment since the previous "=" when it is all arithmetic (a chain),
+    // else the arithmetic characters just before this "=".
+    let k = p;
+    while (k > segmentStart && isArithChar(plain, k - 1)) k--;
+    const lhsRaw = plain.slice(k, p);
+    const nextEq = plain.indexOf("=", p + 1);
+    const segEnd = nextEq !== -1 && nextEq < lineEnd ? nextEq : lineEnd;
+    let r = p + 1;
+    while (r < segEnd && isArithChar(plain, r)) r++;
+    const rhsSegment = plain.slice(p + 1, segEnd);
+    const rhsIsExpression =
+      r === segEnd && nextEq !== -1 && nextEq < lineEnd && cleanExpression(rhsSegment) !== null;
+    let q = p + 1;
+    while (plain[q] === " " || plain[q] === "$") q++;
+    if (annotationAt.has(q)) {
+      segmentStart = p + 1;
+      continue;
+    }
+    const stated = statedAt(plain, p + 1);
+    let lhs = lhsRaw.length <= 1024 ? cleanExpression(lhsRaw) : null;
+    // "1+1=2 and 2+2=4" read as a chain gives "2 2+2": drop the previous claim's result.
+    if (lhs !== null && k === segmentStart && segmentStart > lineStart && /^[\d.,$]+\s+\S/.test(lhs)) {
+      const first = evaluateArithmetic(lhs, limits);
+      if (!first.ok && /^unexpected/.test(first.error))
+        lhs = cleanExpression(lhs.replace(/^[\d.,$]+\s+/, ""));
+    }
+    if (lhs !== null && stated !== null) {
+      const rhsExpr = rhsIsExpression ? cleanExpression(rhsSegment) : null;
+      const key = `${canonical(lhs)}=${stated.value}`;
+      if (!seen.has(key)) {
+        const eq = check(lhs, stated, rhsExpr, "text", limits);
+        // A left side the grammar rejects outright is prose, not a claim.
+        if (eq.computed !== null || !/^unexpected|^missing|^empty/.test(eq.error ?? "")) {
+          seen.add(key);
+          found.push({ pos: p, eq, key });
+          if (found.length >= maxEquations) break;
         }
       }
-      segmentStart = p + 1;
     }
-    lineStart = lineEnd + 1;
+    segmentStart = p + 1;
   }
   found.sort((a, b) => a.pos - b.pos);
   return found.map((f) => f.eq);

@@ -18,11 +18,11 @@ export function arithmeticValidity(equations: readonly EquationCheck[]): number 
 /** Non-empty lines and sentences (split at newlines and at ". ", "! ", "? "), normalised for comparison. */
 function segments(text: string): string[] {
   const out: string[] = [];
-  for (const line of text.split("\n")) {
-    for (const s of line.split(/[.!?]\s/)) {
-      const t = s.trim().toLowerCase().replace(/\s+/g, " ");
-      if (t !== "") out.push(t);
-    }
+  for (const s of text.split(/\n|[.!?]\s/)) {
+    let t = s.trim();
+    if (t === "") continue;
+    t = t.toLowerCase();
+    out.push(/\s\s|\t/.test(t) ? t.replace(/\s+/g, " ") : t);
   }
   return out;
 }
