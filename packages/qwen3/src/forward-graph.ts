@@ -162,12 +162,13 @@ export function attention(
   // A finite fill keeps fully masked rows (left-pad queries) NaN-free; they never reach real tokens.
   const probs = g.softmax(g.where(ctx.mask, scores, -1e30), -1);
   const context = g.matmul(probs, values); // [batch, nKV, rep·seq, d]
-  // → [batch, nKV, rep, seq, d] → [batch, seq, nKV, rep, d] → [batch, seq, nQ·d]
-  const merged = g.reshape(g.transpose(g.reshape(context, [0, 0, rep, -1, d]), [0, 3, 1, 2, 4]), [
-    0,
-    0,
-    nQ * d,
-  ]);
+  // → [batch, nKV, rep, seq, d] → [batch, seq, nKV, rep, d] → [batch, seq, nQ·d]; the target shape
+  // comes from x so that the builder keeps the symbolic [batch, seq] dims
+  const batchSeq = g.slice(g.shapeOf(x), [0], [2], [0]);
+  const merged = g.reshape(
+    g.transpose(g.reshape(context, [0, 0, rep, -1, d]), [0, 3, 1, 2, 4]),
+    g.concat([batchSeq, g.ints([nQ * d])], 0),
+  );
   return { out: linear(g, merged, w.o, lora("o")), present: { key: keys, value: values } };
 }
 
