@@ -70,8 +70,9 @@ export function lengthScore(
 /**
  * Token count when no token ids are supplied. Qwen3's tokenizer splits digits one per token
  * and keeps most English words whole, so: one token per digit, per letter run (a word), and per
- * other non-space character. On GSM8K reference answers this is within about ±15% of the real
- * Qwen3 count (see rewards-throughput bench notes in the README).
+ * other non-space character. Measured against the real Qwen3 tokenizer on 400 GSM8K test
+ * rationales: approximate/real = 0.91 on average (5th-95th percentile 0.80-1.00), i.e. it
+ * undercounts by about a tenth. Supply token_ids when the exact count matters.
  */
 export function approximateTokenCount(text: string): number {
   let count = 0;
