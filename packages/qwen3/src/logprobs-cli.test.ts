@@ -55,9 +55,8 @@ describe("temper model logprobs", () => {
       const got = JSON.parse(r.stdout);
       assert.deepEqual(Object.keys(got), ["logprobs"]);
       assert.equal(got.logprobs.length, 2);
-      got.logprobs.forEach((v: number, i: number) =>
-        assert.ok(Math.abs(v - want[i]) < tol, `${dtype}[${i}]`),
-      );
+      for (const [i, v] of (got.logprobs as number[]).entries())
+        assert.ok(Math.abs(v - want[i]) < tol, `${dtype}[${i}]`);
     }
   });
 
@@ -81,7 +80,7 @@ describe("temper model logprobs", () => {
     assert.equal(r.code, 0, r.stderr);
     const got = JSON.parse(r.stdout);
     assert.equal(got.logprobs.length, 4);
-    got.logprobs.forEach((v: number, i: number) => assert.ok(Math.abs(v - want[i]) < 1e-9));
+    for (const [i, v] of (got.logprobs as number[]).entries()) assert.ok(Math.abs(v - want[i]) < 1e-9);
     assert.equal(got.top_k.length, 4);
     for (const [i, top] of got.top_k.entries()) {
       assert.equal(top.length, 4);
