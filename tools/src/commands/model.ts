@@ -49,6 +49,12 @@ const subcommands: Record<string, Subcommand> = {
       'temper model logprobs --model DIR [--adapter DIR] (--ids 1,2,3 | --text "...") [--top-k K] [--temperature T] [--json] [--provider cpu|webgpu|cuda] [--dtype float32|float64]',
     run: async (argv) => (await import("./model-logprobs.ts")).runLogprobs(argv),
   },
+  generate: {
+    summary: "sample completions of a prompt (sampling defaults from generation_config.json)",
+    usage:
+      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json]',
+    run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,144 @@
+// `temper model generate`: sample completions of one prompt from a model directory. Sampling
+// parameters not given on the command line come from generation_config.json, as in transformers.
+import {
+  type DecodeBackend,
+  GenerateError,
+  type GenerateOptions,
+  generate,
+  loadTokenizer,
+  loadWeights,
+  type ModelDir,
+  openModelDir,
+  ReferenceBackend,
+  SamplingError,
+} from "@temper/qwen3";
+import { CliError, numberFlag, parseFlags } from "../cli.ts";
+
+export const GENERATE_USAGE =
+  'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json]';
+
+const DEFAULT_MAX_NEW_TOKENS = 128;
+
+/**
+ * The backend generation runs on. For now the exact float64 full-recompute reference (slow: small
+ * models only); the KV-cached ONNX engine replaces this one line when it lands.
+ */
+async function openBackend(model: ModelDir): Promise<DecodeBackend> {
+  return new ReferenceBackend(model.config, loadWeights(model.config, model.checkpoint, "float64"));
+}
+
+function integer(flag: string, value: string | undefined, min: number): number | undefined {
+  const n = numberFlag(flag, value);
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= min))
+    throw new CliError(`--${flag}: expected an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+export async function runGenerate(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    model: { type: "string" },
+    adapter: { type: "string" },
+    prompt: { type: "string" },
+    chat: { type: "boolean" },
+    "no-thinking": { type: "boolean" },
+    n: { type: "string", short: "n" },
+    temperature: { type: "string" },
+    "top-k": { type: "string" },
+    "top-p": { type: "string" },
+    "max-new-tokens": { type: "string" },
+    stop: { type: "string", multiple: true },
+    seed: { type: "string" },
+    json: { type: "boolean" },
+  });
+  const dir = values.model;
+  if (!dir) throw new CliError("--model is required");
+  if (values.adapter !== undefined)
+    throw new CliError(
+      "--adapter is not supported yet by temper model generate (LoRA lands with the training graphs)",
+    );
+  const promptText = values.prompt;
+  if (promptText === undefined) throw new CliError("--prompt is required");
+  if (values["no-thinking"] && !values.chat) throw new CliError("--no-thinking only applies with --chat");
+  const n = integer("n", values.n, 1) ?? 1;
+  const maxNewTokens = integer("max-new-tokens", values["max-new-tokens"], 1) ?? DEFAULT_MAX_NEW_TOKENS;
+  const seed = integer("seed", values.seed, 0) ?? 0;
+  const temperatureFlag = numberFlag("temperature", values.temperature);
+  if (temperatureFlag !== undefined && temperatureFlag < 0)
+    throw new CliError(`--temperature: expected a number ≥ 0 (0 = greedy), got "${values.temperature}"`);
+  const topKFlag = integer("top-k", values["top-k"], 0);
+  const topPFlag = numberFlag("top-p", values["top-p"]);
+  if (topPFlag !== undefined && !(topPFlag > 0 && topPFlag <= 1))
+    throw new CliError(`--top-p: expected a number in (0, 1], got "${values["top-p"]}"`);
+  const stop = values.stop ?? [];
+  if (stop.some((s) => s === "")) throw new CliError("--stop: expected a non-empty string");
+
+  const model = openModelDir(dir);
+  let backend: DecodeBackend;
+  try {
+    backend = await openBackend(model);
+  } finally {
+    model.checkpoint.close();
+  }
+  const tokenizer = await loadTokenizer(dir);
+  const text = values.chat
+    ? tokenizer.applyChatTemplate([{ role: "user", content: promptText }], {
+        addGenerationPrompt: true,
+        enableThinking: values["no-thinking"] ? false : undefined,
+      })
+    : promptText;
+  const promptIds = tokenizer.encode(text);
+  if (promptIds.length === 0) throw new CliError("--prompt: encodes to no tokens");
+
+  const gen = model.generationConfig;
+  const options: GenerateOptions = {
+    temperature: temperatureFlag ?? (gen.doSample === false ? 0 : (gen.temperature ?? 1)),
+    topK: topKFlag ?? gen.topK ?? 0,
+    topP: topPFlag ?? gen.topP ?? 1,
+    maxNewTokens,
+    n,
+    eosTokenIds: model.eosTokenIds,
+    stop,
+    seed,
+  };
+  let completions: Awaited<ReturnType<typeof generate>>[number];
+  try {
+    [completions] = await generate(backend, tokenizer, [promptIds], options);
+  } catch (err) {
+    if (err instanceof GenerateError || err instanceof SamplingError) throw new CliError(err.message);
+    throw err;
+  }
+
+  if (values.json) {
+    const out = {
+      model: dir,
+      prompt: text,
+      prompt_token_ids: promptIds,
+      sampling: {
+        temperature: options.temperature,
+        top_k: options.topK,
+        top_p: options.topP,
+        max_new_tokens: maxNewTokens,
+        n,
+        seed,
+        stop,
+        eos_token_ids: model.eosTokenIds,
+      },
+      completions: completions.map((c) => ({
+        text: c.text,
+        token_ids: c.tokenIds,
+        logprobs: c.logprobs,
+        finish_reason: c.finishReason,
+        stop_reason: c.stopReason,
+      })),
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return;
+  }
+  for (const c of completions) {
+    if (n > 1)
+      process.stdout.write(
+        `--- completion ${c.sampleIndex + 1}/${n} (${c.finishReason}, ${c.tokenIds.length} tokens)\n`,
+      );
+    process.stdout.write(`${c.text}\n`);
+  }
+}
