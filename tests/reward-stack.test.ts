@@ -2,12 +2,17 @@
 // failure policy when sources die, idempotent steps, an exact resume after a scheduler restart,
 // provenance, the reward.blended event, and INVALID_ARGUMENT for bad input.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { common, events, reward, scheduler } from "@temper/proto";
 import { DEFAULT_WEIGHTS } from "@temper/rewards";
-import { type GrpcError, Harness, Status, type TestService } from "./src/index.ts";
+import { type GrpcError, Harness, repoRoot, Status, type TestService } from "./src/index.ts";
 
 const SOURCES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
 const STOP = common.FinishReason.FINISH_REASON_STOP;
@@ -330,5 +335,43 @@ describe("reward plane", () => {
     const res = await client.score({ runId: "swap", step: 0, groups: batch(0) });
     const p = res.provenance.find((x) => x.source === "perplexity")!;
     assert.equal(p.endpoint, second.address);
+  });
+
+  test("temper score --scheduler gives the in-process rewards", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "temper-score-"));
+    const lines = readFileSync(join(repoRoot, "tests/data/labelled-completions.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .slice(0, 48)
+      .map((l) => JSON.parse(l))
+      .map((l) => ({ ...l, group: l.reference }));
+    const data = join(dir, "in.jsonl");
+    writeFileSync(data, lines.map((l) => JSON.stringify(l)).join("\n"));
+    const cli = join(repoRoot, "tools/bin/temper.mjs");
+    const score = async (...extra: string[]) => {
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        cli,
+        "score",
+        "--data",
+        data,
+        "--structure",
+        "hybrid",
+        "--alpha",
+        "0.3",
+        ...extra,
+      ]);
+      return stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).rewards);
+    };
+    const local = await score();
+    const remote = await score("--scheduler", sched.address, "--run", "cli-check");
+    assert.equal(remote.length, local.length);
+    for (let i = 0; i < local.length; i++) {
+      assert.ok(Math.abs(remote[i].reward - local[i].reward) < 1e-12, `line ${i}`);
+      assert.ok(Math.abs(remote[i].advantage - local[i].advantage) < 1e-9, `line ${i}`);
+      assert.equal(remote[i].extracted, local[i].extracted);
+    }
   });
 });

@@ -19,10 +19,12 @@ import {
   validateScoreRequest,
 } from "@temper/rewards";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { schedulerScorer } from "../scheduler-scorer.ts";
 
 const USAGE = `usage: temper score --data FILE.jsonl [options]
 
-Scores completions with a reward structure (in-process) and writes each input line with a
+Scores completions with a reward structure (in-process, or through a running scheduler with
+--scheduler) and writes each input line with a
 "rewards" field added: {reward, components {name: value or null}, rule, extracted, advantage, alpha_used}.
 
 input lines: {"question", "reference" (answer text or number), "completion",
@@ -33,6 +35,8 @@ input lines: {"question", "reference" (answer text or number), "completion",
 options:
   --data FILE          input jsonl (required)
   --out FILE           output jsonl (default: stdout)
+  --scheduler H:P      score through a running scheduler (and the reward services it routes to)
+  --run ID             the scheduler run to configure and score (default: a new one per call)
   --structure S        hard | continuous | hybrid | adaptive (default hard)
   --alpha A            hybrid alpha in [0, 1] (default 0.5)
   --weights k=v,...    continuous weights (default correctness_soft=0.4,reasoning=0.25,consistency=0.2,perplexity=0.15)
@@ -235,7 +239,8 @@ function summary(result: PipelineResult, structure: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-export async function run(argv: string[], scorer: BatchScorer = inProcessScorer): Promise<void> {
+export async function run(argv: string[], backend: BatchScorer = inProcessScorer): Promise<void> {
+  let scorer = backend;
   const { values } = parseFlags(argv, {
     data: { type: "string" },
     out: { type: "string" },
@@ -250,6 +255,8 @@ export async function run(argv: string[], scorer: BatchScorer = inProcessScorer)
     tau: { type: "string" },
     "min-tokens": { type: "string" },
     "max-tokens": { type: "string" },
+    scheduler: { type: "string" },
+    run: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -265,6 +272,13 @@ export async function run(argv: string[], scorer: BatchScorer = inProcessScorer)
     throw new CliError(`--step: expected an integer ≥ 0, got "${values.step}"`);
   const structure = structureFrom(values);
   const { groups, lines } = readScoreInput(values.data);
+  if (values.run !== undefined && !values.scheduler) throw new CliError("--run: only with --scheduler");
+  if (values.scheduler) {
+    const runId = values.run ?? `score-${Date.now().toString(36)}-${process.pid}`;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(runId))
+      throw new CliError(`--run: must match [A-Za-z0-9_-]{1,64}, got "${runId}"`);
+    scorer = schedulerScorer(values.scheduler, runId);
+  }
   const result = await scorer.score({
     groups,
     structure,
