@@ -114,7 +114,7 @@ describe("GRPO loss", () => {
       await session.release();
       close(Number(first.loss.data[0]) + Number(second.loss.data[0]), Number(full.loss.data[0]));
       const stitched = [...first[grad].data, ...second[grad].data] as number[];
-      (full[grad].data as Float64Array).forEach((v, i) => close(stitched[i], v));
+      for (const [i, v] of (full[grad].data as Float64Array).entries()) close(stitched[i], v);
       assert.ok((full[grad].data as Float64Array).some((v) => Math.abs(v) > 1e-3));
     });
 
