@@ -8,8 +8,8 @@ import { GraphBuilder, Session, tensor } from "@temper/onnx";
 import { presetConfig, type Qwen3Config } from "./config.ts";
 import { Qwen3Engine } from "./engine.ts";
 import { EngineInputError, leftPad, positionIdsFromMask } from "./engine-batch.ts";
-import { forwardInputs, linear, qwen3Forward } from "./forward-graph.ts";
-import { checkpointWeights } from "./graph-weights.ts";
+import { declareLogprobsGraph, forwardInputs, linear, qwen3Forward } from "./forward-graph.ts";
+import { checkpointWeights, fileRegionWeights } from "./graph-weights.ts";
 import { initModel } from "./init.ts";
 import { openModelDir } from "./model-dir.ts";
 import { referenceForward } from "./reference.ts";
@@ -278,5 +278,33 @@ describe("graph pieces for the decode and training graphs", () => {
         assert.ok(maxDiff(got, want) < 1e-10, `row ${b} position ${t}`);
       }
     assert.deepEqual(step["present.0.key"].dims, [2, kvh, 5, d]);
+  });
+
+  it("f32 checkpoint tensors referenced in place (file regions) give the same logprobs", async () => {
+    const dir = join(root, "tiny-f32");
+    const config = presetConfig("tiny", tokenizerIds("bytes"));
+    initModel({ config, tokenizer: "bytes", out: dir, seed: 13, dtype: "f32", shards: 2 });
+    const model = openModelDir(dir);
+    const g = new GraphBuilder("regions", { dtype: "float32" });
+    declareLogprobsGraph(g, model.config, fileRegionWeights(g, model.checkpoint, dir), { topK: true });
+    model.checkpoint.close();
+    const built = g.build();
+    assert.equal(built.external.length, 0);
+    assert.equal(built.fileBacked.length, 2 + 11 * config.numHiddenLayers + 1);
+    const session = await Session.create(await built.save(dir, "logprobs.onnx"), { threads: 1 });
+    const batch = leftPad(SEQUENCES);
+    const dims = [batch.batch, batch.seq];
+    const out = await session.run({
+      input_ids: tensor("int64", batch.inputIds, dims),
+      attention_mask: tensor("int64", batch.attentionMask, dims),
+      position_ids: tensor("int64", batch.positionIds, dims),
+      temperature: tensor("float32", [1], []),
+      top_k: tensor("int64", [1], [1]),
+    });
+    await session.release();
+    const engine = await Qwen3Engine.load(dir, { threads: 1 });
+    const want = await engine.forward(batch);
+    await engine.release();
+    assert.ok(maxDiff(Array.from(out.logprobs.data as Float32Array), Array.from(want.logprobs)) < 1e-5);
   });
 });
