@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { type GenerateOptions, generate } from "./generate.ts";
 import { ReferenceBackend } from "./generate-reference.ts";
 import { openModelDir } from "./model-dir.ts";
+import { referenceForward } from "./reference.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { loadWeights } from "./weights.ts";
 
@@ -56,7 +57,7 @@ describe("temper model generate", () => {
     const r = temper(
       "generate",
       ...["--model", dir, "--prompt", "What is 2+3?", "--chat", "--no-thinking"],
-      ...["--temperature", "0", "--max-new-tokens", "6", "--json"],
+      ...["--temperature", "0", "--max-new-tokens", "6", "--json", "--backend", "reference"],
     );
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -77,7 +78,7 @@ describe("temper model generate", () => {
     });
   });
 
-  it("sampling flags, -n, --seed and --stop reach the loop; defaults come from generation_config.json", async () => {
+  it("sampling flags, -n, --seed and --stop reach the loop", async () => {
     const prompt = "Q: 7*6=";
     const ids = tokenizer.encode(prompt);
     const options: GenerateOptions = {
@@ -94,7 +95,19 @@ describe("temper model generate", () => {
     assert.ok(at >= 0, free[0].text);
     const stop = [...free[0].text][at];
     const expected = await inProcess(ids, { ...options, stop: [stop] });
-    const args = ["generate", "--model", dir, "--prompt", prompt, "-n", "2", "--seed", "4", "--json"];
+    const args = [
+      "generate",
+      "--model",
+      dir,
+      "--prompt",
+      prompt,
+      "-n",
+      "2",
+      "--seed",
+      "4",
+      "--json",
+      "--backend=reference",
+    ];
     const flags = ["--temperature", "0.9", "--top-k", "50", "--top-p", "0.9", "--max-new-tokens", "8"];
     const r = temper(...args, ...flags, `--stop=${stop}`, "--stop", "never-produced");
     assert.equal(r.code, 0, r.stderr);
@@ -109,22 +122,35 @@ describe("temper model generate", () => {
       got.map((c) => [c.text, c.token_ids, c.finish_reason]),
       expected.map((c) => [c.text, c.tokenIds, c.finishReason]),
     );
+  });
 
-    // Without sampling flags: Qwen3's generation_config.json values, and plain-text output.
-    const defaults = temper(
-      "generate",
-      "--model",
-      dir,
-      "--prompt",
-      prompt,
-      "--max-new-tokens",
-      "3",
-      "--json",
-    );
-    assert.equal(defaults.code, 0, defaults.stderr);
-    const sampling = JSON.parse(defaults.stdout).sampling;
+  it("defaults: the float32 ONNX engine backend and generation_config.json's sampling values", () => {
+    const prompt = "Q: 7*6=";
+    const r = temper("generate", "--model", dir, "--prompt", prompt, "--max-new-tokens", "4", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.backend, "engine");
+    const { sampling } = out;
     assert.deepEqual([sampling.temperature, sampling.top_k, sampling.top_p], [0.6, 20, 0.95]);
     assert.deepEqual(sampling.eos_token_ids, eosTokenIds);
+    // Its logprobs are the float64 forward's (temperature 0.6) for the tokens it sampled.
+    const [c] = out.completions as JsonCompletion[];
+    const full = referenceForward(
+      backend.config,
+      backend.weights,
+      [[...out.prompt_token_ids, ...c.token_ids]],
+      {
+        temperature: 0.6,
+      },
+    );
+    c.logprobs.forEach((lp, i) => {
+      const want = full.logprobs[0][out.prompt_token_ids.length - 1 + i];
+      assert.ok(Math.abs(lp - want) < 1e-4, `${lp} vs ${want}`);
+    });
+    // Plain-text output is the completion's text.
+    const plain = temper("generate", "--model", dir, "--prompt", prompt, "--max-new-tokens", "4");
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stdout, `${c.text}\n`);
   });
 
   it("bad input is one line on stderr with exit code 2", () => {
@@ -134,6 +160,7 @@ describe("temper model generate", () => {
       [["--prompt", "x", "-n", "0"], /--n: expected an integer ≥ 1, got "0"/],
       [["--max-new-tokens", "3"], /--prompt is required/],
       [["--prompt", "x", "--no-thinking"], /--no-thinking only applies with --chat/],
+      [["--prompt", "x", "--backend", "gpu"], /--backend: expected one of engine, reference, got "gpu"/],
     ];
     for (const [args, message] of cases) {
       const r = temper("generate", "--model", dir, ...args);

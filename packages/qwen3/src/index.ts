@@ -6,6 +6,7 @@ export * from "./engine.ts";
 export * from "./engine-batch.ts";
 export * from "./forward-graph.ts";
 export * from "./generate.ts";
+export * from "./generate-engine.ts";
 export * from "./generate-reference.ts";
 export * from "./graph-weights.ts";
 export * from "./half.ts";

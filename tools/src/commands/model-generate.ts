@@ -1,7 +1,9 @@
 // `temper model generate`: sample completions of one prompt from a model directory. Sampling
 // parameters not given on the command line come from generation_config.json, as in transformers.
+import { checkProvider, type ExecutionProvider } from "@temper/onnx";
 import {
   type DecodeBackend,
+  EngineRecomputeBackend,
   GenerateError,
   type GenerateOptions,
   generate,
@@ -9,22 +11,51 @@ import {
   loadWeights,
   type ModelDir,
   openModelDir,
+  Qwen3Engine,
   ReferenceBackend,
   SamplingError,
 } from "@temper/qwen3";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
 
-export const GENERATE_USAGE =
-  'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json]';
-
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
+export type BackendKind = "engine" | "reference";
+const BACKENDS: readonly BackendKind[] = ["engine", "reference"];
+const PROVIDERS: readonly ExecutionProvider[] = ["cpu", "webgpu", "cuda"];
+
+interface OpenBackend {
+  backend: DecodeBackend;
+  release(): Promise<void>;
+}
+
 /**
- * The backend generation runs on. For now the exact float64 full-recompute reference (slow: small
- * models only); the KV-cached ONNX engine replaces this one line when it lands.
+ * The backend generation runs on. `engine`: the float32 ONNX forward graph recomputing the whole
+ * batch each step (the KV-cached engine replaces this line when it lands); `reference`: the exact
+ * float64 plain-loop forward, ~30× slower, for checking.
  */
-async function openBackend(model: ModelDir): Promise<DecodeBackend> {
-  return new ReferenceBackend(model.config, loadWeights(model.config, model.checkpoint, "float64"));
+async function openBackend(
+  model: ModelDir,
+  kind: BackendKind,
+  provider: ExecutionProvider,
+): Promise<OpenBackend> {
+  if (kind === "reference") {
+    const weights = loadWeights(model.config, model.checkpoint, "float64");
+    return { backend: new ReferenceBackend(model.config, weights), release: async () => {} };
+  }
+  const engine = await Qwen3Engine.fromCheckpoint(model.config, model.checkpoint, { provider, logits: true });
+  return { backend: new EngineRecomputeBackend(engine), release: () => engine.release() };
+}
+
+function choice<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  dflt: T,
+): T {
+  if (value === undefined) return dflt;
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CliError(`--${flag}: expected one of ${allowed.join(", ")}, got "${value}"`);
+  return value as T;
 }
 
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
@@ -49,6 +80,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
     stop: { type: "string", multiple: true },
     seed: { type: "string" },
     json: { type: "boolean" },
+    backend: { type: "string" },
+    provider: { type: "string" },
   });
   const dir = values.model;
   if (!dir) throw new CliError("--model is required");
@@ -72,10 +105,18 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const stop = values.stop ?? [];
   if (stop.some((s) => s === "")) throw new CliError("--stop: expected a non-empty string");
 
-  const model = openModelDir(dir);
-  let backend: DecodeBackend;
+  const backendKind = choice("backend", values.backend, BACKENDS, "engine");
+  const provider = choice("provider", values.provider, PROVIDERS, "cpu");
   try {
-    backend = await openBackend(model);
+    checkProvider(provider);
+  } catch (err) {
+    throw new CliError(`--provider: ${(err as Error).message}`);
+  }
+
+  const model = openModelDir(dir);
+  let opened: OpenBackend;
+  try {
+    opened = await openBackend(model, backendKind, provider);
   } finally {
     model.checkpoint.close();
   }
@@ -102,10 +143,12 @@ export async function runGenerate(argv: string[]): Promise<void> {
   };
   let completions: Awaited<ReturnType<typeof generate>>[number];
   try {
-    [completions] = await generate(backend, tokenizer, [promptIds], options);
+    [completions] = await generate(opened.backend, tokenizer, [promptIds], options);
   } catch (err) {
     if (err instanceof GenerateError || err instanceof SamplingError) throw new CliError(err.message);
     throw err;
+  } finally {
+    await opened.release();
   }
 
   if (values.json) {
@@ -123,6 +166,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
         stop,
         eos_token_ids: model.eosTokenIds,
       },
+      backend: backendKind,
       completions: completions.map((c) => ({
         text: c.text,
         token_ids: c.tokenIds,

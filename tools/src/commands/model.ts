@@ -52,7 +52,7 @@ const subcommands: Record<string, Subcommand> = {
   generate: {
     summary: "sample completions of a prompt (sampling defaults from generation_config.json)",
     usage:
-      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json]',
+      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend engine|reference] [--provider cpu|webgpu|cuda]',
     run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
   },
 };
