@@ -12,7 +12,12 @@ const failures = [];
 
 function step(label, cmd, args, cwd) {
   process.stdout.write(`\n=== ${label}\n`);
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 28 });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 1 << 28,
+  });
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   return r;

@@ -35,6 +35,10 @@ const config = {
     max: 65_536,
     doc: "most completions in a group",
   }),
+  ALLOW_EMPTY_TEXT: env.bool({
+    default: false,
+    doc: "score an empty completion instead of rejecting the call",
+  }),
   MAX_TEXT_CHARS: env.int({
     default: DEFAULT_SCORE_LIMITS.maxTextLength,
     min: 1,
@@ -67,7 +71,12 @@ await runService({
         },
         sourceTimeoutMs: c.SOURCE_TIMEOUT_MS,
       },
-      { maxGroups: c.MAX_GROUPS, maxGroupSize: c.MAX_GROUP_SIZE, maxTextLength: c.MAX_TEXT_CHARS },
+      {
+        maxGroups: c.MAX_GROUPS,
+        maxGroupSize: c.MAX_GROUP_SIZE,
+        maxTextLength: c.MAX_TEXT_CHARS,
+        rejectEmptyText: !c.ALLOW_EMPTY_TEXT,
+      },
       logger,
     );
     return [

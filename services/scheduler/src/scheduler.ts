@@ -27,6 +27,7 @@ export interface SchedulerLimits {
   maxGroups: number;
   maxGroupSize: number;
   maxTextLength: number;
+  rejectEmptyText: boolean;
 }
 
 interface Run {
@@ -114,11 +115,7 @@ export class Scheduler {
     checkRunId(req.runId);
     if (!Number.isSafeInteger(req.step) || req.step < 0)
       throw invalidArgument("step", "must be an integer ≥ 0");
-    const problem = validateScoreRequest(
-      groupsFromProto(req.groups),
-      {},
-      { ...this.limits, rejectEmptyText: true },
-    );
+    const problem = validateScoreRequest(groupsFromProto(req.groups), {}, this.limits);
     if (problem) throw invalidArgument(problem.field, problem.message);
     return this.withLock(req.runId, async () => {
       const run = await this.load(req.runId);

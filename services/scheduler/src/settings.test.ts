@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { scheduler } from "@temper/proto";
+import { resolveRunConfig } from "./settings.ts";
+
+const defaults = {
+  sources: {
+    correctness: "127.0.0.1:1",
+    perplexity: "127.0.0.1:2",
+    reasoning: "127.0.0.1:3",
+    consistency: "127.0.0.1:4",
+  },
+  sourceTimeoutMs: 5000,
+};
+const base: scheduler.RunConfig = {
+  runId: "r1",
+  structure: { kind: { $case: "hybrid", value: { alpha: 0.25 } } },
+  sources: {},
+  advantageScale: 0,
+  failurePolicy: 0,
+  sourceTimeoutMs: 0,
+};
+
+test("defaults fill the unset fields and a run overrides a source", () => {
+  const s = resolveRunConfig({ ...base, sources: { perplexity: "other-host:9000" } }, defaults);
+  assert.equal(s.advantageScale, "group");
+  assert.equal(s.failurePolicy, "skip");
+  assert.equal(s.sourceTimeoutMs, 5000);
+  assert.equal(s.sources.perplexity, "other-host:9000");
+  assert.equal(s.sources.correctness, "127.0.0.1:1");
+  assert.deepEqual(s.structure, {
+    kind: "hybrid",
+    alpha: 0.25,
+    weights: s.structure.kind === "hybrid" ? s.structure.weights : {},
+  });
+  assert.equal(s.config.advantageScale, scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP);
+  assert.equal(s.config.failurePolicy, scheduler.FailurePolicy.FAILURE_POLICY_SKIP);
+});
+
+test("an adaptive time schedule maps every shape", () => {
+  for (const [shape, name] of [
+    [scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE, "cosine"],
+    [scheduler.ScheduleShape.SCHEDULE_SHAPE_SIGMOID, "sigmoid"],
+    [scheduler.ScheduleShape.SCHEDULE_SHAPE_UNSPECIFIED, "linear"],
+  ] as const) {
+    const s = resolveRunConfig(
+      {
+        ...base,
+        structure: {
+          kind: {
+            $case: "adaptive",
+            value: { schedule: { $case: "time", value: { shape, totalSteps: 10, milestones: [] } } },
+          },
+        },
+      },
+      defaults,
+    );
+    assert.ok(s.structure.kind === "adaptive" && s.structure.schedule.kind === "time");
+    assert.equal(s.structure.schedule.shape, name);
+    assert.equal(s.structure.fallback, true);
+  }
+});
+
+test("bad configurations name their field", () => {
+  const cases: [Partial<scheduler.RunConfig>, RegExp][] = [
+    [{ runId: "" }, /config\.run_id/],
+    [{ runId: "has space" }, /config\.run_id/],
+    [{ structure: undefined }, /config\.structure/],
+    [
+      { structure: { kind: { $case: "hybrid", value: { alpha: -0.1 } } } },
+      /config\.structure\.hybrid\.alpha/,
+    ],
+    [{ sources: { judge: "127.0.0.1:5" } }, /config\.sources\["judge"\]/],
+    [{ sources: { reasoning: "not an endpoint" } }, /config\.sources\["reasoning"\]/],
+    [{ advantageScale: 42 as scheduler.AdvantageScale }, /config\.advantage_scale/],
+    [{ failurePolicy: 42 as scheduler.FailurePolicy }, /config\.failure_policy/],
+    [{ params: { perplexityTau: 0 } }, /config\.params\.perplexity_tau/],
+    [
+      {
+        structure: {
+          kind: {
+            $case: "adaptive",
+            value: {
+              schedule: {
+                $case: "time",
+                value: { shape: 99 as scheduler.ScheduleShape, totalSteps: 5, milestones: [] },
+              },
+            },
+          },
+        },
+      },
+      /config\.structure\.adaptive\.time\.shape/,
+    ],
+  ];
+  for (const [patch, field] of cases) {
+    assert.throws(
+      () => resolveRunConfig({ ...base, ...patch }, defaults),
+      (err: Error) => {
+        assert.match(err.message, field);
+        assert.equal((err as Error & { code: number }).code, 3); // INVALID_ARGUMENT
+        return true;
+      },
+    );
+  }
+});
