@@ -55,6 +55,12 @@ const subcommands: Record<string, Subcommand> = {
       'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend engine|reference] [--provider cpu|webgpu|cuda]',
     run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
   },
+  "init-adapter": {
+    summary: "write a fresh LoRA adapter for a model in PEFT format (B = 0 unless --init-b random)",
+    usage:
+      "temper model init-adapter --model DIR --rank R --alpha A --targets q,k,v,o,gate,up,down [--rslora] [--seed N] [--init-b zero|random] --out DIR",
+    run: async (argv) => (await import("./model-adapter.ts")).runInitAdapter(argv),
+  },
 };
 
 function usage(): string {
