@@ -47,3 +47,16 @@ export function numberFlag(name: string, value: string | undefined, fallback?: n
     throw new CliError(`--${name}: expected a number, got "${value}"`);
   return n;
 }
+
+/** A flag that takes one of a fixed set of values; `fallback` when absent. */
+export function choiceFlag<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value))
+    throw new CliError(`--${flag}: expected one of ${allowed.join(", ")}, got "${value}"`);
+  return value as T;
+}

@@ -15,7 +15,7 @@ import {
   ReferenceBackend,
   SamplingError,
 } from "@temper/qwen3";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
@@ -44,18 +44,6 @@ async function openBackend(
   }
   const engine = await Qwen3Engine.fromCheckpoint(model.config, model.checkpoint, { provider, logits: true });
   return { backend: new EngineRecomputeBackend(engine), release: () => engine.release() };
-}
-
-function choice<T extends string>(
-  flag: string,
-  value: string | undefined,
-  allowed: readonly T[],
-  dflt: T,
-): T {
-  if (value === undefined) return dflt;
-  if (!(allowed as readonly string[]).includes(value))
-    throw new CliError(`--${flag}: expected one of ${allowed.join(", ")}, got "${value}"`);
-  return value as T;
 }
 
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
@@ -105,8 +93,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const stop = values.stop ?? [];
   if (stop.some((s) => s === "")) throw new CliError("--stop: expected a non-empty string");
 
-  const backendKind = choice("backend", values.backend, BACKENDS, "engine");
-  const provider = choice("provider", values.provider, PROVIDERS, "cpu");
+  const backendKind = choiceFlag("backend", values.backend, BACKENDS, "engine");
+  const provider = choiceFlag("provider", values.provider, PROVIDERS, "cpu");
   try {
     checkProvider(provider);
   } catch (err) {

@@ -10,7 +10,7 @@ import {
   type Tokenizer,
   TokenizerError,
 } from "@temper/qwen3";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
 export const LOGPROBS_USAGE =
   'temper model logprobs --model DIR [--adapter DIR] (--ids 1,2,3 | --text "...") [--top-k K] [--temperature T] [--json] [--provider cpu|webgpu|cuda] [--dtype float32|float64]';
@@ -26,18 +26,6 @@ function parseIds(text: string): number[] {
       throw new CliError(`--ids: expected comma-separated non-negative integers, got "${text}"`);
     return n;
   });
-}
-
-function choice<T extends string>(
-  flag: string,
-  value: string | undefined,
-  allowed: readonly T[],
-  dflt: T,
-): T {
-  if (value === undefined) return dflt;
-  if (!(allowed as readonly string[]).includes(value))
-    throw new CliError(`--${flag}: expected one of ${allowed.join(", ")}, got "${value}"`);
-  return value as T;
 }
 
 export async function runLogprobs(argv: string[]): Promise<void> {
@@ -60,8 +48,8 @@ export async function runLogprobs(argv: string[]): Promise<void> {
     );
   if ((values.ids === undefined) === (values.text === undefined))
     throw new CliError("give exactly one of --ids or --text");
-  const provider = choice("provider", values.provider, PROVIDERS, "cpu");
-  const dtype = choice("dtype", values.dtype, DTYPES, "float32");
+  const provider = choiceFlag("provider", values.provider, PROVIDERS, "cpu");
+  const dtype = choiceFlag("dtype", values.dtype, DTYPES, "float32");
   const topK = values["top-k"] === undefined ? undefined : numberFlag("top-k", values["top-k"]);
   if (topK !== undefined && (!Number.isSafeInteger(topK) || topK < 1))
     throw new CliError(`--top-k: expected an integer ≥ 1, got "${values["top-k"]}"`);
