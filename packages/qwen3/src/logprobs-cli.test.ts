@@ -1,12 +1,11 @@
 // `temper model logprobs` end to end through the repository's CLI entry, checked against the float64
 // reference and the tokenizer.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { runTemper } from "./cli-testing.ts";
 import { presetConfig } from "./config.ts";
 import { initModel } from "./init.ts";
 import { openModelDir } from "./model-dir.ts";
@@ -14,16 +13,11 @@ import { referenceForward } from "./reference.ts";
 import { loadTokenizer, tokenizerIds } from "./tokenizer.ts";
 import { loadWeights } from "./weights.ts";
 
-const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "qwen3-logprobs-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function temper(...args: string[]) {
-  const r = spawnSync(process.execPath, ["tools/bin/temper.mjs", "model", "logprobs", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runTemper("model", "logprobs", ...args);
 }
 
 describe("temper model logprobs", () => {

@@ -1,24 +1,18 @@
 // `temper model init-adapter` end to end, through the repository's CLI entry.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { runTemper } from "./cli-testing.ts";
 import { readConfig } from "./model-dir.ts";
 import { loadAdapter } from "./peft.ts";
 
-const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "qwen3-adapter-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function temper(...args: string[]) {
-  const r = spawnSync(process.execPath, ["tools/bin/temper.mjs", "model", ...args], {
-    cwd: repoRoot,
-    encoding: "utf8",
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runTemper("model", ...args);
 }
 
 describe("temper model init-adapter", () => {
