@@ -24,4 +24,7 @@ export * from "./reference.ts";
 export * from "./safetensors.ts";
 export * from "./sampler.ts";
 export * from "./tokenizer.ts";
+export * from "./train.ts";
+export * from "./train-batch.ts";
+export * from "./train-graph.ts";
 export * from "./weights.ts";
