@@ -8,7 +8,9 @@ import { after, before, describe, it } from "node:test";
 import { runTemper } from "./cli-testing.ts";
 import { type GenerateOptions, generate } from "./generate.ts";
 import { ReferenceBackend } from "./generate-reference.ts";
+import { initLoraAdapter, mergeLora } from "./lora.ts";
 import { openModelDir } from "./model-dir.ts";
+import { saveAdapter } from "./peft.ts";
 import { referenceForward } from "./reference.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { loadWeights } from "./weights.ts";
@@ -118,12 +120,12 @@ describe("temper model generate", () => {
     );
   });
 
-  it("defaults: the float32 ONNX engine backend and generation_config.json's sampling values", () => {
+  it("defaults: the float32 KV-cached backend and generation_config.json's sampling values", () => {
     const prompt = "Q: 7*6=";
     const r = temper("generate", "--model", dir, "--prompt", prompt, "--max-new-tokens", "4", "--json");
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.equal(out.backend, "engine");
+    assert.equal(out.backend, "kv");
     const { sampling } = out;
     assert.deepEqual([sampling.temperature, sampling.top_k, sampling.top_p], [0.6, 20, 0.95]);
     assert.deepEqual(sampling.eos_token_ids, eosTokenIds);
@@ -147,14 +149,58 @@ describe("temper model generate", () => {
     assert.equal(plain.stdout, `${c.text}\n`);
   });
 
+  it("--adapter: the KV backend and the reference backend generate with the merged-weights model", async () => {
+    const adapterDir = join(root, "adapter");
+    const lora = {
+      rank: 4,
+      alpha: 8,
+      useRslora: false,
+      targetModules: ["q_proj" as const, "down_proj" as const],
+    };
+    const adapter = initLoraAdapter(backend.config, lora, { seed: 9, initB: "random" });
+    saveAdapter(adapterDir, adapter, { baseModel: dir });
+    const merged = new ReferenceBackend(backend.config, mergeLora(backend.weights, adapter));
+    const prompt = "Q: 7*6=";
+    const ids = tokenizer.encode(prompt);
+    const greedy = { temperature: 0, maxNewTokens: 6 };
+    const [want] = (await generate(merged, tokenizer, [ids], { eosTokenIds, ...greedy }))[0];
+    const [base] = await inProcess(ids, greedy);
+    assert.notDeepEqual(want.tokenIds, base.tokenIds);
+    const args = [
+      "generate",
+      "--model",
+      dir,
+      "--prompt",
+      prompt,
+      "--temperature",
+      "0",
+      "--max-new-tokens",
+      "6",
+    ];
+    for (const kind of ["kv", "reference"]) {
+      const r = temper(...args, "--json", "--adapter", adapterDir, "--backend", kind);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.adapter, adapterDir);
+      const [c] = out.completions as JsonCompletion[];
+      assert.deepEqual(c.token_ids, want.tokenIds, kind);
+      c.logprobs.forEach((lp, i) => {
+        assert.ok(Math.abs(lp - want.logprobs[i]) < 1e-4, `${kind}: ${lp} vs ${want.logprobs[i]}`);
+      });
+    }
+    const engine = temper(...args, "--adapter", adapterDir, "--backend", "engine");
+    assert.equal(engine.code, 2);
+    assert.match(engine.stderr, /--adapter: not supported by --backend engine/);
+  });
+
   it("bad input is one line on stderr with exit code 2", () => {
     const cases: [string[], RegExp][] = [
-      [["--prompt", "x", "--adapter", join(root, "adapter")], /--adapter is not supported yet/],
+      [["--prompt", "x", "--adapter", join(root, "no-adapter")], /--adapter: .*no-adapter: not a directory/],
       [["--prompt", "x", "--top-p", "1.5"], /--top-p: expected a number in \(0, 1\], got "1.5"/],
       [["--prompt", "x", "-n", "0"], /--n: expected an integer ≥ 1, got "0"/],
       [["--max-new-tokens", "3"], /--prompt is required/],
       [["--prompt", "x", "--no-thinking"], /--no-thinking only applies with --chat/],
-      [["--prompt", "x", "--backend", "gpu"], /--backend: expected one of engine, reference, got "gpu"/],
+      [["--prompt", "x", "--backend", "gpu"], /--backend: expected one of kv, engine, reference, got "gpu"/],
     ];
     for (const [args, message] of cases) {
       const r = temper("generate", "--model", dir, ...args);

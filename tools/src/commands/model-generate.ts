@@ -7,11 +7,18 @@ import {
   GenerateError,
   type GenerateOptions,
   generate,
+  KvCacheBackend,
+  LoraError,
+  loadAdapter,
   loadTokenizer,
   loadWeights,
   type ModelDir,
+  mergeLora,
   openModelDir,
+  type PeftAdapter,
+  PeftError,
   Qwen3Engine,
+  Qwen3KvEngine,
   ReferenceBackend,
   SamplingError,
 } from "@temper/qwen3";
@@ -19,8 +26,8 @@ import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
-export type BackendKind = "engine" | "reference";
-const BACKENDS: readonly BackendKind[] = ["engine", "reference"];
+export type BackendKind = "kv" | "engine" | "reference";
+const BACKENDS: readonly BackendKind[] = ["kv", "engine", "reference"];
 const PROVIDERS: readonly ExecutionProvider[] = ["cpu", "webgpu", "cuda"];
 
 interface OpenBackend {
@@ -29,19 +36,32 @@ interface OpenBackend {
 }
 
 /**
- * The backend generation runs on. `engine`: the float32 ONNX forward graph recomputing the whole
- * batch each step (the KV-cached engine replaces this line when it lands); `reference`: the exact
- * float64 plain-loop forward, ~30× slower, for checking.
+ * The backend generation runs on. `kv` (default): the float32 KV-cached prefill/decode graph, an
+ * adapter fed as LoRA graph inputs; `engine`: the float32 forward graph recomputing the whole batch
+ * each step (no adapter); `reference`: the exact float64 plain-loop forward (an adapter merged into
+ * the weights), ~30× slower than `engine`, for checking.
  */
 async function openBackend(
   model: ModelDir,
   kind: BackendKind,
   provider: ExecutionProvider,
+  adapter: PeftAdapter | null,
 ): Promise<OpenBackend> {
   if (kind === "reference") {
-    const weights = loadWeights(model.config, model.checkpoint, "float64");
+    const base = loadWeights(model.config, model.checkpoint, "float64");
+    const weights = adapter ? mergeLora(base, adapter) : base;
     return { backend: new ReferenceBackend(model.config, weights), release: async () => {} };
   }
+  if (kind === "kv") {
+    const engine = await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, {
+      provider,
+      lora: adapter?.config,
+    });
+    const backend = new KvCacheBackend(engine);
+    backend.setAdapter(adapter);
+    return { backend, release: () => engine.release() };
+  }
+  if (adapter) throw new CliError("--adapter: not supported by --backend engine (use kv or reference)");
   const engine = await Qwen3Engine.fromCheckpoint(model.config, model.checkpoint, { provider, logits: true });
   return { backend: new EngineRecomputeBackend(engine), release: () => engine.release() };
 }
@@ -73,10 +93,6 @@ export async function runGenerate(argv: string[]): Promise<void> {
   });
   const dir = values.model;
   if (!dir) throw new CliError("--model is required");
-  if (values.adapter !== undefined)
-    throw new CliError(
-      "--adapter is not supported yet by temper model generate (LoRA lands with the training graphs)",
-    );
   const promptText = values.prompt;
   if (promptText === undefined) throw new CliError("--prompt is required");
   if (values["no-thinking"] && !values.chat) throw new CliError("--no-thinking only applies with --chat");
@@ -93,7 +109,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const stop = values.stop ?? [];
   if (stop.some((s) => s === "")) throw new CliError("--stop: expected a non-empty string");
 
-  const backendKind = choiceFlag("backend", values.backend, BACKENDS, "engine");
+  const backendKind = choiceFlag("backend", values.backend, BACKENDS, "kv");
   const provider = choiceFlag("provider", values.provider, PROVIDERS, "cpu");
   try {
     checkProvider(provider);
@@ -104,7 +120,17 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const model = openModelDir(dir);
   let opened: OpenBackend;
   try {
-    opened = await openBackend(model, backendKind, provider);
+    let adapter: PeftAdapter | null = null;
+    if (values.adapter !== undefined) {
+      try {
+        adapter = loadAdapter(values.adapter, model.config);
+      } catch (err) {
+        if (err instanceof PeftError || err instanceof LoraError)
+          throw new CliError(`--adapter: ${err.message}`);
+        throw err;
+      }
+    }
+    opened = await openBackend(model, backendKind, provider, adapter);
   } finally {
     model.checkpoint.close();
   }
@@ -155,6 +181,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
         eos_token_ids: model.eosTokenIds,
       },
       backend: backendKind,
+      adapter: values.adapter ?? null,
       completions: completions.map((c) => ({
         text: c.text,
         token_ids: c.tokenIds,
