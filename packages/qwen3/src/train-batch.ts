@@ -78,10 +78,12 @@ export function checkTrainBatch(
     if (s.refLogprobs) withRef++;
     else if (req.needsRef) throw new TrainInputError(`${where}: ref_logprobs is required when beta > 0`);
   });
-  if (withRef !== 0 && withRef !== batch.length)
+  if (withRef !== 0 && withRef !== batch.length) {
+    const b = batch.findIndex((s) => !s.refLogprobs);
     throw new TrainInputError(
-      `ref_logprobs is given for ${withRef} of ${batch.length} sequences; give it for all or none`,
+      `${label(b)}: ref_logprobs is missing while ${withRef} other sequences have it (give it for all or none)`,
     );
+  }
   if (!batch.some((s) => s.completionMask.some((m) => m === 1)))
     throw new TrainInputError("the batch has no completion tokens (every completion_mask is 0)");
   return { hasRef: withRef > 0 };

@@ -1,10 +1,17 @@
 // `temper model logprobs`: per-token log-probabilities of a token sequence under a model directory,
 // token t given tokens < t (no BOS added), optionally with each position's top-k.
-import { checkProvider, type ExecutionProvider } from "@temper/onnx";
+import { checkProvider, type ExecutionProvider, type GraphBuilder } from "@temper/onnx";
 import {
   type EngineDtype,
   EngineInputError,
+  type LinearModule,
+  type LoraAdapter,
+  type LoraSource,
+  loadAdapter,
   loadTokenizer,
+  loraScale,
+  loraTensorName,
+  PeftError,
   Qwen3Engine,
   readConfig,
   type Tokenizer,
@@ -17,6 +24,24 @@ export const LOGPROBS_USAGE =
 
 const PROVIDERS: readonly ExecutionProvider[] = ["cpu", "webgpu", "cuda"];
 const DTYPES: readonly EngineDtype[] = ["float32", "float64"];
+
+/** The adapter's A/B as weights of the engine's graph (constants: scoring never changes them). */
+function adapterSource(g: GraphBuilder, adapter: LoraAdapter, dtype: EngineDtype): LoraSource {
+  const r = adapter.config.rank;
+  const scale = loraScale(adapter.config);
+  const host = (v: ArrayLike<number>) => (dtype === "float64" ? Float64Array.from(v) : Float32Array.from(v));
+  const pairs = new Map(
+    adapter.pairs.map((p) => [
+      `${p.layer}/${p.module}`,
+      {
+        scale,
+        a: g.weight(loraTensorName(p.layer, p.module, "A"), dtype, [r, p.inFeatures], host(p.a)),
+        b: g.weight(loraTensorName(p.layer, p.module, "B"), dtype, [p.outFeatures, r], host(p.b)),
+      },
+    ]),
+  );
+  return (layer: number, module: LinearModule) => pairs.get(`${layer}/${module}_proj`);
+}
 
 function parseIds(text: string): number[] {
   const parts = text.split(",").map((p) => p.trim());
@@ -42,10 +67,6 @@ export async function runLogprobs(argv: string[]): Promise<void> {
   });
   const dir = values.model;
   if (!dir) throw new CliError("--model is required");
-  if (values.adapter !== undefined)
-    throw new CliError(
-      "--adapter is not supported yet by temper model logprobs (LoRA lands with the training graphs)",
-    );
   if ((values.ids === undefined) === (values.text === undefined))
     throw new CliError("give exactly one of --ids or --text");
   const provider = choiceFlag("provider", values.provider, PROVIDERS, "cpu");
@@ -83,7 +104,17 @@ export async function runLogprobs(argv: string[]): Promise<void> {
   if (topK !== undefined && topK > config.vocabSize)
     throw new CliError(`--top-k: ${topK} exceeds vocab_size ${config.vocabSize}`);
 
-  const engine = await Qwen3Engine.load(dir, { dtype, provider }).catch((err: Error) => {
+  let adapter: LoraAdapter | undefined;
+  if (values.adapter !== undefined) {
+    try {
+      adapter = loadAdapter(values.adapter, config, "float64");
+    } catch (err) {
+      if (err instanceof PeftError) throw new CliError(`--adapter: ${err.message}`);
+      throw err;
+    }
+  }
+  const lora = adapter && ((g: GraphBuilder) => adapterSource(g, adapter, dtype));
+  const engine = await Qwen3Engine.load(dir, { dtype, provider, lora }).catch((err: Error) => {
     if (/Failed to get a WebGPU adapter/.test(err.message))
       throw new CliError("--provider webgpu: no WebGPU adapter here (it needs a GPU and the Vulkan loader)");
     throw err;

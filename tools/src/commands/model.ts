@@ -55,6 +55,12 @@ const subcommands: Record<string, Subcommand> = {
       'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend engine|reference] [--provider cpu|webgpu|cuda]',
     run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
   },
+  grads: {
+    summary: "loss, per-token logprobs and LoRA gradients of one GRPO/SFT batch, written to safetensors",
+    usage:
+      "temper model grads --model DIR --adapter DIR --batch FILE.jsonl --out FILE.safetensors [--loss grpo|sft] [--eps-low 0.2] [--eps-high 0.2] [--beta 0] [--agg token|sequence] [--temperature 1] [--micro-batch N] [--dtype float32|float64]",
+    run: async (argv) => (await import("./model-grads.ts")).runGrads(argv),
+  },
   "init-adapter": {
     summary: "write a fresh LoRA adapter for a model in PEFT format (B = 0 unless --init-b random)",
     usage:
