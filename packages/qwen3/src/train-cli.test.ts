@@ -235,7 +235,8 @@ describe("temper model grads / logprobs --adapter", () => {
     const want = referenceForward(dir.config, mergeLora(weights, adapter), [ids]).logprobs[0];
     const base = referenceForward(dir.config, weights, [ids]).logprobs[0];
     assert.equal(got.length, want.length);
-    for (const [i, w] of want.entries()) assert.ok(Math.abs(got[i] - w) < 1e-9, `token ${i + 1}: ${got[i]} vs ${w}`);
+    for (const [i, w] of want.entries())
+      assert.ok(Math.abs(got[i] - w) < 1e-9, `token ${i + 1}: ${got[i]} vs ${w}`);
     assert.ok(
       base.some((v, i) => Math.abs(v - got[i]) > 1e-4),
       "the adapter changes the logprobs",
@@ -253,8 +254,6 @@ describe("temper model grads / logprobs --adapter", () => {
     assert.equal(f32.code, 0, f32.stderr);
     for (const [i, v] of (JSON.parse(f32.stdout).logprobs as number[]).entries())
       assert.ok(Math.abs(v - want[i]) < 1e-4, `float32 token ${i + 1}`);
-      assert.ok(Math.abs(v - want[i]) < 1e-4),
-    );
     const missing = temper("logprobs", "--model", model, "--adapter", join(root, "nope"), "--ids", "1,2");
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--adapter: .*nope: not a directory/);
