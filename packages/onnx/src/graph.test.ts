@@ -63,7 +63,11 @@ test("build() encodes a valid opset-21 ModelProto that ORT runs", async () => {
   assert.equal(decoded.opsetImport[0].version, 21n);
   assert.deepEqual(
     decoded.graph!.node.map((n) => n.opType),
-    ["Gemm", "Identity"],
+    ["Gemm"],
+  );
+  assert.deepEqual(
+    decoded.graph!.output.map((o) => o.name),
+    ["y"],
   );
   const inputType = decoded.graph!.input[0].type!.value;
   assert.equal(inputType.case === "tensorType" && inputType.value.shape!.dim[0].value.value, "n");
@@ -80,8 +84,27 @@ test("nodes not feeding an output are left out of the model", () => {
   g.output(g.neg(x), "y");
   assert.deepEqual(
     g.build().proto.graph!.node.map((n) => n.opType),
-    ["Neg", "Identity"],
+    ["Neg"],
   );
+});
+
+test("an output named after an input or an existing output is a copy under the new name", async () => {
+  const g = new GraphBuilder("alias");
+  const x = g.floatInput("x", [2]);
+  const y = g.output(g.neg(x), "y");
+  g.output(y, "y_again");
+  g.output(x, "x_out");
+  const model = g.build();
+  assert.deepEqual(
+    model.proto.graph!.node.map((n) => n.opType),
+    ["Neg", "Identity", "Identity"],
+  );
+  const s = await Session.create(model, { threads: 1 });
+  const out = await s.run({ x: tensor("float32", [1, -2], [2]) });
+  assert.deepEqual(Array.from(out.y.data as Float32Array), [-1, 2]);
+  assert.deepEqual(Array.from(out.y_again.data as Float32Array), [-1, 2]);
+  assert.deepEqual(Array.from(out.x_out.data as Float32Array), [1, -2]);
+  await s.release();
 });
 
 test("float16, int64 and float64 initializers load and compute", async () => {

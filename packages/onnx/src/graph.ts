@@ -202,9 +202,17 @@ export class GraphBuilder {
   /** Marks a value as a graph output; with `name`, an Identity gives it that name. */
   output(v: Value, name?: string): Value {
     let out = v;
-    if (name !== undefined && name !== v.name)
-      out = this.op("Identity", [v], {}, { name: `${name}_identity` });
-    if (name !== undefined && name !== v.name) out = this.rename(out, name);
+    if (name !== undefined && name !== v.name) {
+      if (v.producer && !this.outputs.includes(v)) {
+        // Name the node's own output: an Identity on a graph output is a copy ORT cannot remove
+        // (e.g. every KV-cache tensor, every decode step). Consumers hold the Value, so they follow.
+        this.claim(name);
+        this.names.delete(v.name);
+        (v as unknown as { name: string }).name = name;
+      } else {
+        out = this.rename(this.op("Identity", [v], {}, { name: `${name}_identity` }), name);
+      }
+    }
     if (!this.outputs.includes(out)) this.outputs.push(out);
     return out;
   }
