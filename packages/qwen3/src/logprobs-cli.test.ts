@@ -99,7 +99,7 @@ describe("temper model logprobs", () => {
       [["--model", dir, "--ids", "1,2", "--top-k", "0"], /--top-k: expected an integer ≥ 1/],
       [["--model", dir, "--ids", "1,2", "--dtype", "float16"], /--dtype: expected one of float32, float64/],
       [["--model", dir, "--ids", "1,2", "--provider", "cuda"], /execution provider "cuda" is unavailable/],
-      [["--model", dir, "--ids", "1,2", "--adapter", dir], /--adapter is not supported yet/],
+      [["--model", dir, "--ids", "1,2", "--adapter", dir], /--adapter: .*missing adapter_config.json/],
       [["--model", bare, "--text", "hi"], /missing tokenizer.json/],
       [["--model", join(root, "nope"), "--ids", "1"], /not a directory/],
     ];
