@@ -29,6 +29,7 @@ function batch(step: number, groups = 3): common.Group[] {
       id: `s${step}g${k}`,
       prompt: `What is ${y - 3} + 3?`,
       reference: `${y - 3} + 3 = <<${y - 3}+3=${y}>>${y}\n#### ${y}`,
+      promptTokenIds: [],
       completions: [
         completion(`s${step}g${k}c0`, `${y - 3} + 3 = ${y}.\nThe answer is ${y}.`, [-0.1, -0.3, -0.2]),
         completion(`s${step}g${k}c1`, `${y - 3} + 3 = ${y + 1}.\nThe answer is ${y + 1}.`, [-1.2, -0.9]),
@@ -192,7 +193,15 @@ describe("reward plane", () => {
     const res = await client.score({
       runId: "single",
       step: 0,
-      groups: [{ id: "g", prompt: "", reference: "5", completions: [completion("c", "The answer is 5.")] }],
+      groups: [
+        {
+          id: "g",
+          prompt: "",
+          reference: "5",
+          promptTokenIds: [],
+          completions: [completion("c", "The answer is 5.")],
+        },
+      ],
     });
     assert.equal(res.items[0].advantage, 0);
     assert.equal(res.groups[0].zeroSignal, true);

@@ -26,6 +26,7 @@ function makeBatch(groups: number, perGroup: number, seed: number): common.Group
       id: `g${g}`,
       prompt: `Question ${g}`,
       reference: `Some working <<4*5=20>>\n#### ${y}`,
+      promptTokenIds: [],
       completions: Array.from({ length: perGroup }, (_, k) => ({
         id: `g${g}c${k}`,
         text: completionText(k, y, (k + g + seed) % 3 !== 0),

@@ -99,6 +99,7 @@ export function schedulerScorer(address: string, runId: string): BatchScorer {
             id: String(k),
             prompt: g.prompt ?? "",
             reference: g.reference,
+            promptTokenIds: [],
             completions: g.completions.map((c, j) => ({
               id: c.id || String(j),
               text: c.text,

@@ -121,14 +121,14 @@ describe("server reflection", () => {
       assert.equal(group?.typeName, "temper.common.v1.Group");
       assert.deepEqual(
         group?.fields.map((f) => f.name),
-        ["id", "prompt", "reference", "completions"],
+        ["id", "prompt", "reference", "completions", "prompt_token_ids"],
       );
 
       // The resolved schema decodes bytes written by the generated encoder.
       const bytes = scheduler.ScoreRequest.encode({
         runId: "r1",
         step: 7,
-        groups: [{ id: "g1", prompt: "2+2?", reference: "4", completions: [] }],
+        groups: [{ id: "g1", prompt: "2+2?", reference: "4", promptTokenIds: [], completions: [] }],
       }).finish();
       const decoded = fromBinary(method.input, bytes) as unknown as { runId: string; groups: common.Group[] };
       assert.equal(decoded.runId, "r1");

@@ -20,6 +20,7 @@ function group(id: string, prompt: string, texts: string[]): common.Group {
     id,
     prompt,
     reference: "4",
+    promptTokenIds: [],
     completions: texts.map((text, i) => ({
       id: `${id}-${i}`,
       text,

@@ -19,6 +19,7 @@ const slowRequest = (ms: number) => ({
       id: "g",
       prompt: `sleep:${ms}`,
       reference: "1",
+      promptTokenIds: [],
       completions: [
         {
           id: "c",

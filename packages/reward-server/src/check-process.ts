@@ -24,6 +24,7 @@ export async function checkRewardServiceProcess(entry: string, source: RewardSou
           id: "g",
           prompt: "What is 6 * 7?",
           reference: "#### 42",
+          promptTokenIds: [],
           completions: [
             {
               id: "a",

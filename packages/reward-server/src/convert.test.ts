@@ -33,6 +33,7 @@ test("finish reasons map onto the extraction's", () => {
       id: "g",
       prompt: "",
       reference: "3",
+      promptTokenIds: [],
       completions: [
         {
           id: "a",
@@ -64,6 +65,7 @@ test("the implementation names the offending field and applies the limits", () =
     id: "g",
     prompt: "",
     reference: "#### 7",
+    promptTokenIds: [],
     completions: [{ id: "c", text, tokenIds: [], logprobs: [], finishReason: 1 }],
   });
   assert.throws(
@@ -90,6 +92,7 @@ test("perplexity without logprobs is ABSENT on the wire", () => {
         id: "g",
         prompt: "",
         reference: "1",
+        promptTokenIds: [],
         completions: [{ id: "c", text: "1", tokenIds: [], logprobs: [], finishReason: 1 }],
       },
     ],
