@@ -18,6 +18,16 @@ export {
   type VarSpec,
 } from "./config.ts";
 export { DescriptorIndex } from "./descriptor-index.ts";
+export {
+  type CallOptions as WorkerCallOptions,
+  EngineWorker,
+  EngineWorkerError,
+  type StartWorkerOptions,
+  serveEngineWorker,
+  type WorkerCallContext,
+  WorkerCancelledError,
+  type WorkerHandlers,
+} from "./engine-worker.ts";
 export { GrpcError, isGrpcError, Status } from "./errors.ts";
 export {
   type CallContext,

@@ -66,6 +66,11 @@ export interface GenerateOptions extends SamplingParams {
   seeds?: readonly number[];
   /** Rows (prompt × sample) per backend session; default all at once. Results do not depend on it. */
   batchSize?: number;
+  /**
+   * Called before every backend run (prefill or decode step); an exception it throws ends the
+   * generation and is rethrown, the session closed. This is how a caller cancels between steps.
+   */
+  beforeStep?: () => void;
 }
 
 export type FinishReason = "stop" | "length";
@@ -240,6 +245,7 @@ export async function generate(
   const batchSize = options.batchSize ?? rows.length;
   for (let start = 0; start < rows.length; start += batchSize) {
     const chunk = rows.slice(start, start + batchSize);
+    options.beforeStep?.();
     const { session, logits } = await backend.prefill(chunk.map((r) => r.prompt));
     try {
       if (logits.length !== chunk.length)
@@ -252,6 +258,7 @@ export async function generate(
           if (!advance(chunk[i], current[k])) next.push(i);
         });
         if (next.length === 0) break;
+        options.beforeStep?.();
         current = await session.decode(
           next,
           next.map((i) => chunk[i].tokens[chunk[i].tokens.length - 1]),
