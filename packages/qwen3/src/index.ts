@@ -1,5 +1,6 @@
 // @temper/qwen3: Qwen3 checkpoints in Hugging Face layout, tokenizers, the model maker and the
 // float64 reference forward pass.
+export * from "./adapter-object.ts";
 export * from "./checkpoint.ts";
 export * from "./config.ts";
 export * from "./engine.ts";

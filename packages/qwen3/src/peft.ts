@@ -64,12 +64,17 @@ export function adapterConfigJson(config: LoraConfig, baseModel: string | null):
   };
 }
 
-/** Writes adapter_config.json and adapter_model.safetensors (float32) into `dir`; returns their paths. */
+/**
+ * Writes adapter_config.json and adapter_model.safetensors into `dir`; returns their paths. Weights
+ * are F32 (PEFT's usual) unless `dtype` is F64, which a float64 learner uses so that its checkpoints
+ * resume bitwise.
+ */
 export function saveAdapter(
   dir: string,
   adapter: LoraAdapter,
-  options: { baseModel: string | null },
+  options: { baseModel: string | null; dtype?: "F32" | "F64" },
 ): string[] {
+  const dtype = options.dtype ?? "F32";
   checkLoraAdapter(adapter);
   const r = adapter.config.rank;
   mkdirSync(dir, { recursive: true });
@@ -78,13 +83,13 @@ export function saveAdapter(
   const tensors = adapter.pairs.flatMap((p) => [
     {
       name: loraTensorName(p.layer, p.module, "A"),
-      dtype: "F32" as const,
+      dtype,
       shape: [r, p.inFeatures],
       chunks: () => [p.a],
     },
     {
       name: loraTensorName(p.layer, p.module, "B"),
-      dtype: "F32" as const,
+      dtype,
       shape: [p.outFeatures, r],
       chunks: () => [p.b],
     },
