@@ -88,6 +88,7 @@ export function schedulerScorer(address: string, runId: string): BatchScorer {
               perplexityTau: req.params.perplexityTau,
               minTokens: req.params.minTokens,
               maxTokens: req.params.maxTokens,
+              perplexityMode: 0,
             },
           },
         });

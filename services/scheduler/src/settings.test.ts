@@ -74,7 +74,7 @@ test("bad configurations name their field", () => {
     [{ sources: { reasoning: "not an endpoint" } }, /config\.sources\["reasoning"\]/],
     [{ advantageScale: 42 as scheduler.AdvantageScale }, /config\.advantage_scale/],
     [{ failurePolicy: 42 as scheduler.FailurePolicy }, /config\.failure_policy/],
-    [{ params: { perplexityTau: 0 } }, /config\.params\.perplexity_tau/],
+    [{ params: { perplexityTau: 0, perplexityMode: 0 } }, /config\.params\.perplexity_tau/],
     [
       {
         structure: {

@@ -1,8 +1,7 @@
 // A run's configuration: the proto RunConfig validated, with every default filled in, and the
 // resolved reward structure the blend uses.
 import { check, fieldPath, invalidArgument } from "@temper/kit";
-import type { reward } from "@temper/proto";
-import { scheduler } from "@temper/proto";
+import { reward, scheduler } from "@temper/proto";
 import {
   type AdvantageScale,
   resolveStructure,
@@ -141,7 +140,9 @@ export function resolveRunConfig(
   const sourceTimeoutMs = cfg.sourceTimeoutMs || defaults.sourceTimeoutMs;
   check.range(sourceTimeoutMs, 1, 600_000, "config.source_timeout_ms");
 
-  const params = cfg.params ?? {};
+  const params: reward.ScoreParams = cfg.params ?? {
+    perplexityMode: reward.PerplexityMode.PERPLEXITY_MODE_UNSPECIFIED,
+  };
   // The reward sources check params per request; checking here turns a bad value into a Configure error.
   const problem = validateScoreRequest([{ id: "g", reference: "1", completions: [{ id: "c", text: "1" }] }], {
     perplexityTau: params.perplexityTau,
