@@ -2,7 +2,7 @@
 // SERVING before the endpoints are printed; stays up until Ctrl-C / SIGTERM and stops everything
 // it started. `--check` starts, verifies health, stops and exits 0.
 import { spawnSync } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import {
@@ -12,22 +12,72 @@ import {
   startNatsServer,
   startServiceProcess,
 } from "@temper/kit";
+import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
 import { implementedServices, NATS_DEFAULT_PORT, SERVICES, serviceEntry, stackEnv } from "../services.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..", "..");
 
-const USAGE = `usage: temper stack [--check] [--data-dir DIR] [--nats-port N] [--port-offset N]
+const USAGE = `usage: temper stack [--check] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N]
 
 Starts nats-server (JetStream) and every implemented service on 127.0.0.1, waits until each
 reports SERVING, prints the endpoints and runs until Ctrl-C.
 
   --check          start, verify health, stop, exit 0
-  --data-dir DIR   JetStream store and service logs (default .temper/stack in the repo)
+  --data-dir DIR   JetStream store, service logs, checkpoints (default .temper/stack in the repo)
+  --model DIR      base model of rollout and learner (Hugging Face layout); default: a small
+                   model made once under the data dir (models/small)
   --nats-port N    NATS client port (default ${NATS_DEFAULT_PORT})
   --port-offset N  added to every default port, NATS included (to run beside another stack)
 
 default ports: ${SERVICES.map((s) => `${s.name} ${s.port}`).join(", ")}, nats ${NATS_DEFAULT_PORT}`;
+
+/** Services that load the base model. */
+const MODEL_SERVICES = new Set(["rollout", "learner"]);
+
+/**
+ * The model rollout and learner serve: --model (checked), else a small model made once under the
+ * data dir, so `npm start` needs nothing but the repository.
+ */
+function stackModel(flag: string | undefined, dataDir: string): string {
+  if (flag !== undefined) {
+    const dir = resolve(flag);
+    if (!existsSync(join(dir, "config.json")))
+      throw new CliError(`--model ${flag}: no config.json there (expected a Hugging Face model directory)`);
+    return dir;
+  }
+  const dir = join(dataDir, "models", "small");
+  if (!existsSync(join(dir, "config.json"))) {
+    process.stdout.write(`temper stack: no --model given, making a small model once in ${dir}\n`);
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    initModel({
+      config: presetConfig("small", tokenizerIds("bytes")),
+      tokenizer: "bytes",
+      out: tmp,
+      seed: 0,
+      dtype: "f32",
+    });
+    renameSync(tmp, dir);
+  }
+  return dir;
+}
+
+/** What rollout and learner need besides the common variables. */
+function modelServiceEnv(
+  name: string,
+  modelDir: string | undefined,
+  dataDir: string,
+): Record<string, string> {
+  if (!modelDir || !MODEL_SERVICES.has(name)) return {};
+  if (name === "learner")
+    return {
+      MODEL_DIR: modelDir,
+      CHECKPOINT_DIR: join(dataDir, "checkpoints"),
+      EXPORT_DIR: join(dataDir, "exports"),
+    };
+  return { MODEL_DIR: modelDir };
+}
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -66,6 +116,7 @@ export async function run(argv: string[]): Promise<void> {
     "data-dir": { type: "string" },
     "nats-port": { type: "string" },
     "port-offset": { type: "string" },
+    model: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -90,6 +141,8 @@ export async function run(argv: string[]): Promise<void> {
       throw new CliError(`port ${port} (${name}) is in use: stop what holds it, or pass --port-offset`);
   const natsBinary = ensureNatsServer();
   mkdirSync(join(dataDir, "logs"), { recursive: true });
+  const needsModel = specs.some((s) => MODEL_SERVICES.has(s.name));
+  const modelDir = needsModel ? stackModel(values.model, dataDir) : undefined;
 
   const started: ServiceProcess[] = [];
   const logs: WriteStream[] = [];
@@ -118,7 +171,7 @@ export async function run(argv: string[]): Promise<void> {
           name: spec.name,
           entry: serviceEntry(ROOT, spec.name),
           cwd: ROOT,
-          env: stackEnv(spec, ports, natsUrl),
+          env: { ...stackEnv(spec, ports, natsUrl), ...modelServiceEnv(spec.name, modelDir, dataDir) },
           onLine: (line) => log.write(`${line}\n`),
         });
         started.push(svc);
@@ -142,6 +195,7 @@ export async function run(argv: string[]): Promise<void> {
     `temper stack: ${specs.length} service(s) SERVING\n${lines.map((l) => `  ${l}`).join("\n")}\n`,
   );
   if (missing.length) process.stdout.write(`  not implemented yet: ${missing.join(", ")}\n`);
+  if (modelDir) process.stdout.write(`  model: ${modelDir}\n`);
   process.stdout.write(`  logs: ${join(dataDir, "logs")}\n`);
 
   if (values.check) {
