@@ -38,10 +38,18 @@ export interface InitOptions {
   seed?: number;
   dtype?: WeightDtype;
   shards?: number;
+  /** Standard deviation of the random weights (default INIT_STD). Larger values give a model
+   * whose logits are far from uniform, e.g. a policy that tests can move visibly. */
+  std?: number;
 }
 
 /** The random tensors of a config, each a lazily generated stream. */
-export function randomTensors(config: Qwen3Config, seed: number, dtype: WeightDtype): TensorSource[] {
+export function randomTensors(
+  config: Qwen3Config,
+  seed: number,
+  dtype: WeightDtype,
+  std = INIT_STD,
+): TensorSource[] {
   return expectedTensors(config).map((t) => ({
     name: t.name,
     dtype: STORAGE[dtype].safetensors,
@@ -55,7 +63,7 @@ export function randomTensors(config: Qwen3Config, seed: number, dtype: WeightDt
       const rng = new Rng(seed, hashString(t.name));
       for (let start = 0; start < total; start += CHUNK) {
         const chunk = new Float64Array(Math.min(CHUNK, total - start));
-        for (let i = 0; i < chunk.length; i++) chunk[i] = INIT_STD * rng.normal();
+        for (let i = 0; i < chunk.length; i++) chunk[i] = std * rng.normal();
         yield chunk;
       }
     },
@@ -70,6 +78,8 @@ export function initModel(options: InitOptions): string[] {
   if (!STORAGE[dtype])
     throw new ConfigError(`unknown dtype "${dtype}" (expected ${WEIGHT_DTYPES.join(", ")})`);
   if (!Number.isSafeInteger(seed)) throw new ConfigError(`seed must be an integer, got ${seed}`);
+  const std = options.std ?? INIT_STD;
+  if (!(std > 0 && Number.isFinite(std))) throw new ConfigError(`std must be a positive number, got ${std}`);
   const ids = tokenizerIds(tokenizer);
   const config: Qwen3Config = { ...options.config, torchDtype: STORAGE[dtype].torch };
   if (config.vocabSize < ids.vocabSize) {
@@ -97,6 +107,6 @@ export function initModel(options: InitOptions): string[] {
     `${JSON.stringify(generationConfigToJson(generation), null, 2)}\n`,
   );
   writeTokenizerFiles(out, tokenizer);
-  const weightFiles = writeCheckpoint(out, randomTensors(config, seed, dtype), options.shards ?? 1);
+  const weightFiles = writeCheckpoint(out, randomTensors(config, seed, dtype, std), options.shards ?? 1);
   return [CONFIG_FILE, GENERATION_CONFIG_FILE, "tokenizer.json", "tokenizer_config.json", ...weightFiles];
 }
