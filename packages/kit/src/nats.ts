@@ -13,6 +13,7 @@ import {
 } from "@nats-io/transport-node";
 import { type Context, context as otelContext } from "@opentelemetry/api";
 import type { Logger } from "pino";
+import { GrpcError, Status } from "./errors.ts";
 import { extractTraceContext, injectTraceContext } from "./trace-context.ts";
 
 /** Events are small; anything larger (adapters, batches) goes through the object store. */
@@ -60,6 +61,15 @@ export interface Bus {
   objectStore(bucket: string, options?: Partial<ObjectStoreOptions>): Promise<ObjectStore>;
   /** Flushes pending publishes and closes the connection. */
   drain(): Promise<void>;
+  /** Whether the connection is up now (false between a disconnect and the reconnect). */
+  readonly connected: boolean;
+  /** Calls `listener(up)` on every disconnect (false) and reconnect (true). */
+  onConnectionChange(listener: (up: boolean) => void): void;
+  /**
+   * Throws UNAVAILABLE at once while NATS is unreachable, so a call that needs the store fails fast
+   * (callers retry on UNAVAILABLE) instead of hanging until a request times out.
+   */
+  assertConnected(what?: string): void;
 }
 
 export interface ConnectBusOptions {
@@ -83,7 +93,16 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const url = options.url ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222";
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: url, name: options.name, timeout: options.timeoutMs ?? 5000 });
+    // Reconnect without limit: a service outlives any NATS outage, and its health says when the
+    // store is back (runService). The client's default gives up after 10 attempts (~20 s).
+    nc = await connect({
+      servers: url,
+      name: options.name,
+      timeout: options.timeoutMs ?? 5000,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      reconnectJitter: 250,
+    });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }
@@ -93,8 +112,33 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   const objm = new Objm(js);
   const limit = Math.min(MAX_EVENT_BYTES, nc.info?.max_payload ?? MAX_EVENT_BYTES) - HEADER_ROOM;
 
+  let connected = true;
+  const listeners: ((up: boolean) => void)[] = [];
+  void (async () => {
+    for await (const st of nc.status()) {
+      const up = st.type === "reconnect" ? true : st.type === "disconnect" ? false : undefined;
+      if (up === undefined || up === connected) continue;
+      connected = up;
+      options.logger?.[up ? "info" : "warn"]({ url }, up ? "NATS reconnected" : "NATS disconnected");
+      for (const l of listeners) l(up);
+    }
+  })();
+
   const bus: Bus = {
     nc,
+    get connected() {
+      return connected && !nc.isClosed();
+    },
+    onConnectionChange(listener) {
+      listeners.push(listener);
+    },
+    assertConnected(what = "the NATS store") {
+      if (!bus.connected)
+        throw new GrpcError(
+          Status.UNAVAILABLE,
+          `${what} is unreachable (NATS at ${url} is down); retry later`,
+        );
+    },
     js,
     jsm,
     async ensureStream(spec) {

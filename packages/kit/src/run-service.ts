@@ -4,7 +4,7 @@
 import { type ConfigOf, loadConfigOrExit, type Schema } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { type Bus, connectBus, type StreamSpec, TEMPER_STREAM } from "./nats.ts";
-import { type ServerHandle, type ServiceRegistration, startServer } from "./server.ts";
+import { type ServerHandle, type ServiceRegistration, serviceName, startServer } from "./server.ts";
 import { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
 import { onShutdown, type ShutdownStep } from "./shutdown.ts";
 import { startTelemetry, type Telemetry } from "./telemetry.ts";
@@ -73,12 +73,13 @@ export async function runService<S extends Schema = Record<string, never>>(
     });
   }
   const deps: ServiceDeps<S> = { config, logger, telemetry, bus };
+  const registrations = await options.services(deps);
   const server = await startServer({
     name: options.name,
     version: options.version,
     host: c.HOST,
     port: c.PORT,
-    services: await options.services(deps),
+    services: registrations,
     descriptorSet: options.descriptorSet,
     limits: {
       maxReceiveMessageBytes: c.GRPC_MAX_MESSAGE_BYTES,
@@ -88,6 +89,15 @@ export async function runService<S extends Schema = Record<string, never>>(
     logger,
     tracer: telemetry.tracer,
   });
+  if (bus) {
+    // Readiness follows the store: each application service is NOT_SERVING while NATS is down and
+    // SERVING again after; the server-wide name "" stays SERVING (the process is sound), so a
+    // liveness probe does not restart the service during an outage.
+    const names = registrations.map((r) => serviceName(r.definition));
+    bus.onConnectionChange((up) => {
+      for (const n of names) server.setHealth(n, up ? "SERVING" : "NOT_SERVING");
+    });
+  }
   const stop = onShutdown({
     logger,
     steps: [

@@ -81,9 +81,18 @@ await runService({
     );
     return [
       service(scheduler.SchedulerServiceService, {
-        configure: (req) => router.configure(req),
-        score: (req, ctx) => router.score(req, ctx),
-        getState: (req) => router.getState(req),
+        configure: (req) => {
+          bus!.assertConnected("the scheduler's store");
+          return router.configure(req);
+        },
+        score: (req, ctx) => {
+          bus!.assertConnected("the scheduler's store");
+          return router.score(req, ctx);
+        },
+        getState: (req) => {
+          bus!.assertConnected("the scheduler's store");
+          return router.getState(req);
+        },
       }),
     ];
   },
