@@ -1,0 +1,367 @@
+// The LearnerService logic on the service thread: request validation (field paths), runs and their
+// exactly-once step bookkeeping, one call at a time per run, publishing adapters to the JetStream
+// object store and policy.updated events. The engine thread (engine-worker.ts) does the training
+// and writes checkpoints.
+import { cpSync, existsSync, readFileSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { status } from "@grpc/grpc-js";
+import type { ObjectStore } from "@nats-io/obj";
+import {
+  type Bus,
+  type CallContext,
+  type EngineWorker,
+  EngineWorkerError,
+  failedPrecondition,
+  fieldPath,
+  GrpcError,
+  invalidArgument,
+  type Logger,
+  resourceExhausted,
+} from "@temper/kit";
+import { events, type learner } from "@temper/proto";
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_CONFIG_METADATA,
+  ADAPTER_WEIGHTS_FILE,
+  adapterObjectName,
+  type TrainSequence,
+} from "@temper/qwen3";
+import { cleanTemporary, listCheckpoints, writeCheckpoint } from "@temper/training";
+import type { LearnerWorker } from "./engine-worker.ts";
+import { modelContentHash, trainRequestHash } from "./hashing.ts";
+import { checkRunId, firstDifference, resolveRunConfig, toProtoConfig } from "./run-config.ts";
+import {
+  listRuns,
+  type Metrics,
+  readTrainerState,
+  resumeDir,
+  runDir,
+  type StoredResponse,
+  type TrainerState,
+} from "./store.ts";
+
+export interface LearnerOptions {
+  modelDir: string;
+  vocabSize: number;
+  checkpointDir: string;
+  exportDir: string;
+  keepAdapterVersions: number;
+  maxSequences: number;
+  maxSequenceTokens: number;
+}
+
+/** A per-key FIFO lock: calls for one run run one at a time, in arrival order. */
+class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
+
+const metricsProto = (m: Metrics | null | undefined): learner.TrainMetrics | undefined =>
+  m ? { ...m } : undefined;
+
+export class Learner {
+  private readonly runs = new Map<string, TrainerState>();
+  private readonly lock = new KeyedLock();
+  private modelHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly o: LearnerOptions,
+    private readonly worker: EngineWorker<LearnerWorker>,
+    private readonly bus: Bus,
+    private readonly store: ObjectStore,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Loads every run from its newest complete checkpoint and re-publishes its latest adapter and event. */
+  async start(): Promise<void> {
+    for (const runId of listRuns(this.o.checkpointDir)) {
+      const root = runDir(this.o.checkpointDir, runId);
+      const removed = cleanTemporary(root);
+      if (removed.length) this.logger.warn({ runId, removed }, "removed incomplete checkpoint directories");
+      const state = readTrainerState(resumeDir(this.o.checkpointDir, runId)!);
+      this.runs.set(runId, state);
+      const last = state.history.at(-1);
+      if (last) await this.publish(runId, last.response);
+      this.logger.info({ runId, nextStep: state.nextStep, version: state.adapterVersion }, "resumed run");
+    }
+  }
+
+  private async modelMatches(name: string): Promise<boolean> {
+    if (resolve(name) === resolve(this.o.modelDir)) return true;
+    const hex = name.replace(/^sha256:/, "").toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(hex)) return false;
+    this.modelHash ??= modelContentHash(this.o.modelDir);
+    return (await this.modelHash) === hex;
+  }
+
+  private getRun(runId: string): TrainerState {
+    checkRunId(runId);
+    const state = this.runs.get(runId);
+    if (!state)
+      throw new GrpcError(status.NOT_FOUND, `run ${JSON.stringify(runId)} does not exist (CreateRun first)`);
+    return state;
+  }
+
+  async createRun(req: learner.CreateRunRequest): Promise<learner.CreateRunResponse> {
+    checkRunId(req.runId);
+    const config = await resolveRunConfig(req.config, this.o.modelDir, (n) => this.modelMatches(n));
+    return this.lock.run(req.runId, async () => {
+      const existing = this.runs.get(req.runId);
+      if (existing) {
+        const diff = firstDifference(existing.config, config);
+        if (diff)
+          throw failedPrecondition(
+            `run ${req.runId} exists with a different configuration: ${diff} differs (runs are immutable; use a new run_id)`,
+          );
+        return {
+          runId: req.runId,
+          config: toProtoConfig(existing.config),
+          created: false,
+          adapterVersion: existing.adapterVersion,
+        };
+      }
+      const state = await this.worker.call("create", { runId: req.runId, config });
+      this.runs.set(req.runId, state);
+      return { runId: req.runId, config: toProtoConfig(config), created: true, adapterVersion: "" };
+    });
+  }
+
+  /** Checks every sequence against the run's loss and the limits; returns the engine's batch. */
+  private checkSequences(req: learner.TrainRequest, state: TrainerState): TrainSequence[] {
+    if (req.sequences.length > this.o.maxSequences)
+      throw resourceExhausted(
+        `sequences: ${req.sequences.length} sequences, at most ${this.o.maxSequences} (MAX_SEQUENCES)`,
+      );
+    const grpo = state.config.loss.type === "grpo";
+    let withRef = 0;
+    const out = req.sequences.map((s, i): TrainSequence => {
+      const at = (field: string) => fieldPath("sequences", i, field);
+      const n = s.inputIds.length;
+      if (n < 2) throw invalidArgument(at("input_ids"), `needs at least 2 tokens, got ${n}`);
+      if (n > this.o.maxSequenceTokens)
+        throw resourceExhausted(
+          `${at("input_ids")}: ${n} tokens, at most ${this.o.maxSequenceTokens} (MAX_SEQUENCE_TOKENS)`,
+        );
+      s.inputIds.forEach((id, t) => {
+        if (id < 0 || id >= this.o.vocabSize)
+          throw invalidArgument(
+            at("input_ids"),
+            `entry ${t} = ${id} is outside the vocabulary [0, ${this.o.vocabSize})`,
+          );
+      });
+      const perToken = (field: string, v: number[], required: boolean) => {
+        if (v.length === 0 && !required) return;
+        if (v.length !== n) throw invalidArgument(at(field), `has ${v.length} entries, input_ids has ${n}`);
+        for (let t = 1; t < n; t++)
+          if (!Number.isFinite(v[t]))
+            throw invalidArgument(at(field), `entry ${t} = ${v[t]} is not a finite number`);
+      };
+      if (s.completionMask.length !== n)
+        throw invalidArgument(
+          at("completion_mask"),
+          `has ${s.completionMask.length} entries, input_ids has ${n}`,
+        );
+      s.completionMask.forEach((m, t) => {
+        if (m !== 0 && m !== 1)
+          throw invalidArgument(at("completion_mask"), `entry ${t} = ${m}, expected 0 or 1`);
+      });
+      if (s.completionMask[0] !== 0)
+        throw invalidArgument(at("completion_mask"), "entry 0 must be 0 (token 0 has no logprob)");
+      if (grpo && !Number.isFinite(s.advantage))
+        throw invalidArgument(at("advantage"), `must be a finite number, got ${s.advantage}`);
+      perToken("old_logprobs", s.oldLogprobs, grpo);
+      perToken("ref_logprobs", s.refLogprobs, false);
+      if (s.refLogprobs.length > 0) withRef++;
+      return {
+        inputIds: s.inputIds,
+        completionMask: s.completionMask,
+        advantage: s.advantage,
+        oldLogprobs: s.oldLogprobs.length ? s.oldLogprobs : undefined,
+        refLogprobs: s.refLogprobs.length ? s.refLogprobs : undefined,
+      };
+    });
+    if (withRef !== 0 && withRef !== out.length) {
+      const i = req.sequences.findIndex((s) => s.refLogprobs.length === 0);
+      throw invalidArgument(
+        fieldPath("sequences", i, "ref_logprobs"),
+        `is missing while ${withRef} other sequences have it (give it for all or none)`,
+      );
+    }
+    return out;
+  }
+
+  private respond(runId: string, r: StoredResponse, replayed: boolean): learner.TrainResponse {
+    return {
+      runId,
+      step: r.step,
+      adapterVersion: r.adapterVersion,
+      metrics: metricsProto(r.metrics),
+      skipped: r.skipped,
+      skipReason: r.skipReason,
+      replayed,
+      engineSeconds: replayed ? 0 : r.engineSeconds,
+      objectName: r.objectName,
+    };
+  }
+
+  async train(req: learner.TrainRequest, ctx?: CallContext): Promise<learner.TrainResponse> {
+    const state = this.getRun(req.runId);
+    const sequences = this.checkSequences(req, state);
+    const hash = trainRequestHash(req);
+    return this.lock.run(req.runId, async () => {
+      const st = this.runs.get(req.runId)!;
+      if (req.step < st.nextStep) {
+        const done = st.history.find((h) => h.step === req.step);
+        if (!done)
+          throw failedPrecondition(
+            `step ${req.step} of run ${req.runId} was done but is older than the replay history (next step is ${st.nextStep})`,
+          );
+        if (done.requestHash !== hash)
+          throw failedPrecondition(
+            `step ${req.step} of run ${req.runId} was done with a different request (content hash differs); next step is ${st.nextStep}`,
+          );
+        await this.publish(req.runId, done.response);
+        return this.respond(req.runId, done.response, true);
+      }
+      if (req.step > st.nextStep)
+        throw failedPrecondition(
+          `step ${req.step} of run ${req.runId} is ahead: the expected step is ${st.nextStep}`,
+        );
+      let out: Awaited<ReturnType<LearnerWorker["train"]>>;
+      try {
+        // not cancellable: once started, a step finishes and is checkpointed (a retry replays it)
+        out = await this.worker.call("train", {
+          runId: req.runId,
+          step: req.step,
+          sequences,
+          requestHash: hash,
+        });
+      } catch (err) {
+        if (err instanceof EngineWorkerError && err.name === "TrainInputError") {
+          const m = /^(sequences\[\d+\]\.\w+)[:\s]*(.*)$/s.exec(err.message);
+          throw m ? invalidArgument(m[1], m[2]) : invalidArgument("sequences", err.message);
+        }
+        throw err;
+      }
+      this.runs.set(req.runId, out.state);
+      ctx?.logger.info(
+        {
+          runId: req.runId,
+          step: req.step,
+          skipped: out.response.skipped,
+          engineSeconds: out.response.engineSeconds,
+        },
+        out.response.skipped ? `step skipped: ${out.response.skipReason}` : "step applied",
+      );
+      await this.publish(req.runId, out.response, out.dir);
+      return this.respond(req.runId, out.response, false);
+    });
+  }
+
+  /** Idempotent: puts the step's adapter version in the object store if missing, then the event. */
+  private async publish(runId: string, r: StoredResponse, dir?: string): Promise<void> {
+    if (r.adapterVersion) {
+      const name = adapterObjectName(runId, r.adapterVersion);
+      if (!(await this.store.info(name))) {
+        const from = dir ?? this.checkpointWithVersion(runId, r.adapterVersion);
+        if (!from)
+          this.logger.warn(
+            { runId, version: r.adapterVersion },
+            "adapter version no longer in any checkpoint; not re-published",
+          );
+        else {
+          const weights = new Uint8Array(readFileSync(join(from, ADAPTER_WEIGHTS_FILE)));
+          const config = readFileSync(join(from, ADAPTER_CONFIG_FILE), "utf8");
+          await this.store.putBlob({ name, metadata: { [ADAPTER_CONFIG_METADATA]: config } }, weights);
+        }
+        await this.pruneObjects(runId);
+      }
+    }
+    const event: events.PolicyUpdated = {
+      runId,
+      step: r.step,
+      adapterVersion: r.adapterVersion,
+      objectName: r.objectName,
+      metrics: metricsProto(r.metrics),
+      skipped: r.skipped,
+      skipReason: r.skipReason,
+    };
+    await this.bus.publish(`temper.${runId}.policy.updated`, events.PolicyUpdated.encode(event).finish(), {
+      msgId: `${runId}.${r.step}.policy.updated`,
+    });
+  }
+
+  private checkpointWithVersion(runId: string, version: string): string | undefined {
+    return listCheckpoints(runDir(this.o.checkpointDir, runId))
+      .reverse()
+      .find((c) => readTrainerState(c.dir).adapterVersion === version)?.dir;
+  }
+
+  /** Keeps the newest KEEP_ADAPTER_VERSIONS versions of the run in the object store. */
+  private async pruneObjects(runId: string): Promise<void> {
+    const prefix = `${runId}/${runId}-`;
+    const objects = (await this.store.list())
+      .filter((o) => o.name.startsWith(prefix) && /^\d+$/.test(o.name.slice(prefix.length)))
+      .sort((a, b) => Number(a.name.slice(prefix.length)) - Number(b.name.slice(prefix.length)));
+    for (const o of objects.slice(0, Math.max(0, objects.length - this.o.keepAdapterVersions)))
+      await this.store.delete(o.name);
+  }
+
+  getState(req: learner.GetStateRequest): learner.GetStateResponse {
+    const s = this.getRun(req.runId);
+    return {
+      runId: req.runId,
+      lastStep: s.lastStep ?? undefined,
+      adapterVersion: s.adapterVersion,
+      lastMetrics: metricsProto(s.lastMetrics),
+      nextStep: s.nextStep,
+      config: toProtoConfig(s.config),
+      updates: s.updates,
+    };
+  }
+
+  async saveCheckpoint(req: learner.SaveCheckpointRequest): Promise<learner.SaveCheckpointResponse> {
+    this.getRun(req.runId);
+    if (!req.directory) throw invalidArgument("directory", "must not be empty");
+    if (isAbsolute(req.directory) || req.directory.includes("\0"))
+      throw invalidArgument(
+        "directory",
+        `must be a path relative to EXPORT_DIR, got ${JSON.stringify(req.directory.slice(0, 200))}`,
+      );
+    const root = resolve(this.o.exportDir);
+    const target = resolve(root, req.directory);
+    const rel = relative(root, target);
+    if (rel === "" || rel.startsWith("..") || isAbsolute(rel))
+      throw invalidArgument(
+        "directory",
+        `must stay inside EXPORT_DIR, got ${JSON.stringify(req.directory.slice(0, 200))}`,
+      );
+    const name = basename(target);
+    if (name.startsWith(".") || name.includes(".tmp-"))
+      throw invalidArgument("directory", `its last component must not start with "." or contain ".tmp-"`);
+    return this.lock.run(req.runId, async () => {
+      const s = this.runs.get(req.runId)!;
+      const from = resumeDir(this.o.checkpointDir, req.runId);
+      if (!from || !existsSync(from)) throw failedPrecondition(`run ${req.runId} has no checkpoint`);
+      const files = [
+        ADAPTER_CONFIG_FILE,
+        ADAPTER_WEIGHTS_FILE,
+        "optimizer.safetensors",
+        "trainer_state.json",
+      ];
+      writeCheckpoint(dirname(target), name, (dir) => {
+        for (const f of files) cpSync(join(from, f), join(dir, f));
+      });
+      return { directory: target, adapterVersion: s.adapterVersion, step: s.lastStep ?? 0 };
+    });
+  }
+}
