@@ -66,6 +66,8 @@ export type LearnerWorker = {
     state: TrainerState;
     response: StoredResponse;
     dir: string;
+    /** Time spent writing (and fsyncing) the checkpoint. */
+    checkpointSeconds: number;
   }>;
 };
 
@@ -334,9 +336,10 @@ serveEngineWorker<LearnerWorker>(async (raw) => {
           history: [...mem.state.history, { step, requestHash, response }].slice(-HISTORY_LIMIT),
         };
         const root = runDir(init.checkpointDir, runId);
+        const written = performance.now();
         const dir = writeCheckpoint(root, stepDirName(step), (d) => writeStateDir(d, mem));
         pruneCheckpoints(root, init.keepCheckpoints);
-        return { state: mem.state, response, dir };
+        return { state: mem.state, response, dir, checkpointSeconds: (performance.now() - written) / 1000 };
       } catch (err) {
         // whatever happened, the next call starts again from the checkpoint on disk
         runs.delete(runId);

@@ -253,16 +253,19 @@ export class Learner {
         throw err;
       }
       this.runs.set(req.runId, out.state);
+      const published = performance.now();
+      await this.publish(req.runId, out.response, out.dir);
       ctx?.logger.info(
         {
           runId: req.runId,
           step: req.step,
           skipped: out.response.skipped,
           engineSeconds: out.response.engineSeconds,
+          checkpointSeconds: out.checkpointSeconds,
+          publishSeconds: (performance.now() - published) / 1000,
         },
         out.response.skipped ? `step skipped: ${out.response.skipReason}` : "step applied",
       );
-      await this.publish(req.runId, out.response, out.dir);
       return this.respond(req.runId, out.response, false);
     });
   }
