@@ -27,11 +27,32 @@ export class GrpcError extends Error {
   static from(err: unknown): GrpcError {
     if (err instanceof GrpcError) return err;
     const e = err as Partial<ServiceError>;
-    if (typeof e?.code === "number") return new GrpcError(e.code, e.details ?? e.message ?? "", e.metadata);
+    if (typeof e?.code === "number")
+      return new GrpcError(e.code, plainDetails(e.details ?? e.message ?? ""), e.metadata);
     return new GrpcError(status.UNKNOWN, (err as Error)?.message ?? String(err));
   }
 }
 
 export function isGrpcError(err: unknown, code?: status): err is GrpcError {
   return err instanceof GrpcError && (code === undefined || err.code === code);
+}
+
+/**
+ * grpc-js's own status details in plain words, so its internals (load-balancer timings, channel
+ * state, timestamps, "Error: " prefixes) never reach a caller or a log line through our messages.
+ * Details set by a server's handler pass through unchanged.
+ */
+export function plainDetails(details: string): string {
+  if (/^Deadline exceeded after /.test(details)) return "deadline exceeded";
+  if (/^Cancelled on client$|^Call cancelled$/.test(details)) return "cancelled";
+  const noConnection =
+    /^No connection established\. Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?$/.exec(
+      details,
+    );
+  if (noConnection) return `cannot connect (${noConnection[1] || "no address answered"})`;
+  const tooLarge = /^Received message larger than max \((\d+) vs\.? (\d+)\)$/.exec(details);
+  if (tooLarge) return `message of ${tooLarge[1]} bytes exceeds the ${tooLarge[2]}-byte limit`;
+  if (/^Received RST_STREAM with code \d+/.test(details) || /^Connection dropped$/.test(details))
+    return "connection lost";
+  return details;
 }

@@ -20,6 +20,7 @@ import {
 } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { GrpcError } from "./errors.ts";
+import { traceLogger } from "./logger.ts";
 import { extractTraceContext } from "./trace-context.ts";
 
 /** What every handler receives besides its request. */
@@ -61,28 +62,40 @@ export interface HandlerDeps {
 
 /** What the safe deserializer yields for bytes that are not a valid message. */
 export class MalformedRequest {
-  constructor(readonly reason: string) {}
+  constructor(
+    readonly reason: string,
+    /** The offending field, when it could be found (e.g. a uint64 above 2^53 − 1). */
+    readonly field?: { path: string; problem: string },
+  ) {}
 }
 
 /**
  * Wraps a request deserializer so undecodable bytes reach the handler wrapper, which answers
- * INVALID_ARGUMENT (grpc-js alone would answer INTERNAL).
+ * INVALID_ARGUMENT (grpc-js alone would answer INTERNAL). `explain` looks for the field that made
+ * decoding fail, so the answer can name it.
  */
 export function safeDeserializer<Req>(
   decode: (bytes: Buffer) => Req,
+  explain?: (bytes: Buffer) => { path: string; problem: string } | undefined,
 ): (bytes: Buffer) => Req | MalformedRequest {
   return (bytes) => {
     try {
       return decode(bytes);
     } catch (err) {
-      return new MalformedRequest((err as Error).message);
+      let field: { path: string; problem: string } | undefined;
+      try {
+        field = explain?.(bytes);
+      } catch {}
+      return new MalformedRequest((err as Error).message, field);
     }
   };
 }
 
 function rejectMalformed(request: unknown): void {
-  if (request instanceof MalformedRequest)
-    throw new GrpcError(status.INVALID_ARGUMENT, `request: not a valid protobuf message (${request.reason})`);
+  if (!(request instanceof MalformedRequest)) return;
+  if (request.field)
+    throw new GrpcError(status.INVALID_ARGUMENT, `${request.field.path}: ${request.field.problem}`);
+  throw new GrpcError(status.INVALID_ARGUMENT, `request: not a valid protobuf message (${request.reason})`);
 }
 
 interface Started {
@@ -109,7 +122,8 @@ function begin(
   );
   const spanCtx = trace.setSpan(parent, span);
   const sc = span.spanContext();
-  const logger = deps.logger.child({ method: path, trace_id: sc.traceId, span_id: sc.spanId });
+  const logger = traceLogger(deps.logger, { method: path, trace_id: sc.traceId, span_id: sc.spanId });
+  const startedAt = performance.now();
   const abort = new AbortController();
   const rawDeadline = call.getDeadline();
   const deadline =
@@ -139,17 +153,20 @@ function begin(
     run: (fn) => otelContext.with(spanCtx, fn),
     finish(code, err) {
       let out: GrpcError | undefined;
-      if (err !== undefined) {
-        if (err instanceof GrpcError) {
-          out = err;
-          logger.debug({ code: err.codeName, details: err.message }, "call failed");
-        } else {
-          // A bug, not a bad request: keep the stack in the log, give the caller a trace id to find it.
-          logger.error({ err }, "handler threw");
-          out = new GrpcError(status.INTERNAL, `internal error (trace ${sc.traceId})`);
-        }
-        code = out.code;
+      const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
+      // The access line: exactly one per RPC. OK at debug, a status the handler chose at info, a
+      // bug (INTERNAL, with its stack) at error.
+      if (err === undefined) {
+        logger.debug({ code: status[code], duration_ms: durationMs }, "rpc");
+      } else if (err instanceof GrpcError) {
+        out = err;
+        logger.info({ code: err.codeName, duration_ms: durationMs, details: err.message }, "rpc");
+      } else {
+        // A bug, not a bad request: keep the stack in the log, give the caller a trace id to find it.
+        out = new GrpcError(status.INTERNAL, `internal error (trace ${sc.traceId})`);
+        logger.error({ code: out.codeName, duration_ms: durationMs, err }, "rpc");
       }
+      if (out) code = out.code;
       span.setAttribute("rpc.grpc.status_code", code);
       if (code !== status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: out?.message });
       span.end();

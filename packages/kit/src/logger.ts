@@ -16,6 +16,22 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/**
+ * Set on a logger whose bindings already carry trace_id and span_id (the per-call logger); its
+ * children inherit it (pino children are prototype copies), so the mixin does not add them twice.
+ */
+export const TRACE_BOUND = Symbol.for("temper.logger.traceBound");
+
+/** A child logger carrying trace_id and span_id once, whatever span is active when it writes. */
+export function traceLogger(
+  parent: Logger,
+  bindings: Record<string, unknown> & { trace_id: string; span_id: string },
+): Logger {
+  const child = parent.child(bindings);
+  (child as unknown as Record<symbol, boolean>)[TRACE_BOUND] = true;
+  return child;
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? "info";
   return pino(
@@ -25,7 +41,8 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // The active span (set by the RPC wrapper) names the trace, so log lines join up with traces.
-      mixin() {
+      mixin(_obj, _level, self) {
+        if ((self as unknown as Record<symbol, boolean> | undefined)?.[TRACE_BOUND]) return {};
         const span = trace.getSpan(context.active());
         if (!span) return {};
         const sc = span.spanContext();

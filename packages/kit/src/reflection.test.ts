@@ -2,7 +2,7 @@
 // sends resolves SchedulerService/Score's input type and the imported temper.common.v1.Group.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { create, createFileRegistry, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import {
   type FileDescriptorProto,
   FileDescriptorProtoSchema,
@@ -98,7 +98,13 @@ describe("server reflection", () => {
       assert.equal(listed.kind, "services");
       assert.deepEqual(
         (listed as { names: string[] }).names.sort(),
-        ["temper.reward.v1.RewardService", "temper.scheduler.v1.SchedulerService"].sort(),
+        [
+          "temper.reward.v1.RewardService",
+          "temper.scheduler.v1.SchedulerService",
+          "grpc.health.v1.Health",
+          "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection",
+        ].sort(),
       );
       assert.equal(found.kind, "files");
       const files = (found as { files: Uint8Array[] }).files.map((b) =>
@@ -135,6 +141,40 @@ describe("server reflection", () => {
       assert.equal(decoded.groups[0].prompt, "2+2?");
     });
   }
+
+  test("grpc.health.v1.Health/Check resolves and answers for a client that knows only reflection", async () => {
+    const [found, refl] = await reflect(server.address, "v1", [
+      { kind: "fileContainingSymbol", value: "grpc.health.v1.Health" },
+      { kind: "fileContainingSymbol", value: "grpc.reflection.v1alpha.ServerReflection" },
+    ]);
+    assert.equal(found.kind, "files");
+    assert.equal(refl.kind, "files");
+    const files = (found as { files: Uint8Array[] }).files.map((b) =>
+      fromBinary(FileDescriptorProtoSchema, b),
+    );
+    const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: importsFirst(files) }));
+    const check = registry.getService("grpc.health.v1.Health")?.methods.find((m) => m.name === "Check");
+    assert.ok(check, "Check resolved");
+    assert.equal(check.input.typeName, "grpc.health.v1.HealthCheckRequest");
+    // The call itself, with messages built and read from the reflected schema only.
+    const client = new Client(server.address, credentials.createInsecure());
+    try {
+      const answer = await new Promise<Record<string, unknown>>((resolve, reject) =>
+        client.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (m: unknown) => Buffer.from(toBinary(check.input, m as never)),
+          (b: Buffer) => toJson(check.output, fromBinary(check.output, b)) as Record<string, unknown>,
+          create(check.input, { service: "temper.reward.v1.RewardService" } as never),
+          new Metadata(),
+          { deadline: Date.now() + 5000 },
+          (err, res) => (err ? reject(err) : resolve(res as Record<string, unknown>)),
+        ),
+      );
+      assert.deepEqual(answer, { status: "SERVING" });
+    } finally {
+      client.close();
+    }
+  });
 
   test("file by name returns the file and its imports; unknown symbols are NOT_FOUND", async () => {
     const [byName, missing] = await reflect(server.address, "v1", [

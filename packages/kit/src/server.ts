@@ -3,6 +3,7 @@
 import { type MethodDefinition, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
+import { builtinDescriptorFiles, HEALTH_SERVICE, REFLECTION_SERVICES } from "./builtin-descriptors.ts";
 import { DescriptorIndex } from "./descriptor-index.ts";
 import {
   type HandlerDeps,
@@ -93,6 +94,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
     typeof options.descriptorSet === "string"
       ? DescriptorIndex.fromPath(options.descriptorSet)
       : new DescriptorIndex(options.descriptorSet);
+  for (const file of builtinDescriptorFiles()) index.addFile(file);
 
   const server = new Server({
     "grpc.max_receive_message_length": maxReceive,
@@ -129,7 +131,13 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
     const safe = Object.fromEntries(
       Object.entries(definition).map(([k, m]) => [
         k,
-        { ...m, requestDeserialize: safeDeserializer(m.requestDeserialize) },
+        {
+          ...m,
+          requestDeserialize: safeDeserializer(m.requestDeserialize, (bytes) => {
+            const input = index.methodInputs.get(m.path);
+            return input ? index.findUnsafeInteger(input, bytes) : undefined;
+          }),
+        },
       ]),
     );
     server.addService(safe, handlers as never);
@@ -138,7 +146,8 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
   }
   health.set("", "NOT_SERVING");
   health.addToServer(server);
-  const reflection = addReflection(server, index, names);
+  // ListServices names what a client can call: the application's services, health and reflection.
+  const reflection = addReflection(server, index, [...names, HEALTH_SERVICE, ...REFLECTION_SERVICES]);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) =>
