@@ -7,10 +7,21 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Client, credentials } from "@grpc/grpc-js";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { common, events, reward, scheduler } from "@temper/proto";
+import {
+  createLogger,
+  GrpcError as KitGrpcError,
+  type ServerHandle,
+  service,
+  startServer,
+} from "@temper/kit";
+import { common, descriptorSetPath, events, reward, scheduler } from "@temper/proto";
 import { DEFAULT_WEIGHTS } from "@temper/rewards";
 import { type GrpcError, Harness, repoRoot, Status, type TestService } from "./src/index.ts";
 
@@ -77,13 +88,58 @@ async function rejects(p: Promise<unknown>, code: Status, field: string | RegExp
   });
 }
 
+/**
+ * A stand-in perplexity source in this process: a group whose prompt is "slow:<ms>" is answered
+ * after that wait, "flaky:<ms>" waits and then gets UNAVAILABLE the first time (its group id) is
+ * seen, "fail" gets UNAVAILABLE; every completion scores perplexity 0.5.
+ */
+const flaked = new Set<string>();
+function startFakeSource(): Promise<ServerHandle> {
+  return startServer({
+    name: "fake-perplexity",
+    version: "0.0.1",
+    port: 0,
+    logger: createLogger({ name: "fake-perplexity", level: "silent" }),
+    descriptorSet: descriptorSetPath,
+    services: [
+      service(reward.RewardServiceService, {
+        async score(req, ctx) {
+          for (const g of req.groups) {
+            const m = /^(slow|flaky):(\d+)$/.exec(g.prompt);
+            if (m) await sleep(Number(m[2]), undefined, { signal: ctx.signal });
+            if (g.prompt === "fail") throw new KitGrpcError(Status.UNAVAILABLE, "fake source down");
+            if (m?.[1] === "flaky" && !flaked.has(g.id)) {
+              flaked.add(g.id);
+              throw new KitGrpcError(Status.UNAVAILABLE, "fake source hiccup");
+            }
+          }
+          return {
+            results: req.groups.flatMap((g) =>
+              g.completions.map((c) => ({
+                completionId: c.id,
+                groupId: g.id,
+                components: {
+                  perplexity: { value: 0.5, status: reward.ComponentStatus.COMPONENT_STATUS_OK, detail: "" },
+                },
+              })),
+            ),
+          };
+        },
+        info: () => ({ name: "perplexity", version: "fake", components: ["perplexity"] }),
+      }),
+    ],
+  });
+}
+
 describe("reward plane", () => {
   const h = new Harness();
   const sources: Record<string, TestService> = {};
   let sched: TestService;
   let client: ReturnType<Harness["schedulerClient"]>;
+  let fake: ServerHandle;
 
   before(async () => {
+    fake = await startFakeSource();
     const nats = await h.nats();
     await Promise.all(
       SOURCES.map(async (s) => {
@@ -95,7 +151,10 @@ describe("reward plane", () => {
     sched = await h.service("scheduler", { nats, env });
     client = h.schedulerClient(sched.address);
   });
-  after(() => h.close());
+  after(async () => {
+    await h.close();
+    await fake?.shutdown(100);
+  });
 
   test("every source answers Info with its contract's components", async () => {
     const expected: Record<string, string[]> = {
@@ -381,6 +440,280 @@ describe("reward plane", () => {
       assert.ok(Math.abs(remote[i].reward - local[i].reward) < 1e-12, `line ${i}`);
       assert.ok(Math.abs(remote[i].advantage - local[i].advantage) < 1e-9, `line ${i}`);
       assert.equal(remote[i].extracted, local[i].extracted);
+    }
+  });
+  // ---- Faults (issue 13): results that cannot be stored or sent, replays that must match, abandoned
+  // calls, one run's failing source call, validation gaps.
+
+  test("a step larger than NATS's max payload is stored in parts and replays", async () => {
+    // 192 groups × 8 completions of 40 checked equations with random numbers: the stored step (its
+    // response, gzipped) is over 1 MiB, NATS's default max payload.
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % 1_000_000;
+    };
+    const groups: common.Group[] = Array.from({ length: 192 }, (_, k) => ({
+      id: `big${k}`,
+      prompt: "",
+      reference: String(k),
+      promptTokenIds: [],
+      completions: Array.from({ length: 8 }, (_, j) => {
+        const lines = Array.from({ length: 40 }, () => {
+          const a = rand();
+          const b = rand();
+          return `${a} + ${b} = ${a + b}.`;
+        });
+        return completion(`big${k}c${j}`, `${lines.join("\n")}\n#### ${k + (j % 2)}`, [-0.1 * (j + 1)]);
+      }),
+    }));
+    await client.configure({ config: { ...runConfig("big", hybrid).config, sourceTimeoutMs: 60_000 } });
+    const first = await client.score({ runId: "big", step: 0, groups }, { timeoutMs: 60_000 });
+    assert.equal(first.items.length, 1536);
+    assert.deepEqual(first.items[0].missing, []);
+    const again = await client.score({ runId: "big", step: 0, groups }, { timeoutMs: 60_000 });
+    assert.equal(again.replayed, true);
+    assert.deepEqual({ ...again, replayed: false }, first);
+    // It really went through the parts path.
+    const nc = await connect({ servers: (await h.nats()).url });
+    try {
+      const kv = await new Kvm(nc).open("temper_scheduler");
+      assert.equal((await kv.get("big.step.0.part.0"))?.operation, "PUT");
+    } finally {
+      await nc.close();
+    }
+  });
+
+  test("a response over GRPC_MAX_MESSAGE_BYTES is refused with RESOURCE_EXHAUSTED and never stored", async () => {
+    const groups = batch(0);
+    await client.configure(runConfig("size-probe", hybrid));
+    const size = scheduler.ScoreResponse.encode(
+      await client.score({ runId: "size-probe", step: 0, groups }),
+    ).finish().length;
+    const env: Record<string, string> = { GRPC_MAX_MESSAGE_BYTES: String(size - 16) };
+    for (const s of SOURCES) env[`REWARD_${s.toUpperCase()}_ADDR`] = sources[s].address;
+    const small = await h.service("scheduler", { nats: await h.nats(), env });
+    const c = h.schedulerClient(small.address);
+    await c.configure(runConfig("too-big", hybrid));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await rejects(
+        c.score({ runId: "too-big", step: 0, groups }),
+        Status.RESOURCE_EXHAUSTED,
+        "GRPC_MAX_MESSAGE_BYTES",
+      );
+    }
+    const state = await c.getState({ runId: "too-big" });
+    assert.equal(state.state!.stepsScored, 0);
+    await small.stop();
+  });
+
+  test("a repeated step must match the stored request and config version", async () => {
+    await client.configure(runConfig("rep", hybrid));
+    const first = await client.score({ runId: "rep", step: 0, groups: batch(0) });
+    await rejects(
+      client.score({ runId: "rep", step: 0, groups: batch(1) }),
+      Status.FAILED_PRECONDITION,
+      /step 0 was already scored with a different request/,
+    );
+    // The identical config again is a no-op: same KV revision, and the step still replays.
+    const nc = await connect({ servers: (await h.nats()).url });
+    try {
+      const kv = await new Kvm(nc).open("temper_scheduler");
+      const before = (await kv.get("rep.config"))!.revision;
+      await client.configure(runConfig("rep", hybrid));
+      assert.equal((await kv.get("rep.config"))!.revision, before);
+    } finally {
+      await nc.close();
+    }
+    assert.equal((await client.score({ runId: "rep", step: 0, groups: batch(0) })).replayed, true);
+    await client.configure(runConfig("rep", { kind: { $case: "continuous", value: { weights: {} } } }));
+    await rejects(
+      client.score({ runId: "rep", step: 0, groups: batch(0) }),
+      Status.FAILED_PRECONDITION,
+      /scored under config version \d+; the run has been reconfigured/,
+    );
+    const next = await client.score({ runId: "rep", step: 1, groups: batch(0) });
+    assert.equal(next.alpha, 0);
+    assert.notDeepEqual(
+      next.items.map((i) => i.reward),
+      first.items.map((i) => i.reward),
+    );
+  });
+
+  test("temper score --scheduler: a fresh run per call, and --run refuses a reconfigured replay", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "temper-score-run-"));
+    const data = join(dir, "in.jsonl");
+    writeFileSync(
+      data,
+      [0, 1, 2, 3]
+        .map((i) =>
+          JSON.stringify({
+            question: "q",
+            reference: "4",
+            group: "g",
+            completion: `2+2 = ${3 + (i % 2)}. #### ${3 + (i % 2)}`,
+          }),
+        )
+        .join("\n"),
+    );
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [
+        join(repoRoot, "tools/bin/temper.mjs"),
+        "score",
+        "--data",
+        data,
+        "--scheduler",
+        sched.address,
+        ...args,
+      ]).then(
+        (r) =>
+          r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l).rewards),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+    const [fresh, hybridRun] = await Promise.all([
+      cli("--structure", "continuous"),
+      cli("--structure", "hybrid", "--alpha", "0.5", "--run", "cli-rep"),
+    ]);
+    assert.ok(Array.isArray(fresh) && Array.isArray(hybridRun));
+    assert.deepEqual(
+      fresh.map((r: { alpha_used: number }) => r.alpha_used),
+      [0, 0, 0, 0],
+    );
+    assert.deepEqual(
+      hybridRun.map((r: { alpha_used: number }) => r.alpha_used),
+      [0.5, 0.5, 0.5, 0.5],
+    );
+    const reused = (await cli("--structure", "continuous", "--run", "cli-rep")) as {
+      code: number;
+      stderr: string;
+    };
+    assert.equal(reused.code, 2);
+    assert.match(reused.stderr, /reconfigured/);
+  });
+
+  test("a result computed after the caller's deadline is not stored; a retry scores it afresh", async () => {
+    await client.configure({
+      config: {
+        ...runConfig("gone", hybrid).config,
+        sources: { perplexity: fake.address },
+        sourceTimeoutMs: 5000,
+      },
+    });
+    const groups = [{ ...batch(0, 1)[0], prompt: "slow:700" }];
+    await rejects(
+      client.score({ runId: "gone", step: 0, groups }, { timeoutMs: 250, attempts: 1 }),
+      Status.DEADLINE_EXCEEDED,
+      /./,
+    );
+    await new Promise((r) => setTimeout(r, 400)); // the scheduler finishes its (degraded) step meanwhile
+    const retry = await client.score({ runId: "gone", step: 0, groups });
+    assert.equal(retry.replayed, false);
+    assert.deepEqual(retry.items[0].missing, []);
+    assert.equal(retry.items[0].components["perplexity.perplexity"]?.value, 0.5);
+  });
+
+  test("one run's failing call to a source leaves another run's calls to it alone", async () => {
+    const cfg = (runId: string) => ({
+      config: { ...runConfig(runId, hybrid).config, sources: { perplexity: fake.address } },
+    });
+    await client.configure(cfg("chan-a"));
+    await client.configure(cfg("chan-b"));
+    // chan-b's call is in flight (and will be retried once) while chan-a's call to the same endpoint
+    // fails: chan-b must still get its answer, on its first channel or a new one.
+    const slow = client.score({
+      runId: "chan-b",
+      step: 0,
+      groups: [{ ...batch(0, 1)[0], id: "flaky-b", prompt: "flaky:800" }],
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const failing = await client.score({
+      runId: "chan-a",
+      step: 0,
+      groups: [{ ...batch(0, 1)[0], prompt: "fail" }],
+    });
+    assert.ok(failing.items[0].missing.includes("perplexity.perplexity"));
+    const res = await slow;
+    assert.deepEqual(res.items[0].missing, []);
+    assert.equal(res.items[0].components["perplexity.perplexity"]?.value, 0.5);
+  });
+
+  test("validation gaps: overflowing params, completion ids, enums, ports, uint64 above 2^53", async () => {
+    await client.configure(runConfig("val", hybrid));
+    const g = batch(0, 1)[0];
+    const withCompletions = (cs: common.Completion[]) => [{ ...g, completions: cs }];
+    await rejects(
+      client.score({ runId: "val", step: 0, groups: withCompletions([completion("", "#### 10")]) }),
+      Status.INVALID_ARGUMENT,
+      "groups[0].completions[0].id",
+    );
+    await rejects(
+      client.score({ runId: "val", step: 0, groups: [g, { ...g, id: "other" }] }),
+      Status.INVALID_ARGUMENT,
+      "groups[1].completions[0].id: duplicate",
+    );
+    await rejects(
+      client.score({
+        runId: "val",
+        step: 0,
+        groups: withCompletions([{ ...completion("x", "#### 10"), finishReason: 9 as common.FinishReason }]),
+      }),
+      Status.INVALID_ARGUMENT,
+      "groups[0].completions[0].finish_reason",
+    );
+    await rejects(
+      h.rewardClient(sources.correctness.address).score({
+        groups: withCompletions([{ ...completion("x", "#### 10"), finishReason: 9 as common.FinishReason }]),
+      }),
+      Status.INVALID_ARGUMENT,
+      "groups[0].completions[0].finish_reason",
+    );
+    for (const port of ["0", "65536"])
+      await rejects(
+        client.configure({
+          config: { ...runConfig("val", hybrid).config, sources: { reasoning: `127.0.0.1:${port}` } },
+        }),
+        Status.INVALID_ARGUMENT,
+        'config.sources["reasoning"]: port must be in [1, 65535]',
+      );
+    await rejects(
+      client.configure(
+        runConfig("val", {
+          kind: { $case: "continuous", value: { weights: { reasoning: 1e308, perplexity: 1e308 } } },
+        }),
+      ),
+      Status.INVALID_ARGUMENT,
+      'config.structure.continuous.weights["reasoning"]',
+    );
+    await rejects(
+      client.configure({
+        config: { ...runConfig("val", hybrid).config, params: { perplexityTau: 1e-320, perplexityMode: 0 } },
+      }),
+      Status.INVALID_ARGUMENT,
+      "config.params.perplexity_tau",
+    );
+    // step = 2^53 + 1 on the wire: the generated decoder cannot hold it; the status names the field.
+    const w = new BinaryWriter();
+    w.uint32(10).string("val");
+    w.uint32(16).uint64(2n ** 53n + 1n);
+    const raw = new Client(sched.address, credentials.createInsecure());
+    try {
+      const err = await new Promise<GrpcError>((resolve, reject) =>
+        raw.makeUnaryRequest(
+          "/temper.scheduler.v1.SchedulerService/Score",
+          (b: Uint8Array) => Buffer.from(b),
+          (b: Buffer) => b,
+          w.finish(),
+          { deadline: Date.now() + 5000 },
+          (e) => (e ? resolve(e as unknown as GrpcError) : reject(new Error("expected an error"))),
+        ),
+      );
+      assert.equal(err.code, Status.INVALID_ARGUMENT);
+      assert.match((err as unknown as { details: string }).details, /^step: 9007199254740993 is beyond/);
+    } finally {
+      raw.close();
     }
   });
 });

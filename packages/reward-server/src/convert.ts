@@ -7,6 +7,37 @@ const FINISH: Record<number, "stop" | "length" | "unspecified"> = {
   [common.FinishReason.FINISH_REASON_LENGTH]: "length",
 };
 
+/** Whether `value` is one of the enum's declared numbers (ts-proto's UNRECOGNIZED = -1 is not). */
+export function definedEnumValue(e: Record<string | number, string | number>, value: number): boolean {
+  return value >= 0 && typeof e[value] === "string";
+}
+
+/**
+ * Enum fields holding a number their enum does not define (a newer client, or garbage): the first
+ * one's path, for INVALID_ARGUMENT. proto3 decoders keep such numbers instead of rejecting them.
+ */
+export function unknownEnumField(
+  groups: readonly common.Group[],
+  params?: reward.ScoreParams,
+  prefix = "",
+): { field: string; message: string } | null {
+  for (let g = 0; g < groups.length; g++) {
+    const completions = groups[g].completions;
+    for (let c = 0; c < completions.length; c++) {
+      const v = completions[c].finishReason;
+      if (!definedEnumValue(common.FinishReason, v))
+        return {
+          field: `${prefix}groups[${g}].completions[${c}].finish_reason`,
+          message: `unknown value ${v}`,
+        };
+    }
+  }
+  const mode = params?.perplexityMode ?? 0;
+  if (!definedEnumValue(reward.PerplexityMode, mode))
+    return { field: `${prefix}params.perplexity_mode`, message: `unknown value ${mode}` };
+  return null;
+}
+
 export function groupsFromProto(groups: readonly common.Group[]): GroupInput[] {
   return groups.map((g) => ({
     id: g.id,

@@ -1,9 +1,11 @@
 export {
   componentFromProto,
   componentToProto,
+  definedEnumValue,
   groupsFromProto,
   paramsFromProto,
   scoreToProto,
+  unknownEnumField,
 } from "./convert.ts";
 export {
   rewardServiceImplementation,

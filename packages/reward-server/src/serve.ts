@@ -3,7 +3,7 @@
 import { env, invalidArgument, type RunningService, runService, service } from "@temper/kit";
 import { descriptorSetPath, reward } from "@temper/proto";
 import { DEFAULT_SCORE_LIMITS, type RewardSource, validateScoreRequest } from "@temper/rewards";
-import { groupsFromProto, paramsFromProto, scoreToProto } from "./convert.ts";
+import { groupsFromProto, paramsFromProto, scoreToProto, unknownEnumField } from "./convert.ts";
 
 export const rewardSourceConfig = {
   MAX_GROUPS: env.int({
@@ -43,6 +43,8 @@ export function rewardServiceImplementation(
 ) {
   return {
     score(req: reward.ScoreRequest): reward.ScoreResponse {
+      const unknown = unknownEnumField(req.groups, req.params);
+      if (unknown) throw invalidArgument(unknown.field, unknown.message);
       const groups = groupsFromProto(req.groups);
       const params = paramsFromProto(req.params);
       const problem = validateScoreRequest(groups, params, limits);

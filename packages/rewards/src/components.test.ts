@@ -173,6 +173,16 @@ describe("sources and validation", () => {
     ],
     [[...good, ...good], {}, "groups[1].id"],
     [good, { perplexityTau: 0 }, "params.perplexity_tau"],
+    [good, { perplexityTau: 1e-320 }, "params.perplexity_tau"],
+    [[{ id: "g", reference: "2", completions: [{ id: "", text: "2" }] }], {}, "groups[0].completions[0].id"],
+    [
+      [
+        { id: "g", reference: "2", completions: [{ id: "a", text: "2" }] },
+        { id: "h", reference: "2", completions: [{ id: "a", text: "2" }] },
+      ],
+      {},
+      "groups[1].completions[0].id",
+    ],
     [good, { minTokens: 50, maxTokens: 10 }, "params.max_tokens"],
     [
       [{ id: "g", reference: "2", completions: [{ id: "a", text: "2", tokenIds: [1, 2], logprobs: [-1] }] }],

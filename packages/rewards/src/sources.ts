@@ -185,7 +185,14 @@ export const DEFAULT_SCORE_LIMITS: ScoreLimits = {
   rejectEmptyText: true,
 };
 
-/** Checks a Score request; the first problem found, naming its field, or null. */
+/** perplexity_tau's accepted range: beyond it NLL/τ overflows (or vanishes) for any real NLL. */
+export const MIN_PERPLEXITY_TAU = 1e-6;
+export const MAX_PERPLEXITY_TAU = 1e6;
+
+/**
+ * Checks a Score request; the first problem found, naming its field, or null. Completion ids
+ * must be non-empty and unique across the request (results are matched to completions by id).
+ */
 export function validateScoreRequest(
   groups: readonly GroupInput[],
   params: ScoreParams = {},
@@ -196,9 +203,13 @@ export function validateScoreRequest(
   if (groups.length > lim.maxGroups) return fieldError("groups", `more than ${lim.maxGroups} groups`).error;
   if (
     params.perplexityTau !== undefined &&
-    !(params.perplexityTau > 0 && Number.isFinite(params.perplexityTau))
+    !(params.perplexityTau >= MIN_PERPLEXITY_TAU && params.perplexityTau <= MAX_PERPLEXITY_TAU)
   ) {
-    return fieldError("params.perplexity_tau", "must be a finite number > 0").error;
+    // Outside this range exp(−NLL/τ) underflows to 0 (or rounds to 1) for every completion.
+    return fieldError(
+      "params.perplexity_tau",
+      `must be in [${MIN_PERPLEXITY_TAU}, ${MAX_PERPLEXITY_TAU}] (NLL/τ would overflow), got ${params.perplexityTau}`,
+    ).error;
   }
   const minT = params.minTokens ?? DEFAULT_MIN_TOKENS;
   const maxT = params.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -208,6 +219,7 @@ export function validateScoreRequest(
     return fieldError("params.max_tokens", `must be an integer > 0 and ≥ min_tokens (${minT})`).error;
   }
   const ids = new Set<string>();
+  const completionIds = new Set<string>();
   for (let g = 0; g < groups.length; g++) {
     const group = groups[g];
     if (ids.has(group.id)) return fieldError(`groups[${g}].id`, `duplicate group id "${group.id}"`).error;
@@ -222,6 +234,11 @@ export function validateScoreRequest(
     for (let c = 0; c < group.completions.length; c++) {
       const comp = group.completions[c];
       const field = `groups[${g}].completions[${c}]`;
+      // Results are matched to completions by id: an empty or repeated one would be ambiguous.
+      if (comp.id === "") return fieldError(`${field}.id`, "must not be empty").error;
+      if (completionIds.has(comp.id))
+        return fieldError(`${field}.id`, `duplicate completion id "${comp.id}"`).error;
+      completionIds.add(comp.id);
       if (comp.text.length > lim.maxTextLength) {
         return fieldError(`${field}.text`, `longer than ${lim.maxTextLength} characters`).error;
       }

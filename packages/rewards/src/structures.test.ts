@@ -262,6 +262,21 @@ describe("validation names the field", () => {
       'structure.hybrid.continuous.weights["x"]',
       /unknown/,
     ],
+    [
+      { kind: "continuous", weights: { reasoning: 1e308, perplexity: 1e308 } },
+      'structure.continuous.weights["reasoning"]',
+      /overflow/,
+    ],
+    [
+      { kind: "continuous", weights: { reasoning: 5e-324 } },
+      'structure.continuous.weights["reasoning"]',
+      /overflow/,
+    ],
+    [
+      { kind: "adaptive", schedule: { kind: "time", shape: "sigmoid", totalSteps: 9, sigmoidK: 1e-17 } },
+      "structure.adaptive.time.sigmoid_k",
+      /overflow/,
+    ],
     [{ kind: "adaptive" }, "structure.adaptive.schedule", /required/],
     [{ kind: "adaptive", schedule: { kind: "time" } }, "structure.adaptive.time.total_steps", /> 0/],
     [

@@ -90,6 +90,12 @@ export const DEFAULT_ALPHA_END = 0.9;
 export const DEFAULT_SIGMOID_K = 10;
 export const DEFAULT_TARGET_ACCURACY = 0.8;
 export const DEFAULT_EMA_DECAY = 0.9;
+/** A nonzero continuous weight lies in [MIN_WEIGHT, MAX_WEIGHT] (so w·c and Σw stay finite and nonzero). */
+export const MIN_WEIGHT = 1e-6;
+export const MAX_WEIGHT = 1e6;
+/** sigmoid_k's range: smaller divides 0 by 0 when rescaling, larger overflows exp. */
+export const MIN_SIGMOID_K = 1e-3;
+export const MAX_SIGMOID_K = 1e3;
 
 /** What the adaptive progress mode carries from step to step. */
 export interface ScheduleState {
@@ -121,6 +127,9 @@ function resolveWeights(
     if (!known.has(name)) return fieldError(f, "unknown component");
     if (typeof v !== "number" || !Number.isFinite(v)) return fieldError(f, "must be a finite number");
     if (v < 0) return fieldError(f, "must be ≥ 0");
+    // A weight this small makes w·c underflow to 0 (every reward 0); this large, Σw overflows.
+    if (v !== 0 && (v < MIN_WEIGHT || v > MAX_WEIGHT))
+      return fieldError(f, `must be 0 or in [${MIN_WEIGHT}, ${MAX_WEIGHT}] (w·c would overflow), got ${v}`);
     sum += v;
   }
   if (!(sum > 0)) return fieldError(`${field}.weights`, "weights sum to zero");
@@ -151,8 +160,12 @@ function resolveTime(s: TimeScheduleInput, field: string): Result<TimeSchedule> 
     }
   }
   const sigmoidK = s.sigmoidK ?? DEFAULT_SIGMOID_K;
-  if (!(Number.isFinite(sigmoidK) && sigmoidK > 0))
-    return fieldError(`${field}.sigmoid_k`, "must be a finite number > 0");
+  // Below the range the rescaling divides 0 by 0; above it exp(k/2) overflows.
+  if (!(sigmoidK >= MIN_SIGMOID_K && sigmoidK <= MAX_SIGMOID_K))
+    return fieldError(
+      `${field}.sigmoid_k`,
+      `must be in [${MIN_SIGMOID_K}, ${MAX_SIGMOID_K}] (the schedule would overflow), got ${sigmoidK}`,
+    );
   return { ok: true, value: { kind: "time", shape, alphaStart, alphaEnd, totalSteps, milestones, sigmoidK } };
 }
 

@@ -3,14 +3,25 @@ import { env, runService, service } from "@temper/kit";
 import { descriptorSetPath, scheduler } from "@temper/proto";
 import { DEFAULT_SCORE_LIMITS } from "@temper/rewards";
 import { Scheduler } from "./scheduler.ts";
+import { endpointProblem } from "./settings.ts";
 import { SourcePool } from "./sources.ts";
 import { RunStore, STATE_BUCKET } from "./store.ts";
 
-const endpoint = (port: number, name: string) =>
-  env.string({
+const endpoint = (port: number, name: string) => {
+  const spec = env.string({
     default: `127.0.0.1:${port}`,
     doc: `default endpoint of the ${name} source (a run may override it)`,
   });
+  return {
+    ...spec,
+    kind: "host:port (port in 1–65535)",
+    parse(raw: string): string {
+      const problem = endpointProblem(raw);
+      if (problem) throw new Error(problem);
+      return raw;
+    },
+  };
+};
 
 const config = {
   REWARD_CORRECTNESS_ADDR: endpoint(50051, "correctness"),
@@ -56,7 +67,7 @@ await runService({
   config,
   nats: true,
   services: async ({ config: c, bus, logger }) => {
-    const store = new RunStore(await bus!.kv(STATE_BUCKET, { history: 1 }));
+    const store = new RunStore(await bus!.kv(STATE_BUCKET, { history: 1 }), bus!.nc.info?.max_payload);
     pool = new SourcePool(c.GRPC_MAX_MESSAGE_BYTES);
     const router = new Scheduler(
       store,
@@ -76,6 +87,7 @@ await runService({
         maxGroupSize: c.MAX_GROUP_SIZE,
         maxTextLength: c.MAX_TEXT_CHARS,
         rejectEmptyText: !c.ALLOW_EMPTY_TEXT,
+        maxResponseBytes: c.GRPC_MAX_MESSAGE_BYTES,
       },
       logger,
     );

@@ -1,5 +1,6 @@
 // The reward router: per-run settings and state, fan-out to the sources, the blend, idempotent
 // steps, persistence and the reward.blended event.
+import { createHash } from "node:crypto";
 import {
   type Bus,
   type CallContext,
@@ -7,10 +8,11 @@ import {
   GrpcError,
   invalidArgument,
   type Logger,
+  resourceExhausted,
   Status,
 } from "@temper/kit";
-import { events, reward, type scheduler } from "@temper/proto";
-import { componentFromProto, groupsFromProto } from "@temper/reward-server";
+import { events, reward, scheduler } from "@temper/proto";
+import { componentFromProto, groupsFromProto, unknownEnumField } from "@temper/reward-server";
 import {
   type BlendItem,
   blendBatch,
@@ -21,18 +23,49 @@ import {
 import { blendedEvent } from "./events.ts";
 import { checkRunId, type RunSettings, resolveRunConfig, type SettingsDefaults } from "./settings.ts";
 import type { SourcePool } from "./sources.ts";
-import { INITIAL_RUN_STATE, type RunState, type RunStore } from "./store.ts";
+import { INITIAL_RUN_STATE, type RunState, type RunStore, type StoredStep } from "./store.ts";
 
 export interface SchedulerLimits {
   maxGroups: number;
   maxGroupSize: number;
   maxTextLength: number;
   rejectEmptyText: boolean;
+  /** GRPC_MAX_MESSAGE_BYTES: a response larger than this could never be delivered, so it is not stored. */
+  maxResponseBytes: number;
 }
 
 interface Run {
   settings: RunSettings;
   state: RunState;
+  /** The KV revision of the run's stored config: it changes when (and only when) the config does. */
+  configVersion: number;
+}
+
+/** JSON with object keys sorted at every level: equal values give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      : v,
+  );
+}
+
+/** A run's normalised config in canonical form (map fields in key order). */
+export function canonicalConfig(config: scheduler.RunConfig): string {
+  return canonicalJson(scheduler.RunConfig.toJSON(config));
+}
+
+/**
+ * sha256 over the canonical form of a decoded Score request: its protobuf re-encoding (fields in
+ * number order, no unknown fields, no maps in the message), so equal requests hash equal however
+ * the client wrote them.
+ */
+export function scoreRequestHash(req: scheduler.ScoreRequest): string {
+  return createHash("sha256").update(scheduler.ScoreRequest.encode(req).finish()).digest("hex");
 }
 
 interface SourceOutcome {
@@ -73,11 +106,12 @@ export class Scheduler {
   private async load(runId: string): Promise<Run | undefined> {
     const cached = this.runs.get(runId);
     if (cached) return cached;
-    const config = await this.store.getConfig(runId);
-    if (!config) return undefined;
-    const run = {
-      settings: resolveRunConfig(config, this.defaults),
+    const stored = await this.store.getConfig(runId);
+    if (!stored) return undefined;
+    const run: Run = {
+      settings: resolveRunConfig(stored.config, this.defaults),
       state: await this.store.getState(runId),
+      configVersion: stored.version,
     };
     this.runs.set(runId, run);
     return run;
@@ -87,10 +121,21 @@ export class Scheduler {
     const settings = resolveRunConfig(req.config, this.defaults);
     return this.withLock(settings.runId, async () => {
       const existing = await this.load(settings.runId);
-      await this.store.putConfig(settings.config);
+      // The identical configuration again is a no-op: no write, no new config version, so steps
+      // scored under it still replay.
+      if (existing && canonicalConfig(existing.settings.config) === canonicalConfig(settings.config))
+        return { config: existing.settings.config };
+      const configVersion = await this.store.putConfig(settings.config);
       for (const endpoint of Object.values(settings.sources)) this.pool.forget(endpoint);
-      this.runs.set(settings.runId, { settings, state: existing?.state ?? { ...INITIAL_RUN_STATE } });
-      this.logger.info({ run_id: settings.runId, sources: settings.sources }, "run configured");
+      this.runs.set(settings.runId, {
+        settings,
+        state: existing?.state ?? { ...INITIAL_RUN_STATE },
+        configVersion,
+      });
+      this.logger.info(
+        { run_id: settings.runId, sources: settings.sources, config_version: configVersion },
+        "run configured",
+      );
       return { config: settings.config };
     });
   }
@@ -115,13 +160,17 @@ export class Scheduler {
     checkRunId(req.runId);
     if (!Number.isSafeInteger(req.step) || req.step < 0)
       throw invalidArgument("step", "must be an integer ≥ 0");
+    const unknown = unknownEnumField(req.groups);
+    if (unknown) throw invalidArgument(unknown.field, unknown.message);
     const problem = validateScoreRequest(groupsFromProto(req.groups), {}, this.limits);
     if (problem) throw invalidArgument(problem.field, problem.message);
+    const requestHash = scoreRequestHash(req);
     return this.withLock(req.runId, async () => {
       const run = await this.load(req.runId);
       if (!run) throw failedPrecondition(`run "${req.runId}" is not configured: call Configure first`);
       const stored = await this.store.getStep(req.runId, req.step);
       if (stored) {
+        this.checkReplay(req, stored, requestHash, run.configVersion);
         // A replay after a crash between the two writes below still leaves the state right.
         if (stored.stateAfter.stepsScored > run.state.stepsScored) {
           run.state = stored.stateAfter;
@@ -129,13 +178,60 @@ export class Scheduler {
         }
         return { ...stored.response, replayed: true };
       }
+      this.checkCaller(ctx, "before scoring");
       const response = await this.scoreNew(run, req, ctx);
-      await this.store.putStep(req.runId, req.step, { response: response.body, stateAfter: response.state });
+      // Never store what cannot be delivered: a retry would replay it forever.
+      const size = scheduler.ScoreResponse.encode({ ...response.body, replayed: true }).finish().length;
+      if (size > this.limits.maxResponseBytes)
+        throw resourceExhausted(
+          `response: ${size} bytes, over the ${this.limits.maxResponseBytes}-byte limit (GRPC_MAX_MESSAGE_BYTES); ` +
+            `step ${req.step} was not stored: score fewer or shorter completions per call`,
+        );
+      // A result computed for a caller that has gone (deadline passed, cancelled) may be degraded
+      // (sources cut short by that deadline): it is not stored, so a retry computes it afresh.
+      this.checkCaller(ctx, "after scoring");
+      await this.store.putStep(req.runId, req.step, {
+        response: response.body,
+        stateAfter: response.state,
+        requestHash,
+        configVersion: run.configVersion,
+      });
       await this.store.putState(req.runId, response.state);
       run.state = response.state;
       await this.publish(req.runId, req.step, response.event, ctx);
       return response.body;
     });
+  }
+
+  /** A repeated step must be the same request under the same configuration. */
+  private checkReplay(
+    req: scheduler.ScoreRequest,
+    stored: StoredStep,
+    requestHash: string,
+    configVersion: number,
+  ): void {
+    const at = `run "${req.runId}" step ${req.step}`;
+    if (stored.requestHash !== undefined && stored.requestHash !== requestHash)
+      throw failedPrecondition(
+        `${at} was already scored with a different request (content hash ${stored.requestHash.slice(0, 12)}…, ` +
+          `this one ${requestHash.slice(0, 12)}…): send the same groups to replay it, or score a new step`,
+      );
+    if (stored.configVersion !== undefined && stored.configVersion !== configVersion)
+      throw failedPrecondition(
+        `${at} was scored under config version ${stored.configVersion}; the run has been reconfigured ` +
+          `since (version ${configVersion}): score a new step, or use a new run for the new configuration`,
+      );
+  }
+
+  /** Throws (and so stores nothing) when the caller has cancelled or its deadline has passed. */
+  private checkCaller(ctx: CallContext, when: string): void {
+    if (ctx.signal.aborted)
+      throw new GrpcError(Status.CANCELLED, `the caller cancelled ${when}; the step was not stored`);
+    if (ctx.remainingMs() <= 0)
+      throw new GrpcError(
+        Status.DEADLINE_EXCEEDED,
+        `the caller's deadline passed ${when}; the step was not stored (a retry scores it afresh)`,
+      );
   }
 
   private async callSources(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { scheduler } from "@temper/proto";
+import { type reward, scheduler } from "@temper/proto";
 import { resolveRunConfig } from "./settings.ts";
 
 const defaults = {
@@ -75,6 +75,27 @@ test("bad configurations name their field", () => {
     [{ advantageScale: 42 as scheduler.AdvantageScale }, /config\.advantage_scale/],
     [{ failurePolicy: 42 as scheduler.FailurePolicy }, /config\.failure_policy/],
     [{ params: { perplexityTau: 0, perplexityMode: 0 } }, /config\.params\.perplexity_tau/],
+    [{ params: { perplexityTau: 1e-320, perplexityMode: 0 } }, /config\.params\.perplexity_tau: .*overflow/],
+    [
+      { params: { perplexityMode: 9 as reward.PerplexityMode } },
+      /config\.params\.perplexity_mode: unknown value 9/,
+    ],
+    [
+      { sources: { reasoning: "127.0.0.1:0" } },
+      /config\.sources\["reasoning"\]: port must be in \[1, 65535\]/,
+    ],
+    [
+      { sources: { reasoning: "127.0.0.1:70000" } },
+      /config\.sources\["reasoning"\]: port must be in \[1, 65535\]/,
+    ],
+    [
+      {
+        structure: {
+          kind: { $case: "continuous", value: { weights: { reasoning: 1e308, perplexity: 1e308 } } },
+        },
+      },
+      /config\.structure\.continuous\.weights\["reasoning"\]: .*overflow/,
+    ],
     [
       {
         structure: {

@@ -2,6 +2,7 @@
 // resolved reward structure the blend uses.
 import { check, fieldPath, invalidArgument } from "@temper/kit";
 import { reward, scheduler } from "@temper/proto";
+import { definedEnumValue } from "@temper/reward-server";
 import {
   type AdvantageScale,
   resolveStructure,
@@ -15,7 +16,16 @@ import {
 export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** The sources a run may name; a replacement implementation takes one of these names. */
 export const SOURCE_NAMES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
-const ENDPOINT_PATTERN = /^[A-Za-z0-9.\-_]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+const ENDPOINT_PATTERN = /^(?:[A-Za-z0-9.\-_]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
+
+/** Why `endpoint` is not a usable host:port (port in 1–65535), or undefined when it is. */
+export function endpointProblem(endpoint: string): string | undefined {
+  const m = ENDPOINT_PATTERN.exec(endpoint);
+  if (!m) return `must be host:port, got ${JSON.stringify(endpoint.slice(0, 80))}`;
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) return `port must be in [1, 65535], got ${port}`;
+  return undefined;
+}
 
 export interface RunSettings {
   runId: string;
@@ -122,7 +132,8 @@ export function resolveRunConfig(
   for (const [name, endpoint] of Object.entries(cfg.sources)) {
     const path = fieldPath("config", "sources") + `["${name}"]`;
     check.oneOf(name, SOURCE_NAMES, path);
-    check.matches(endpoint, ENDPOINT_PATTERN, path, "be host:port");
+    const problem = endpointProblem(endpoint);
+    if (problem) throw invalidArgument(path, problem);
     sources[name] = endpoint;
   }
   if (!sources.correctness)
@@ -143,6 +154,8 @@ export function resolveRunConfig(
   const params: reward.ScoreParams = cfg.params ?? {
     perplexityMode: reward.PerplexityMode.PERPLEXITY_MODE_UNSPECIFIED,
   };
+  if (!definedEnumValue(reward.PerplexityMode, params.perplexityMode))
+    throw invalidArgument("config.params.perplexity_mode", `unknown value ${params.perplexityMode}`);
   // The reward sources check params per request; checking here turns a bad value into a Configure error.
   const problem = validateScoreRequest([{ id: "g", reference: "1", completions: [{ id: "c", text: "1" }] }], {
     perplexityTau: params.perplexityTau,

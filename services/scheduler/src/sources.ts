@@ -13,21 +13,45 @@ const scoreEncoded: MethodDefinition<Uint8Array, reward.ScoreResponse> = {
   requestDeserialize: (bytes: Buffer) => bytes,
 };
 
+interface Channel {
+  client: RewardClient;
+  /** Calls in flight on this channel. */
+  active: number;
+  /** Replaced by a fresh channel: closed once its last call has finished. */
+  retired: boolean;
+}
+
+/**
+ * One channel per endpoint, shared by every run. A channel is never closed under calls in flight:
+ * forget() gives new calls a fresh channel and retires the old one, which closes when idle, so one
+ * run's failing call never aborts another run's call to the same endpoint.
+ */
 export class SourcePool {
-  private readonly clients = new Map<string, RewardClient>();
+  private readonly channels = new Map<string, Channel>();
   private readonly infos = new Map<string, reward.InfoResponse>();
 
   constructor(private readonly maxMessageBytes: number) {}
 
-  private client(endpoint: string): RewardClient {
-    let c = this.clients.get(endpoint);
-    if (!c) {
-      c = createClient(reward.RewardServiceService, endpoint, {
-        limits: { maxReceiveMessageBytes: this.maxMessageBytes, maxSendMessageBytes: this.maxMessageBytes },
-      });
-      this.clients.set(endpoint, c);
+  /** Runs `call` on the endpoint's current channel, counted as in flight until it settles. */
+  private async using<T>(endpoint: string, call: (client: RewardClient) => Promise<T>): Promise<T> {
+    let ch = this.channels.get(endpoint);
+    if (!ch) {
+      ch = {
+        client: createClient(reward.RewardServiceService, endpoint, {
+          limits: { maxReceiveMessageBytes: this.maxMessageBytes, maxSendMessageBytes: this.maxMessageBytes },
+        }),
+        active: 0,
+        retired: false,
+      };
+      this.channels.set(endpoint, ch);
     }
-    return c;
+    ch.active++;
+    try {
+      return await call(ch.client);
+    } finally {
+      ch.active--;
+      if (ch.retired && ch.active === 0) ch.client.$close();
+    }
   }
 
   /**
@@ -40,34 +64,36 @@ export class SourcePool {
     timeoutMs: number,
     parent: CallContext,
   ): Promise<reward.ScoreResponse> {
-    return callUnary(this.client(endpoint).$client, scoreEncoded, request, {
-      timeoutMs,
-      parent,
-      attempts: 3,
-    });
+    return this.using(endpoint, (c) =>
+      callUnary(c.$client, scoreEncoded, request, { timeoutMs, parent, attempts: 3 }),
+    );
   }
 
   /** Info of the service behind an endpoint; fetched once per endpoint while it answers. */
   async info(endpoint: string, timeoutMs: number, parent: CallContext): Promise<reward.InfoResponse> {
     const known = this.infos.get(endpoint);
     if (known) return known;
-    const info = await this.client(endpoint).info({}, { timeoutMs, parent, attempts: 3 });
+    const info = await this.using(endpoint, (c) => c.info({}, { timeoutMs, parent, attempts: 3 }));
     this.infos.set(endpoint, info);
     return info;
   }
 
   /**
-   * Forgets what is known of an endpoint (its service may have been replaced) and drops its
-   * channel: a fresh channel connects at once, where a failed one waits out its reconnect backoff.
+   * Forgets what is known of an endpoint (its service may have been replaced) and gives later
+   * calls a fresh channel, which connects at once where a failed one waits out its reconnect
+   * backoff. Calls already in flight finish on the old channel.
    */
   forget(endpoint: string): void {
     this.infos.delete(endpoint);
-    this.clients.get(endpoint)?.$close();
-    this.clients.delete(endpoint);
+    const ch = this.channels.get(endpoint);
+    if (!ch) return;
+    this.channels.delete(endpoint);
+    ch.retired = true;
+    if (ch.active === 0) ch.client.$close();
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.$close();
-    this.clients.clear();
+    for (const ch of this.channels.values()) ch.client.$close();
+    this.channels.clear();
   }
 }
