@@ -13,11 +13,12 @@ import {
 export class Harness {
   private readonly services: TestService[] = [];
   private readonly clients: { $close(): void }[] = [];
-  private natsServer: TestNats | undefined;
+  /** A promise, so that services started concurrently share one server. */
+  private natsServer: Promise<TestNats> | undefined;
 
   /** The harness's nats-server (started on first use). */
   async nats(): Promise<TestNats> {
-    this.natsServer ??= await startNats();
+    this.natsServer ??= startNats();
     return this.natsServer;
   }
 
@@ -50,7 +51,7 @@ export class Harness {
   async close(): Promise<void> {
     for (const c of this.clients.splice(0)) c.$close();
     await Promise.all(this.services.splice(0).map((s) => s.stop().catch(() => s.kill())));
-    await this.natsServer?.stop();
+    await (await this.natsServer?.catch(() => undefined))?.stop();
     this.natsServer = undefined;
   }
 }

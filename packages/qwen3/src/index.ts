@@ -19,6 +19,7 @@ export * from "./lora-graph.ts";
 export * from "./loss.ts";
 export * from "./loss-reference.ts";
 export * from "./model-dir.ts";
+export * from "./model-hash.ts";
 export * from "./peft.ts";
 export * from "./prng.ts";
 export * from "./reference.ts";

@@ -24,11 +24,12 @@ import {
   ADAPTER_CONFIG_METADATA,
   ADAPTER_WEIGHTS_FILE,
   adapterObjectName,
+  modelContentHash,
   type TrainSequence,
 } from "@temper/qwen3";
 import { cleanTemporary, listCheckpoints, writeCheckpoint } from "@temper/training";
 import type { LearnerWorker } from "./engine-worker.ts";
-import { modelContentHash, trainRequestHash } from "./hashing.ts";
+import { trainRequestHash } from "./hashing.ts";
 import { checkRunId, firstDifference, resolveRunConfig, toProtoConfig } from "./run-config.ts";
 import {
   listRuns,
