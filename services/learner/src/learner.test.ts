@@ -472,7 +472,7 @@ describe("learner service", { timeout: 600_000 }, () => {
     const c = f64.client;
     await c.createRun({
       runId: "long",
-      config: { ...CONFIG, miniBatches: 1, iterations: 8, microBatchSize: 16 },
+      config: { ...CONFIG, miniBatches: 1, iterations: 12, microBatchSize: 16 },
     });
     const started = Date.now();
     const train = c.train({ runId: "long", step: 0, sequences: batch(6, 64, 192) });

@@ -275,7 +275,9 @@ export class Learner {
   private async publish(runId: string, r: StoredResponse, dir?: string): Promise<void> {
     if (r.adapterVersion) {
       const name = adapterObjectName(runId, r.adapterVersion);
-      if (!(await this.store.info(name))) {
+      // A fresh step (dir given) puts without asking first: a put left by a killed attempt holds
+      // the same bytes, and overwriting it is harmless.
+      if (dir !== undefined || !(await this.store.info(name))) {
         const from = dir ?? this.checkpointWithVersion(runId, r.adapterVersion);
         if (!from)
           this.logger.warn(
@@ -287,7 +289,7 @@ export class Learner {
           const config = readFileSync(join(from, ADAPTER_CONFIG_FILE), "utf8");
           await this.store.putBlob({ name, metadata: { [ADAPTER_CONFIG_METADATA]: config } }, weights);
         }
-        await this.pruneObjects(runId);
+        this.pruneLater(runId);
       }
     }
     const event: events.PolicyUpdated = {
@@ -308,6 +310,17 @@ export class Learner {
     return listCheckpoints(runDir(this.o.checkpointDir, runId))
       .reverse()
       .find((c) => readTrainerState(c.dir).adapterVersion === version)?.dir;
+  }
+
+  /**
+   * Pruning is off Train's path: the versions Train returns stay fetchable either way, and a
+   * failed prune is retried after the next step. One prune at a time.
+   */
+  private pruning: Promise<void> = Promise.resolve();
+  private pruneLater(runId: string): void {
+    this.pruning = this.pruning
+      .then(() => this.pruneObjects(runId))
+      .catch((err) => this.logger.warn({ err, runId }, "old adapter versions not pruned"));
   }
 
   /** Keeps the newest KEEP_ADAPTER_VERSIONS versions of the run in the object store. */
