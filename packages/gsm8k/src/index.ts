@@ -5,4 +5,5 @@ export * from "./extract.ts";
 export * from "./numbers.ts";
 export * from "./prompt.ts";
 export * from "./reference.ts";
+export * from "./synth.ts";
 export * from "./think.ts";

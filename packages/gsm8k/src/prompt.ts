@@ -12,9 +12,13 @@ export interface ChatMessage {
 export const DEFAULT_INSTRUCTION =
   'Solve the problem step by step. Write the final answer on its own line as "#### <number>".';
 
-/** A completion-style prompt for base models: the question, then "Answer:" for the model to continue. */
+/**
+ * A completion-style prompt for base models: the instruction, the question, then "Answer:" for the
+ * model to continue. An empty instruction gives just "Question: …\nAnswer:".
+ */
 export function plainPrompt(question: string, instruction = DEFAULT_INSTRUCTION): string {
-  return `${instruction}\n\nQuestion: ${question.trim()}\nAnswer:`;
+  const q = `Question: ${question.trim()}\nAnswer:`;
+  return instruction === "" ? q : `${instruction}\n\n${q}`;
 }
 
 export interface ChatRenderOptions {

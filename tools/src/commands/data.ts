@@ -1,0 +1,116 @@
+// `temper data <subcommand>`: datasets for training. `synth` writes synthetic grade-school
+// arithmetic in GSM8K's jsonl format as three disjoint sets (see @temper/gsm8k synth.ts).
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SynthError, synthesizeSets } from "@temper/gsm8k";
+import { CliError, numberFlag, parseFlags } from "../cli.ts";
+
+interface Subcommand {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] --out DIR
+
+Writes DIR/sft.jsonl, DIR/train.jsonl and DIR/eval.jsonl: arithmetic word problems in GSM8K's
+format ({"question", "answer"}, the answer a rationale with <<a op b=c>> annotations ending in
+"#### N"), 1 to 3 steps of + − × ÷ with non-negative integer results. The three sets share no
+question and no arithmetic chain; the same flags give the same files.
+
+options:
+  --sft N, --train N, --eval N   set sizes (required; 0 allowed)
+  --seed S                       seed (required)
+  --min-steps A, --max-steps B   steps per problem, within 1..3 (default 1, 3)
+  --max-operand M                largest operand (default 20)
+  --max-result R                 largest value any step reaches (default M²)
+  --out DIR                      output directory (created; existing files are replaced)`;
+
+const subcommands: Record<string, Subcommand> = {
+  synth: {
+    summary: "write synthetic grade-school arithmetic problems (GSM8K format) as sft/train/eval jsonl",
+    usage: SYNTH_USAGE,
+    run: runSynth,
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return [
+    "usage: temper data <subcommand> [options]",
+    "",
+    "subcommands:",
+    ...lines,
+    "",
+    "temper data <subcommand> --help for its options",
+  ].join("\n");
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h") {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const sub = subcommands[name];
+  if (!sub) throw new CliError(`unknown data subcommand "${name}"; run temper data --help`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`usage: ${sub.usage}\n`);
+    return;
+  }
+  await sub.run(rest);
+}
+
+function integerFlag(name: string, value: string | undefined, min: number, fallback?: number): number {
+  if (value === undefined && fallback === undefined) throw new CliError(`--${name} is required`);
+  const n = numberFlag(name, value, fallback)!;
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new CliError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+async function runSynth(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    sft: { type: "string" },
+    train: { type: "string" },
+    eval: { type: "string" },
+    seed: { type: "string" },
+    "min-steps": { type: "string" },
+    "max-steps": { type: "string" },
+    "max-operand": { type: "string" },
+    "max-result": { type: "string" },
+    out: { type: "string" },
+  });
+  const sft = integerFlag("sft", values.sft, 0);
+  const train = integerFlag("train", values.train, 0);
+  const evalCount = integerFlag("eval", values.eval, 0);
+  const seed = integerFlag("seed", values.seed, 0);
+  const min = integerFlag("min-steps", values["min-steps"], 1, 1);
+  const max = integerFlag("max-steps", values["max-steps"], 1, 3);
+  const maxOperand = integerFlag("max-operand", values["max-operand"], 2, 20);
+  const maxResult =
+    values["max-result"] === undefined ? undefined : integerFlag("max-result", values["max-result"], 2);
+  const out = values.out;
+  if (!out) throw new CliError("--out is required");
+
+  let sets: ReturnType<typeof synthesizeSets>;
+  try {
+    sets = synthesizeSets({ sft, train, eval: evalCount, seed, steps: { min, max }, maxOperand, maxResult });
+  } catch (err) {
+    if (err instanceof SynthError) throw new CliError(err.message);
+    throw err;
+  }
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (err) {
+    throw new CliError(`--out: cannot create ${out} (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  for (const name of ["sft", "train", "eval"] as const) {
+    const rows = sets[name];
+    const path = join(out, `${name}.jsonl`);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    renameSync(tmp, path);
+    process.stdout.write(`wrote ${path}: ${rows.length} problems\n`);
+  }
+}
