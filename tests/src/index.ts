@@ -18,3 +18,4 @@ export {
   type TestNats,
   TestService,
 } from "./processes.ts";
+export { freeStackOffset } from "./stack-ports.ts";

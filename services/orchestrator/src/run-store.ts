@@ -1,0 +1,207 @@
+// Where a run's state lives, so that a SIGKILL at any moment loses nothing:
+// - JetStream KV (bucket temper_orchestrator, key run.<id>): status, spec, steps done, policy
+//   version, evaluations, elapsed time and the lease (owner + expiry). Writes are compare-and-set
+//   on the revision this process last saw, so two orchestrators never both drive a run.
+// - the run directory <RUNS_DIR>/<id>/: spec.yaml, metrics.jsonl, eval.jsonl, samples.jsonl, and
+//   steps/<N>/{rollout,scored}.bin — a step's rollout and its scores, stored before training, so a
+//   resumed step reuses them and never regenerates or rescores.
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import type { KV } from "@nats-io/kv";
+import { orchestrator } from "@temper/proto";
+
+export const RUNS_BUCKET = "temper_orchestrator";
+
+export type RunStatusName = "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "STOPPED";
+
+export interface EvalRecord {
+  step: number;
+  accuracy: number;
+  stderr: number;
+  n: number;
+  correct: number;
+  elapsed: number;
+  seconds: number;
+  policy_version: string;
+}
+
+export interface RunRecord {
+  runId: string;
+  status: RunStatusName;
+  /** RunSpec, protobuf, base64: exact. */
+  spec: string;
+  stepsDone: number;
+  policyVersion: string;
+  evals: EvalRecord[];
+  latest: { step: number; values: Record<string, number>; policyVersion: string } | null;
+  error: string;
+  startedAtMs: number;
+  endedAtMs: number;
+  /** Wall seconds spent driving the run before the current drive began. */
+  elapsedSeconds: number;
+  directory: string;
+  owner: string;
+  leaseUntilMs: number;
+}
+
+export class LeaseLostError extends Error {
+  override name = "LeaseLostError";
+}
+
+export const encodeSpec = (s: orchestrator.RunSpec) =>
+  Buffer.from(orchestrator.RunSpec.encode(s).finish()).toString("base64");
+export const decodeSpec = (b64: string) => orchestrator.RunSpec.decode(Buffer.from(b64, "base64"));
+
+const key = (runId: string) => `run.${runId}`;
+
+/** The run records in KV, with the revision each was last read or written at. */
+export class RunTable {
+  private readonly revisions = new Map<string, number>();
+
+  /** `owner` names this orchestrator; a restarted one with the same name takes its runs back at once. */
+  constructor(
+    private readonly kv: KV,
+    readonly owner: string,
+  ) {}
+
+  async get(runId: string): Promise<RunRecord | null> {
+    const e = await this.kv.get(key(runId));
+    if (!e || e.operation !== "PUT" || e.value.length === 0) return null;
+    this.revisions.set(runId, e.revision);
+    return JSON.parse(e.string()) as RunRecord;
+  }
+
+  async list(): Promise<RunRecord[]> {
+    const out: RunRecord[] = [];
+    const keys = await this.kv.keys("run.>");
+    for await (const k of keys) {
+      const r = await this.get(k.slice(4));
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => a.startedAtMs - b.startedAtMs || a.runId.localeCompare(b.runId));
+  }
+
+  /** A new run; false when the id exists. */
+  async create(rec: RunRecord): Promise<boolean> {
+    try {
+      this.revisions.set(rec.runId, await this.kv.create(key(rec.runId), JSON.stringify(rec)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Compare-and-set against the revision this process last saw; LeaseLostError otherwise. */
+  async save(rec: RunRecord): Promise<void> {
+    const rev = this.revisions.get(rec.runId);
+    if (rev === undefined) throw new LeaseLostError(`run ${rec.runId} was never read here`);
+    try {
+      this.revisions.set(rec.runId, await this.kv.update(key(rec.runId), JSON.stringify(rec), rev));
+    } catch (err) {
+      if (/wrong last sequence|revision/i.test((err as Error).message))
+        throw new LeaseLostError(`run ${rec.runId} was changed by another orchestrator`);
+      throw err;
+    }
+  }
+}
+
+/** Writes a file whole or not at all: temporary file, fsync, rename. */
+export function writeAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/** The files of one run directory. */
+export class RunDir {
+  constructor(readonly path: string) {
+    mkdirSync(join(path, "steps"), { recursive: true });
+  }
+
+  file(name: string): string {
+    return join(this.path, name);
+  }
+
+  private stepFile(step: number, name: string): string {
+    return join(this.path, "steps", String(step), name);
+  }
+
+  readStep(step: number, name: "rollout.bin" | "scored.bin"): Uint8Array | null {
+    const p = this.stepFile(step, name);
+    return existsSync(p) ? new Uint8Array(readFileSync(p)) : null;
+  }
+
+  writeStep(step: number, name: "rollout.bin" | "scored.bin", bytes: Uint8Array): void {
+    writeAtomic(this.stepFile(step, name), bytes);
+  }
+
+  /** Keeps the stored steps from `from` on (older ones are trained on and no longer needed). */
+  pruneSteps(from: number): void {
+    for (const d of readdirSync(join(this.path, "steps")))
+      if (/^\d+$/.test(d) && Number(d) < from)
+        rmSync(join(this.path, "steps", d), { recursive: true, force: true });
+  }
+
+  append(name: string, record: object): void {
+    appendFileSync(this.file(name), `${JSON.stringify(record)}\n`);
+  }
+
+  /**
+   * Keeps the lines of a jsonl file whose `step` passes `keep` (and drops a torn last line), so a
+   * resumed run appends each step's line exactly once.
+   */
+  repair(name: string, keep: (step: number) => boolean): void {
+    const p = this.file(name);
+    if (!existsSync(p)) return;
+    const lines = readFileSync(p, "utf8").split("\n");
+    const kept: string[] = [];
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        const r = JSON.parse(line) as { step?: unknown };
+        if (typeof r.step === "number" && keep(r.step)) kept.push(line);
+      } catch {
+        // a line torn by a kill mid-append
+      }
+    }
+    writeAtomic(p, kept.length ? `${kept.join("\n")}\n` : "");
+  }
+
+  rewrite(name: string, records: object[]): void {
+    writeAtomic(this.file(name), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  }
+
+  readJsonl<T>(name: string): T[] {
+    const p = this.file(name);
+    if (!existsSync(p)) return [];
+    const out: T[] = [];
+    for (const line of readFileSync(p, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as T);
+      } catch {
+        // torn line
+      }
+    }
+    return out;
+  }
+}

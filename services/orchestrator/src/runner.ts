@@ -1,0 +1,450 @@
+// One run's loop: draw prompts → Generate (sharded) → store → Score → store → Train → metrics →
+// evaluate when due. Every remote call is retried with backoff on transient statuses within a
+// bounded wait; any other status fails the run. A resumed run starts at its next step and reuses
+// what that step stored, and the learner's exactly-once Train makes a repeated Train a replay.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Gsm8kExample } from "@temper/gsm8k";
+import { plainPrompt } from "@temper/gsm8k";
+import { type Bus, GrpcError, type Logger, type PromiseClient, Status } from "@temper/kit";
+import {
+  type common,
+  events,
+  type learner,
+  type orchestrator,
+  reward,
+  rollout,
+  scheduler,
+} from "@temper/proto";
+import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
+import { drawStep, shardRanges } from "./prompts.ts";
+import {
+  decodeSpec,
+  type EvalRecord,
+  LeaseLostError,
+  type RunDir,
+  type RunRecord,
+  type RunTable,
+} from "./run-store.ts";
+
+export interface Clients {
+  rollouts: PromiseClient<typeof rollout.RolloutServiceService>[];
+  scheduler: PromiseClient<typeof scheduler.SchedulerServiceService>;
+  learner: PromiseClient<typeof learner.LearnerServiceService>;
+  correctness: PromiseClient<typeof reward.RewardServiceService>;
+}
+
+export interface RunnerOptions {
+  /** How long a failing call is retried before the run fails. */
+  retryWaitMs: number;
+  /** Deadline of one Generate / Train / Score attempt. */
+  callTimeoutMs: number;
+}
+
+/** A run whose lease is older than this may be taken over by another orchestrator. */
+export const LEASE_MS = 30_000;
+
+const TRANSIENT = new Set([
+  Status.UNAVAILABLE,
+  Status.DEADLINE_EXCEEDED,
+  Status.RESOURCE_EXHAUSTED,
+  Status.ABORTED,
+]);
+
+export class RunStopped extends Error {
+  override name = "RunStopped";
+}
+
+/** A failure that ends the run (FAILED with this message). */
+export class RunFailed extends Error {
+  override name = "RunFailed";
+}
+
+export type RunEvent =
+  | { kind: "metrics"; metrics: orchestrator.StepMetrics }
+  | { kind: "eval"; eval: EvalRecord }
+  | { kind: "status"; status: RunRecord["status"]; error: string };
+
+export interface Datasets {
+  train: Gsm8kExample[];
+  eval: Gsm8kExample[];
+}
+
+export class Runner {
+  private readonly stop = new AbortController();
+  private leaseLost = false;
+  private detached = false;
+  private readonly spec: orchestrator.RunSpec;
+  private driveStarted = performance.now();
+
+  constructor(
+    private rec: RunRecord,
+    private readonly table: RunTable,
+    private readonly dir: RunDir,
+    private readonly data: Datasets,
+    private readonly clients: Clients,
+    private readonly bus: Bus,
+    private readonly options: RunnerOptions,
+    private readonly logger: Logger,
+    private readonly emit: (e: RunEvent) => void,
+  ) {
+    this.spec = decodeSpec(rec.spec);
+  }
+
+  get record(): RunRecord {
+    return this.rec;
+  }
+
+  requestStop(): void {
+    this.stop.abort();
+  }
+
+  /** Lets go of the run without changing its status (shutdown): another start resumes it. */
+  detach(): void {
+    this.detached = true;
+    this.stop.abort();
+  }
+
+  private elapsed(): number {
+    return this.rec.elapsedSeconds + (performance.now() - this.driveStarted) / 1000;
+  }
+
+  private saving: Promise<void> = Promise.resolve();
+  /** Saves the record and extends the lease; saves are serialised (each is a compare-and-set). */
+  private save(): Promise<void> {
+    const next = this.saving.then(() => {
+      this.rec.leaseUntilMs = Date.now() + LEASE_MS;
+      return this.table.save(this.rec);
+    });
+    this.saving = next.catch(() => {});
+    return next;
+  }
+
+  /** Calls `fn` until it succeeds, retrying transient statuses with backoff within retryWaitMs. */
+  private async retry<T>(what: string, fn: (signal: AbortSignal, attempt: number) => Promise<T>): Promise<T> {
+    const until = Date.now() + this.options.retryWaitMs;
+    let wait = 200;
+    for (let attempt = 0; ; attempt++) {
+      if (this.stop.signal.aborted) throw new RunStopped("stopped");
+      try {
+        return await fn(this.stop.signal, attempt);
+      } catch (err) {
+        if (this.stop.signal.aborted) throw new RunStopped("stopped");
+        if (!(err instanceof GrpcError) || !TRANSIENT.has(err.code))
+          throw new RunFailed(
+            `${what}: ${err instanceof GrpcError ? `${err.codeName}: ${err.message}` : (err as Error).message}`,
+          );
+        if (Date.now() + wait > until)
+          throw new RunFailed(
+            `${what}: still ${err.codeName} after ${Math.round(this.options.retryWaitMs / 1000)} s of retries: ${err.message}`,
+          );
+        this.logger.warn({ run_id: this.rec.runId, what, code: err.codeName, attempt }, "retrying");
+        await sleep(wait, undefined, { signal: this.stop.signal }).catch(() => {});
+        wait = Math.min(wait * 2, 5000);
+      }
+    }
+  }
+
+  private prompt(ex: Gsm8kExample): string {
+    return this.spec.chat ? ex.question : plainPrompt(ex.question, this.spec.instruction);
+  }
+
+  /** Generate over the rollout endpoints: shard k goes to endpoint (k + attempt) mod endpoints. */
+  private async generate(
+    prompts: rollout.PromptInput[],
+    sampling: rollout.SamplingParams,
+    n: number,
+    step: number,
+    tag: string,
+  ): Promise<common.Group[]> {
+    const endpoints = this.clients.rollouts;
+    const shards = shardRanges(prompts.length, endpoints.length);
+    const parts = await Promise.all(
+      shards.map(([from, to], k) =>
+        this.retry(`rollout Generate (${tag}, shard ${k})`, (signal, attempt) =>
+          endpoints[(k + attempt) % endpoints.length].generate(
+            {
+              prompts: prompts.slice(from, to),
+              numCompletions: n,
+              sampling,
+              adapterVersion: this.rec.policyVersion,
+              chat: this.spec.chat,
+              enableThinking: this.spec.enableThinking,
+              runId: this.rec.runId,
+              step,
+              callTag: shards.length > 1 ? `${tag}.shard-${k}` : tag,
+            },
+            { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+          ),
+        ),
+      ),
+    );
+    return parts.flatMap((p) => p.groups);
+  }
+
+  private async evaluate(stepsDone: number): Promise<void> {
+    if (this.rec.evals.some((e) => e.step === stepsDone)) return;
+    const e = this.spec.eval!;
+    const t0 = performance.now();
+    const problems = this.data.eval.slice(0, e.size);
+    const prompts = problems.map((ex, i) => ({
+      id: `eval-${i}`,
+      prompt: this.prompt(ex),
+      reference: ex.answer,
+    }));
+    const sampling: rollout.SamplingParams = {
+      temperature: 0,
+      topK: 0,
+      topP: 1,
+      maxNewTokens: e.maxNewTokens || this.spec.sampling!.maxNewTokens,
+      stop: this.spec.sampling!.stop,
+      seed: this.spec.seed,
+    };
+    const groups = await this.generate(prompts, sampling, 1, stepsDone, "eval");
+    // Scored by the correctness source itself: the scheduler's per-step state belongs to training.
+    const scored = await this.retry("correctness Score (eval)", (signal) =>
+      this.clients.correctness.score(
+        { groups, params: undefined },
+        { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+      ),
+    );
+    let correct = 0;
+    for (const r of scored.results) {
+      const v = r.components.correctness_hard;
+      if (v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1) correct++;
+    }
+    const n = problems.length;
+    const p = n ? correct / n : 0;
+    const rec: EvalRecord = {
+      step: stepsDone,
+      accuracy: p,
+      stderr: n ? Math.sqrt((p * (1 - p)) / n) : 0,
+      n,
+      correct,
+      elapsed: this.elapsed(),
+      seconds: (performance.now() - t0) / 1000,
+      policy_version: this.rec.policyVersion,
+    };
+    this.dir.append("eval.jsonl", rec);
+    this.rec.evals.push(rec);
+    await this.save();
+    await this.bus
+      .publish(
+        `temper.${this.rec.runId}.metrics.eval`,
+        events.MetricsEval.encode({
+          runId: this.rec.runId,
+          step: stepsDone,
+          accuracy: rec.accuracy,
+          stderr: rec.stderr,
+          n,
+          policyVersion: rec.policy_version,
+        }).finish(),
+        { msgId: `${this.rec.runId}.${stepsDone}.metrics.eval` },
+      )
+      .catch((err) => this.logger.warn({ err }, "metrics.eval not published"));
+    this.emit({ kind: "eval", eval: rec });
+    this.logger.info({ run_id: this.rec.runId, step: stepsDone, accuracy: p, n }, "evaluated");
+  }
+
+  private evalDue(stepsDone: number): boolean {
+    const e = this.spec.eval;
+    if (!e || e.size === 0 || this.data.eval.length === 0) return false;
+    if (stepsDone === 0) return e.baseline;
+    return stepsDone === this.spec.steps || (e.every > 0 && stepsDone % e.every === 0);
+  }
+
+  private async step(step: number): Promise<void> {
+    const spec = this.spec;
+    const t0 = performance.now();
+    const indices = drawStep(this.data.train.length, spec.promptsPerStep, spec.seed, step);
+    const prompts = indices.map((i) => ({
+      id: `p${i}`,
+      prompt: this.prompt(this.data.train[i]),
+      reference: this.data.train[i].answer,
+    }));
+
+    let groups: common.Group[];
+    const storedRollout = this.dir.readStep(step, "rollout.bin");
+    const tRollout = performance.now();
+    if (storedRollout) groups = rollout.GenerateResponse.decode(storedRollout).groups;
+    else {
+      groups = await this.generate(
+        prompts,
+        { ...spec.sampling!, seed: spec.seed },
+        spec.completionsPerPrompt,
+        step,
+        "train",
+      );
+      const resp: rollout.GenerateResponse = {
+        groups,
+        adapterVersion: this.rec.policyVersion,
+        engineSeconds: 0,
+        generatedTokens: 0,
+      };
+      this.dir.writeStep(step, "rollout.bin", rollout.GenerateResponse.encode(resp).finish());
+    }
+    const tReward = performance.now();
+    let scored: scheduler.ScoreResponse;
+    const storedScore = this.dir.readStep(step, "scored.bin");
+    if (storedScore) scored = scheduler.ScoreResponse.decode(storedScore);
+    else {
+      scored = await this.retry("scheduler Score", (signal) =>
+        this.clients.scheduler.score(
+          { runId: this.rec.runId, step, groups },
+          { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+        ),
+      );
+      this.dir.writeStep(step, "scored.bin", scheduler.ScoreResponse.encode(scored).finish());
+    }
+    const tTrain = performance.now();
+    const batch = trainingBatch(groups, scored, spec.dropZeroSignalGroups);
+    const trained = await this.retry("learner Train", (signal) =>
+      this.clients.learner.train(
+        { runId: this.rec.runId, step, sequences: batch.sequences },
+        { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+      ),
+    );
+    const tDone = performance.now();
+    if (trained.adapterVersion) this.rec.policyVersion = trained.adapterVersion;
+
+    // Evaluation after this step belongs to this step's record (time/eval).
+    let evalSeconds = 0;
+    if (this.evalDue(step + 1)) {
+      const e0 = performance.now();
+      await this.evaluate(step + 1);
+      evalSeconds = (performance.now() - e0) / 1000;
+    }
+
+    const values: Record<string, number> = {
+      ...rolloutMetrics(groups, scored, spec.sampling!.maxNewTokens),
+      ...trainMetrics(trained),
+      "train/dropped_groups": batch.droppedGroups,
+      "time/rollout": (tReward - tRollout) / 1000,
+      "time/reward": (tTrain - tReward) / 1000,
+      "time/train": (tDone - tTrain) / 1000,
+      "time/eval": evalSeconds,
+    };
+    const stepSeconds = (performance.now() - t0) / 1000;
+    values["time/other"] = Math.max(
+      0,
+      stepSeconds - values["time/rollout"] - values["time/reward"] - values["time/train"] - evalSeconds,
+    );
+    values["time/step"] = stepSeconds;
+    values["time/elapsed"] = this.elapsed();
+    const latestEval = this.rec.evals.find((e) => e.step === step + 1);
+    const line = {
+      step,
+      policy_version: this.rec.policyVersion,
+      ...values,
+      ...(latestEval ? { "accuracy/eval": latestEval.accuracy } : {}),
+    };
+    this.dir.append("metrics.jsonl", line);
+    this.writeSamples(step, groups, scored);
+    this.rec.stepsDone = step + 1;
+    this.rec.latest = { step, values, policyVersion: this.rec.policyVersion };
+    await this.save();
+    this.dir.pruneSteps(step);
+    const metrics: orchestrator.StepMetrics = {
+      step,
+      values: line as unknown as Record<string, number>,
+      policyVersion: this.rec.policyVersion,
+    };
+    delete (metrics.values as Record<string, unknown>).policy_version;
+    await this.bus
+      .publish(
+        `temper.${this.rec.runId}.metrics.step`,
+        events.MetricsStep.encode({
+          runId: this.rec.runId,
+          step,
+          values: metrics.values,
+          policyVersion: metrics.policyVersion,
+        }).finish(),
+        { msgId: `${this.rec.runId}.${step}.metrics.step` },
+      )
+      .catch((err) => this.logger.warn({ err }, "metrics.step not published"));
+    this.emit({ kind: "metrics", metrics });
+  }
+
+  private writeSamples(step: number, groups: common.Group[], scored: scheduler.ScoreResponse): void {
+    const k = this.spec.samplesPerStep;
+    if (k === 0) return;
+    const items = new Map(scored.items.map((it) => [it.completionId, it]));
+    for (const g of groups.slice(0, k)) {
+      const c = g.completions[0];
+      if (!c) continue;
+      const it = items.get(c.id);
+      const hard = it?.components["correctness.correctness_hard"];
+      this.dir.append("samples.jsonl", {
+        step,
+        prompt_id: g.id,
+        prompt: g.prompt,
+        reference: g.reference,
+        completion: c.text,
+        reward: it?.reward ?? null,
+        advantage: it?.advantage ?? null,
+        correct: hard?.value === 1,
+      });
+    }
+  }
+
+  /** Drives the run from its next step to the end (or a stop, a failure, a lost lease). */
+  async drive(): Promise<void> {
+    this.driveStarted = performance.now();
+    const id = this.rec.runId;
+    const heartbeat = setInterval(() => {
+      this.save().catch((err) => {
+        if (!(err instanceof LeaseLostError)) return; // NATS away: the next save retries
+        this.leaseLost = true;
+        this.requestStop();
+      });
+    }, LEASE_MS / 3);
+    try {
+      // a kill between a line's append and the record's save leaves lines of undone steps
+      this.dir.repair("metrics.jsonl", (s) => s < this.rec.stepsDone);
+      this.dir.repair("samples.jsonl", (s) => s < this.rec.stepsDone);
+      this.dir.rewrite("eval.jsonl", this.rec.evals);
+      this.rec.status = "RUNNING";
+      await this.save();
+      this.emit({ kind: "status", status: "RUNNING", error: "" });
+      if (this.evalDue(0) && this.rec.stepsDone === 0) await this.evaluate(0);
+      while (this.rec.stepsDone < this.spec.steps) {
+        if (this.stop.signal.aborted) throw new RunStopped("stopped");
+        await this.step(this.rec.stepsDone);
+        this.rec.elapsedSeconds = this.elapsed();
+        this.driveStarted = performance.now();
+      }
+      await this.finish("SUCCEEDED", "");
+    } catch (err) {
+      if (err instanceof LeaseLostError || this.leaseLost) {
+        this.logger.warn({ run_id: id }, "another orchestrator drives this run now; letting go");
+        return;
+      }
+      if (err instanceof RunStopped && this.detached) {
+        await this.saving;
+        this.rec.leaseUntilMs = 0;
+        await this.table.save(this.rec).catch(() => {});
+      } else if (err instanceof RunStopped) await this.finish("STOPPED", "");
+      else {
+        const msg = err instanceof RunFailed ? err.message : `internal: ${(err as Error).message}`;
+        this.logger.error({ run_id: id, err }, "run failed");
+        await this.finish("FAILED", msg);
+      }
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  private async finish(status: RunRecord["status"], error: string): Promise<void> {
+    this.rec.elapsedSeconds = this.elapsed();
+    this.rec.status = status;
+    this.rec.error = error;
+    this.rec.endedAtMs = Date.now();
+    try {
+      await this.saving;
+      this.rec.leaseUntilMs = 0;
+      await this.table.save(this.rec);
+    } catch (err) {
+      this.logger.error({ err, run_id: this.rec.runId }, "final state not saved");
+    }
+    this.emit({ kind: "status", status, error });
+  }
+}

@@ -1,0 +1,281 @@
+// The RL loop end to end: a whole stack (nats-server and every service a process) runs a short
+// GRPO run on a tiny model through the orchestrator, and the test checks what the loop promises:
+// the learner sees exactly what rollout sampled (its recomputed logprobs equal the rollout's and
+// nothing clips at the first mini-batch), the policy moves every applied step, every metric is
+// there and finite, every event arrives, held-out evaluation runs, and the run directory holds one
+// metrics line per step.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
+import { learner, orchestrator, scheduler } from "@temper/proto";
+import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
+import { freeStackOffset } from "./src/index.ts";
+
+const STEPS = 4;
+
+/** GSM8K-format problems: "a + b" with the rationale annotated as GSM8K does. */
+function problems(n: number, from: number): string {
+  return Array.from({ length: n }, (_, i) => {
+    const a = from + i;
+    const b = (i * 7) % 10;
+    return JSON.stringify({
+      question: `${a}+${b}=?`,
+      answer: `${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b}\n#### ${a + b}`,
+    });
+  }).join("\n");
+}
+
+function runSpec(
+  root: string,
+  modelDir: string,
+  overrides: Partial<orchestrator.RunSpec> = {},
+): orchestrator.RunSpec {
+  return {
+    runId: "",
+    name: "continuous",
+    model: modelDir,
+    trainData: join(root, "train.jsonl"),
+    evalData: join(root, "eval.jsonl"),
+    steps: STEPS,
+    promptsPerStep: 4,
+    completionsPerPrompt: 4,
+    seed: 5,
+    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 8, stop: [], seed: 0 },
+    chat: false,
+    enableThinking: false,
+    instruction: "",
+    reward: {
+      runId: "",
+      // continuous: a random tiny model is never right, so only graded components give GRPO a signal
+      structure: { kind: { $case: "continuous", value: { weights: {} } } },
+      sources: {},
+      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
+      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+      sourceTimeoutMs: 0,
+      params: undefined,
+    },
+    training: {
+      model: "",
+      lora: { rank: 4, alpha: 8, targetModules: [], useRslora: false },
+      optimizer: {
+        learningRate: 0.02,
+        schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
+        warmupSteps: 0,
+        totalSteps: 0,
+      },
+      loss: {
+        type: learner.LossType.LOSS_TYPE_GRPO,
+        aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
+      },
+      microBatchSize: 0,
+      miniBatches: 1,
+      iterations: 1,
+      seed: 0,
+    },
+    eval: { every: 2, size: 6, baseline: true, maxNewTokens: 8, majK: 0 },
+    dropZeroSignalGroups: false,
+    samplesPerStep: 2,
+    ...overrides,
+  };
+}
+
+describe("the RL loop through the orchestrator", {
+  skip: !findNatsServer() && "nats-server not installed",
+}, () => {
+  const root = mkdtempSync(join(tmpdir(), "temper-rl-loop-"));
+  const modelDir = join(root, "model");
+  let stack: Stack;
+  let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
+
+  before(async () => {
+    initModel({
+      config: presetConfig("tiny", tokenizerIds("bytes")),
+      tokenizer: "bytes",
+      out: modelDir,
+      seed: 3,
+      dtype: "f32",
+      std: 0.1,
+    });
+    writeFileSync(join(root, "train.jsonl"), problems(12, 1));
+    writeFileSync(join(root, "eval.jsonl"), problems(6, 40));
+    const offset = await freeStackOffset();
+    stack = await startStack({
+      dataDir: join(root, "stack"),
+      natsPort: 4222 + offset,
+      portOffset: offset,
+      model: modelDir,
+    });
+    client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
+      defaults: { timeoutMs: 60_000 },
+    });
+  });
+
+  after(async () => {
+    client?.$close();
+    await stack?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("runs GRPO steps end to end; metrics, events, evaluation and the run directory agree", {
+    timeout: 300_000,
+  }, async () => {
+    const started = await client.startRun({ spec: runSpec(root, modelDir) });
+    const runId = started.run!.runId;
+    assert.match(runId, /^continuous-/);
+    const seen: orchestrator.StepMetrics[] = [];
+    const evals: orchestrator.EvalResult[] = [];
+    let final = orchestrator.RunStatus.RUN_STATUS_UNSPECIFIED;
+    let error = "";
+    for await (const ev of client.watchRun({ runId, fromStep: 0 }, { timeoutMs: 280_000 })) {
+      if (ev.event?.$case === "metrics") seen.push(ev.event.value);
+      if (ev.event?.$case === "eval") evals.push(ev.event.value);
+      final = ev.status;
+      error = ev.error;
+    }
+    assert.equal(final, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, error);
+    assert.deepEqual(
+      seen.map((m) => m.step),
+      [0, 1, 2, 3],
+    );
+
+    const run = (await client.getRun({ runId })).run!;
+    assert.equal(run.stepsDone, STEPS);
+    const lines = readFileSync(join(run.directory, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.step),
+      [0, 1, 2, 3],
+    );
+    const names = [
+      "reward/mean",
+      "reward/std",
+      "reward/correctness.correctness_hard",
+      "alpha",
+      "accuracy/train",
+      "zero_signal_fraction",
+      "completions/mean_length",
+      "completions/max_length",
+      "completions/clipped_ratio",
+      "train/loss",
+      "train/clip_fraction",
+      "train/kl",
+      "train/entropy",
+      "train/logprob_diff",
+      "train/grad_norm",
+      "train/learning_rate",
+      "train/skipped",
+      "tokens/generated",
+      "time/rollout",
+      "time/reward",
+      "time/train",
+      "time/eval",
+      "time/other",
+      "time/step",
+      "time/elapsed",
+    ];
+    let applied = 0;
+    for (const l of lines) {
+      for (const n of names) assert.ok(Number.isFinite(l[n]), `step ${l.step}: ${n} = ${l[n]}`);
+      // the learner recomputes the rollout's logprobs at the first mini-batch: same tokens, same numbers
+      if (l["train/skipped"] === 0) {
+        applied++;
+        assert.ok(l["train/logprob_diff"] < 1e-4, `step ${l.step}: logprob_diff ${l["train/logprob_diff"]}`);
+        assert.equal(l["train/clip_fraction"], 0, `step ${l.step}`);
+        assert.equal(
+          l.policy_version,
+          `${runId}-${l.step}`,
+          "the policy version advances on every applied step",
+        );
+      }
+    }
+    assert.ok(applied >= 2, `only ${applied} steps applied`);
+
+    // held-out evaluation: the warm start, every 2 steps, the end
+    assert.deepEqual(
+      evals.map((e) => e.step),
+      [0, 2, 4],
+    );
+    const evalLines = readFileSync(join(run.directory, "eval.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      evalLines.map((e) => [e.step, e.n]),
+      [
+        [0, 6],
+        [2, 6],
+        [4, 6],
+      ],
+    );
+    assert.ok(readFileSync(join(run.directory, "samples.jsonl"), "utf8").trim().split("\n").length >= STEPS);
+    assert.match(readFileSync(join(run.directory, "spec.yaml"), "utf8"), new RegExp(`run_id: ${runId}`));
+
+    // events of every step, and adapters that differ between versions
+    const bus = await connectBus({ url: stack.natsUrl, name: "rl-loop-test" });
+    try {
+      for (const [subject, count] of [
+        ["rollout.completed", STEPS + evals.length],
+        ["reward.blended", STEPS],
+        ["policy.updated", STEPS],
+        ["metrics.step", STEPS],
+        ["metrics.eval", evals.length],
+      ] as const) {
+        const durable = `check-${subject.replace(".", "-")}`;
+        await bus.jsm.consumers.add("TEMPER", {
+          durable_name: durable,
+          filter_subject: `temper.${runId}.${subject}`,
+          ack_policy: "explicit" as never,
+        });
+        const consumer = await bus.js.consumers.get("TEMPER", durable);
+        const ids: string[] = [];
+        for await (const m of await consumer.fetch({ max_messages: 50, expires: 2000 }))
+          ids.push(m.headers?.get("Nats-Msg-Id") ?? "");
+        assert.equal(ids.length, count, `${subject}: ${ids.join(", ")}`);
+        if (subject === "metrics.step") {
+          assert.deepEqual(
+            ids,
+            [0, 1, 2, 3].map((s) => `${runId}.${s}.metrics.step`),
+          );
+        }
+      }
+      const store = await bus.objectStore(ADAPTER_BUCKET);
+      const versions = lines.filter((l) => l["train/skipped"] === 0).map((l) => l.policy_version as string);
+      const a = await store.getBlob(`${runId}/${versions[versions.length - 2]}`);
+      const b = await store.getBlob(`${runId}/${versions[versions.length - 1]}`);
+      assert.ok(a && b);
+      assert.notDeepEqual(Buffer.from(a), Buffer.from(b), "the adapter changes from one version to the next");
+    } finally {
+      await bus.drain();
+    }
+  });
+
+  it("StartRun refuses a bad spec with the field, and a model the rollout does not serve", async () => {
+    const bad: [Partial<orchestrator.RunSpec>, RegExp][] = [
+      [{ steps: 0 }, /spec\.steps/],
+      [{ trainData: join(root, "missing.jsonl") }, /spec\.train_data/],
+      [{ promptsPerStep: 100 }, /spec\.train_data: .* fewer than one step's 100 prompts/],
+      [{ runId: "bad id!" }, /spec\.run_id/],
+    ];
+    for (const [o, pattern] of bad)
+      await assert.rejects(client.startRun({ spec: runSpec(root, modelDir, o) }), (err: Error) => {
+        assert.match(err.message, pattern);
+        return true;
+      });
+    const other = join(root, "other-model");
+    initModel({
+      config: presetConfig("tiny", tokenizerIds("bytes")),
+      tokenizer: "bytes",
+      out: other,
+      seed: 4,
+      dtype: "f32",
+    });
+    await assert.rejects(client.startRun({ spec: runSpec(root, other) }), /FAILED_PRECONDITION|spec\.model/);
+    await assert.rejects(client.getRun({ runId: "nope" }), /NOT_FOUND|no run/);
+  });
+});
