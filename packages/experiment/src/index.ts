@@ -1,0 +1,21 @@
+// Experiment files: YAML → fully resolved orchestrator RunSpecs, comparisons of variants × seeds,
+// provenance for spec.yaml. The file format is documented in ../examples/README.md.
+export { ExperimentError, formatExperimentError, formatPath } from "./errors.ts";
+export {
+  type Comparison,
+  deepMerge,
+  loadComparison,
+  loadExperiment,
+  resolveComparison,
+  resolveExperiment,
+  toYaml,
+} from "./load.ts";
+export { fileSha256, type Provenance, type ProvenanceOptions, provenance } from "./provenance.ts";
+export { type LoadedExperiment, type LoadOptions, toRunSpec } from "./resolve.ts";
+export {
+  DEFAULTS,
+  ExperimentSchema,
+  type ParsedExperiment,
+  type ResolvedExperiment,
+  type ResolvedReward,
+} from "./schema.ts";
