@@ -20,6 +20,10 @@ const commands: Record<
     summary: "make training data (synthetic grade-school arithmetic)",
     load: () => import("./commands/data.ts"),
   },
+  sft: {
+    summary: "supervised full-parameter warm start of a model on GSM8K-format jsonl",
+    load: () => import("./commands/sft.ts"),
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,249 @@
+// runSft on the tiny preset with the byte tokenizer: the loss falls, one update equals AdamW applied
+// by hand to Qwen3Trainer's float64 gradients, an interrupted run resumed from its saved state ends
+// bitwise where an uninterrupted one does, and the written directory keeps the input's layout.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { plainPrompt, sftTarget, synthesizeSets } from "@temper/gsm8k";
+import {
+  generate,
+  initModel,
+  KvCacheBackend,
+  loadTokenizer,
+  openModelDir,
+  presetConfig,
+  Qwen3KvEngine,
+  Qwen3Trainer,
+  readWeightMap,
+  tokenizerIds,
+} from "@temper/qwen3";
+import {
+  epochPermutation,
+  partialDir,
+  runSft,
+  SFT_EVAL_FILE,
+  type SftOptions,
+  type SftStepInfo,
+  sftBatchIndices,
+} from "./index.ts";
+
+const root = mkdtempSync(join(tmpdir(), "temper-sft-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function tinyModel(name: string, dtype: "f32" | "bf16" = "f32", shards = 1): string {
+  const dir = join(root, name);
+  initModel({
+    config: presetConfig("tiny", tokenizerIds("bytes")),
+    tokenizer: "bytes",
+    out: dir,
+    seed: 4,
+    dtype,
+    shards,
+  });
+  return dir;
+}
+
+const model = tinyModel("tiny");
+const data = synthesizeSets({ sft: 8, train: 0, eval: 4, seed: 3, steps: { min: 1, max: 1 }, maxOperand: 9 });
+
+describe("sft sampler", () => {
+  it("epochs are seeded permutations: every example once per epoch, batches across epoch ends", () => {
+    const n = 5;
+    const seen = Array.from({ length: 12 }, (_, s) => sftBatchIndices(n, 2, 9, s)).flat();
+    for (let e = 0; e < 4; e++) assert.deepEqual([...seen.slice(e * n, e * n + n)].sort(), [0, 1, 2, 3, 4]);
+    assert.deepEqual(seen.slice(0, n), epochPermutation(n, 9, 0));
+    assert.notDeepEqual(epochPermutation(n, 9, 0), epochPermutation(n, 9, 1));
+    assert.deepEqual(sftBatchIndices(n, 3, 9, 7), sftBatchIndices(n, 3, 9, 7));
+  });
+});
+
+describe("runSft (tiny, bytes tokenizer)", () => {
+  it("a few steps lower the loss", async (t) => {
+    const losses: number[] = [];
+    await runSft(
+      {
+        modelDir: model,
+        train: data.sft,
+        out: join(root, "loss-out"),
+        steps: 12,
+        batchSize: 4,
+        learningRate: 1e-2,
+        schedule: "constant",
+        instruction: "",
+        threads: 1,
+        saveEvery: 0,
+      },
+      { onStep: (i) => losses.push(i.loss) },
+    );
+    // steps 1–2 and 11–12 each cover the 8 examples once
+    const first = (losses[0] + losses[1]) / 2;
+    const last = (losses[10] + losses[11]) / 2;
+    t.diagnostic(`loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
+    assert.ok(last < 0.8 * first, `loss ${first} → ${last}`);
+  });
+
+  it("one update equals AdamW on Qwen3Trainer's float64 gradients (clipped, weight decay) within 1e-9", async (t) => {
+    const opts: SftOptions = {
+      modelDir: model,
+      train: data.sft,
+      out: join(root, "ref-out"),
+      steps: 1,
+      batchSize: 3,
+      microBatchSize: 2,
+      learningRate: 1e-2,
+      schedule: "constant",
+      maxGradNorm: 0.5,
+      weightDecay: 0.1,
+      instruction: "",
+      seed: 5,
+      dtype: "float64",
+      threads: 1,
+      saveEvery: 0,
+    };
+    const result = await runSft(opts);
+
+    const m = openModelDir(model);
+    const w = readWeightMap(m.config, m.checkpoint, "float64") as Map<string, Float64Array>;
+    m.checkpoint.close();
+    const tok = await loadTokenizer(model);
+    const eos = m.eosTokenIds[0];
+    const batch = sftBatchIndices(8, 3, 5, 0).map((i) => {
+      const e = data.sft[i];
+      const p = tok.encode(plainPrompt(e.question, ""));
+      const c = [...tok.encode(sftTarget(e.answer)), eos];
+      return { inputIds: [...p, ...c], completionMask: [...p.map(() => 0), ...c.map(() => 1)] };
+    });
+    const trainer = await Qwen3Trainer.load(model, {
+      mode: "full",
+      loss: { kind: "sft", aggregation: "token" },
+      dtype: "float64",
+      threads: 1,
+    });
+    const { grads } = await trainer.step(batch, w);
+    await trainer.release();
+    let sq = 0;
+    for (const g of grads.values()) for (const x of g) sq += x * x;
+    const norm = Math.sqrt(sq);
+    assert.ok(norm > 0.5, `the clip is exercised (norm ${norm})`);
+    const c = 0.5 / (norm + 1e-6);
+    const [lr, b1, b2, eps, wd] = [1e-2, 0.9, 0.999, 1e-8, 0.1];
+    let maxDiff = 0;
+    let moved = 0;
+    for (const [name, p0] of w) {
+      const g = grads.get(name)!;
+      const got = result.params.get(name)!;
+      for (let i = 0; i < p0.length; i++) {
+        const gi = g[i] * c;
+        let p = p0[i] - lr * wd * p0[i];
+        const mhat = ((1 - b1) * gi) / (1 - b1);
+        const vhat = ((1 - b2) * gi * gi) / (1 - b2);
+        p -= (lr * mhat) / (Math.sqrt(vhat) + eps);
+        maxDiff = Math.max(maxDiff, Math.abs(got[i] - p));
+        moved = Math.max(moved, Math.abs(got[i] - p0[i]));
+      }
+    }
+    t.diagnostic(`max |sft − reference| = ${maxDiff.toExponential(2)}, largest move ${moved.toExponential(2)}`);
+    assert.ok(moved > 1e-3, "the weights moved");
+    assert.ok(maxDiff <= 1e-9, `max |sft − reference| = ${maxDiff}`);
+  });
+
+  it("an interrupted run resumed from its saved state ends bitwise where an uninterrupted one does (float64)", async () => {
+    const base = (out: string): SftOptions => ({
+      modelDir: model,
+      train: data.sft,
+      eval: data.eval,
+      out,
+      steps: 4,
+      batchSize: 3,
+      microBatchSize: 2,
+      learningRate: 5e-3,
+      schedule: "cosine",
+      warmupSteps: 1,
+      minLrRatio: 0.1,
+      evalEvery: 2,
+      maxNewTokens: 8,
+      instruction: "",
+      seed: 1,
+      dtype: "float64",
+      threads: 1,
+    });
+    const whole = await runSft(base(join(root, "whole")));
+
+    const cut = join(root, "cut");
+    const stop = (i: SftStepInfo) => {
+      if (i.step === 3) throw new Error("simulated crash");
+    };
+    await assert.rejects(runSft(base(cut), { onStep: stop }), /simulated crash/);
+    assert.ok(!existsSync(cut));
+    assert.deepEqual(readdirSync(partialDir(cut)), ["step-2"]);
+    // without --resume an unfinished run is refused
+    await assert.rejects(runSft(base(cut)), /unfinished run/);
+    const logs: string[] = [];
+    const resumed = await runSft({ ...base(cut), resume: true }, { onLog: (m) => logs.push(m) });
+    assert.equal(resumed.startStep, 2);
+    assert.match(logs.join("\n"), /resuming from .*step-2/);
+    assert.ok(!existsSync(partialDir(cut)), "the partial state is removed at the end");
+    for (const [name, a] of whole.params) {
+      const b = resumed.params.get(name)!;
+      for (let i = 0; i < a.length; i++)
+        assert.ok(Object.is(a[i], b[i]), `${name}[${i}]: ${a[i]} vs ${b[i]}`);
+    }
+    assert.ok(
+      readFileSync(join(cut, "model.safetensors")).equals(readFileSync(join(whole.out, "model.safetensors"))),
+    );
+    const evals = readFileSync(join(cut, SFT_EVAL_FILE), "utf8");
+    assert.equal(evals, readFileSync(join(whole.out, SFT_EVAL_FILE), "utf8"));
+    assert.deepEqual(
+      evals
+        .trim()
+        .split("\n")
+        .map((l) => Object.keys(JSON.parse(l)).join(",")),
+      ["step,accuracy,stderr,n", "step,accuracy,stderr,n"],
+    );
+    // the finished directory is not overwritten
+    await assert.rejects(runSft(base(cut)), /already exists/);
+  });
+
+  it("the written directory keeps the input's layout (bf16, two shards) and loads and generates", async () => {
+    const src = tinyModel("tiny-bf16", "bf16", 2);
+    const out = join(root, "bf16-out");
+    await runSft({
+      modelDir: src,
+      train: data.sft,
+      out,
+      steps: 2,
+      batchSize: 2,
+      learningRate: 1e-2,
+      schedule: "constant",
+      threads: 1,
+    });
+    const inFiles = readdirSync(src).sort();
+    const outFiles = readdirSync(out).filter((f) => !f.startsWith("sft_"));
+    assert.deepEqual(outFiles.sort(), inFiles);
+    const a = openModelDir(src);
+    const b = openModelDir(out);
+    try {
+      let changed = 0;
+      for (const [name, info] of a.checkpoint.tensors) {
+        const o = b.checkpoint.info(name);
+        assert.equal(o.dtype, "BF16");
+        assert.deepEqual(o.shape, info.shape);
+        if (!a.checkpoint.readBytes(name).equals(b.checkpoint.readBytes(name))) changed++;
+      }
+      assert.ok(changed > 10, `${changed} tensors changed`);
+    } finally {
+      a.checkpoint.close();
+      b.checkpoint.close();
+    }
+    const engine = await Qwen3KvEngine.load(out, { threads: 1 });
+    const tok = await loadTokenizer(out);
+    const [[c]] = await generate(new KvCacheBackend(engine), tok, [tok.encode("Question: 2+2?\nAnswer:")], {
+      temperature: 0,
+      maxNewTokens: 4,
+    });
+    await engine.release();
+    assert.equal(c.tokenIds.length, 4);
+  });
+});

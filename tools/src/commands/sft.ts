@@ -1,0 +1,284 @@
+// `temper sft`: a supervised full-parameter warm start of a model directory on GSM8K-format jsonl
+// (synthetic or real); the loop is @temper/training's runSft. Progress is a live bar on a terminal
+// and plain lines otherwise; held-out accuracy lines go to stdout and <out>/sft_eval.jsonl.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { DEFAULT_INSTRUCTION, Gsm8kDataError, type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
+// ONNX Runtime and the model code load only once the flags and files check out (see run()).
+import type { SftEvalResult, SftStepInfo } from "@temper/training";
+import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
+
+const USAGE = `usage: temper sft --model DIR --data TRAIN.jsonl [--eval EVAL.jsonl] --out DIR [options]
+
+Supervised full-parameter training of every weight of the model in --model on GSM8K-format lines
+({"question", "answer"}): prompt "Question: <q>\\nAnswer:" (after --instruction), completion = the
+answer without its <<…>> annotations, then EOS; loss on the completion only. Writes a new model
+directory at --out laid out like --model (same files, tensor names and dtypes; tokenizer copied).
+
+options:
+  --model DIR              model to start from (Hugging Face layout)
+  --data FILE              training jsonl (required)
+  --eval FILE              held-out jsonl: greedy accuracy every --eval-every steps and at the end,
+                           printed and written to <out>/sft_eval.jsonl {"step","accuracy","stderr","n"}
+  --out DIR                the new model directory (must not exist)
+  --steps N                optimizer steps (default 200)
+  --batch-size B           sequences per step (default 16)
+  --micro-batch-size M     sequences per graph run; gradients summed over the batch (default B)
+  --lr X                   peak learning rate (default 2e-3)
+  --schedule S             constant | linear | cosine (default cosine)
+  --warmup N               linear warm-up steps (default 10, at most --steps)
+  --min-lr-ratio R         floor of linear/cosine as a fraction of --lr (default 0.1)
+  --max-grad-norm G        clip the global gradient norm (default 1; 0 = off)
+  --weight-decay W         AdamW decoupled weight decay (default 0)
+  --eval-every K           evaluate (and save a resumable state) every K steps (default 0: at the end)
+  --eval-size N            first N eval lines (default 200)
+  --max-new-tokens T       generation length for evaluation (default 48)
+  --instruction TEXT       prompt instruction (default: the GSM8K one; "" for none)
+  --seed S                 batch order (default 0)
+  --threads N              ONNX Runtime intra-op threads
+  --dtype D                float32 | float64 compute and master weights (default float32)
+  --save-every K           resumable state every K steps in <out>.partial (default --eval-every, else 50)
+  --save-dtype D           same | bf16 | f16 | f32 storage of the written weights (default same)
+  --resume                 continue from <out>.partial (the same options and data)`;
+
+const SCHEDULES = ["constant", "linear", "cosine"] as const;
+const SAVE_DTYPES = ["same", "bf16", "f16", "f32"] as const;
+
+const DEFAULTS = {
+  steps: 200,
+  batchSize: 16,
+  lr: 2e-3,
+  schedule: "cosine" as const,
+  warmup: 10,
+  minLrRatio: 0.1,
+};
+
+function integer(
+  flag: string,
+  value: string | undefined,
+  min: number,
+  fallback?: number,
+): number | undefined {
+  const n = numberFlag(flag, value, fallback);
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= min))
+    throw new CliError(`--${flag}: expected an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+function nonNegative(flag: string, value: string | undefined, fallback: number): number {
+  const n = numberFlag(flag, value, fallback)!;
+  if (n < 0) throw new CliError(`--${flag}: expected a number ≥ 0, got "${value}"`);
+  return n;
+}
+
+function readData(flag: string, path: string): Gsm8kExample[] {
+  if (!existsSync(path)) throw new CliError(`--${flag}: ${path} does not exist`);
+  const rows = loadGsm8k(path);
+  if (rows.length === 0) throw new CliError(`--${flag}: ${path} has no examples`);
+  return rows;
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** Progress: a redrawn bar on a terminal, plain lines (at most ~100 per run) otherwise. */
+class Progress {
+  private readonly tty = process.stdout.isTTY === true;
+  private barShown = false;
+  private tokens = 0;
+  private losses: number[] = [];
+
+  step(i: SftStepInfo): void {
+    this.tokens += i.tokens;
+    this.losses.push(i.loss);
+    if (this.losses.length > 10) this.losses.shift();
+    const loss = this.losses.reduce((a, b) => a + b, 0) / this.losses.length;
+    const rate = this.tokens / i.trainSeconds;
+    const eta = (i.trainSeconds / i.stepsThisRun) * (i.steps - i.step);
+    const skipped = i.skipped ? " (update skipped: non-finite)" : "";
+    if (this.tty) {
+      const width = 24;
+      const filled = Math.round((width * i.step) / i.steps);
+      const bar = `${"=".repeat(filled)}${filled < width ? ">" : ""}${" ".repeat(Math.max(0, width - filled - 1))}`;
+      process.stdout.write(
+        `\r\x1b[Kstep ${i.step}/${i.steps} [${bar}] loss ${loss.toFixed(4)} lr ${i.learningRate.toExponential(2)} ${Math.round(rate)} tok/s ETA ${duration(eta)}${skipped}`,
+      );
+      this.barShown = true;
+      return;
+    }
+    const every = Math.max(1, Math.ceil(i.steps / 100));
+    if (i.step % every !== 0 && i.step !== i.steps && !i.skipped) return;
+    process.stdout.write(
+      `step ${i.step}/${i.steps} loss ${i.loss.toFixed(4)} (avg10 ${loss.toFixed(4)}) lr ${i.learningRate.toExponential(2)} grad_norm ${i.gradNorm.toFixed(3)} ${Math.round(rate)} tok/s elapsed ${duration(i.trainSeconds)} ETA ${duration(eta)}${skipped}\n`,
+    );
+  }
+
+  line(text: string): void {
+    if (this.barShown) {
+      process.stdout.write("\r\x1b[K");
+      this.barShown = false;
+    }
+    process.stdout.write(`${text}\n`);
+  }
+
+  eval(e: SftEvalResult): void {
+    this.line(
+      `eval step ${e.step}: accuracy ${e.accuracy.toFixed(4)} ± ${e.stderr.toFixed(4)} (n=${e.n}, ${e.seconds.toFixed(1)} s)`,
+    );
+  }
+
+  end(): void {
+    if (this.barShown) process.stdout.write("\n");
+    this.barShown = false;
+  }
+}
+
+export async function run(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const { values } = parseFlags(argv, {
+    model: { type: "string" },
+    data: { type: "string" },
+    eval: { type: "string" },
+    out: { type: "string" },
+    steps: { type: "string" },
+    "batch-size": { type: "string" },
+    "micro-batch-size": { type: "string" },
+    lr: { type: "string" },
+    schedule: { type: "string" },
+    warmup: { type: "string" },
+    "min-lr-ratio": { type: "string" },
+    "max-grad-norm": { type: "string" },
+    "weight-decay": { type: "string" },
+    "eval-every": { type: "string" },
+    "eval-size": { type: "string" },
+    "max-new-tokens": { type: "string" },
+    instruction: { type: "string" },
+    seed: { type: "string" },
+    threads: { type: "string" },
+    dtype: { type: "string" },
+    "save-every": { type: "string" },
+    "save-dtype": { type: "string" },
+    resume: { type: "boolean" },
+  });
+  const need = (flag: "model" | "data" | "out") => {
+    const v = values[flag];
+    if (!v) throw new CliError(`--${flag} is required`);
+    return v;
+  };
+  const modelDir = need("model");
+  const dataPath = need("data");
+  const out = need("out");
+  const steps = integer("steps", values.steps, 1, DEFAULTS.steps)!;
+  const batchSize = integer("batch-size", values["batch-size"], 1, DEFAULTS.batchSize)!;
+  const microBatchSize = integer("micro-batch-size", values["micro-batch-size"], 1, batchSize)!;
+  if (microBatchSize > batchSize)
+    throw new CliError(`--micro-batch-size (${microBatchSize}) must not exceed --batch-size (${batchSize})`);
+  const learningRate = numberFlag("lr", values.lr, DEFAULTS.lr)!;
+  if (!(learningRate > 0)) throw new CliError(`--lr: expected a number > 0, got "${values.lr}"`);
+  const schedule = choiceFlag("schedule", values.schedule, SCHEDULES, DEFAULTS.schedule);
+  const warmupSteps = integer("warmup", values.warmup, 0, Math.min(DEFAULTS.warmup, steps))!;
+  if (warmupSteps > steps) throw new CliError(`--warmup (${warmupSteps}) must not exceed --steps (${steps})`);
+  const minLrRatio = numberFlag("min-lr-ratio", values["min-lr-ratio"], DEFAULTS.minLrRatio)!;
+  if (!(minLrRatio >= 0 && minLrRatio <= 1))
+    throw new CliError(`--min-lr-ratio: expected a number in [0, 1], got "${values["min-lr-ratio"]}"`);
+  const maxGradNorm = nonNegative("max-grad-norm", values["max-grad-norm"], 1);
+  const weightDecay = nonNegative("weight-decay", values["weight-decay"], 0);
+  const evalEvery = integer("eval-every", values["eval-every"], 0, 0)!;
+  const evalSize = integer("eval-size", values["eval-size"], 1, 200)!;
+  const maxNewTokens = integer("max-new-tokens", values["max-new-tokens"], 1, 48)!;
+  const seed = integer("seed", values.seed, 0, 0)!;
+  const threads = integer("threads", values.threads, 1);
+  const dtype = choiceFlag("dtype", values.dtype, ["float32", "float64"] as const, "float32");
+  const saveEvery = integer("save-every", values["save-every"], 0);
+  const saveDtype = choiceFlag("save-dtype", values["save-dtype"], SAVE_DTYPES, "same");
+  const resume = values.resume === true;
+  const instruction = values.instruction ?? DEFAULT_INSTRUCTION;
+
+  if (!existsSync(modelDir)) throw new CliError(`--model: ${modelDir} does not exist`);
+  if (existsSync(out)) throw new CliError(`--out: ${out} already exists`);
+  const partial = `${resolve(out)}.partial`;
+  if (!resume && existsSync(partial))
+    throw new CliError(`--out: ${partial} holds an unfinished run; pass --resume or remove it`);
+
+  let train: Gsm8kExample[];
+  let evalRows: Gsm8kExample[] | undefined;
+  try {
+    train = readData("data", dataPath);
+    evalRows = values.eval !== undefined ? readData("eval", values.eval) : undefined;
+  } catch (err) {
+    if (err instanceof Gsm8kDataError) throw new CliError(err.message);
+    throw err;
+  }
+
+  const { runSft, SftError, ScheduleError, OptimizerError } = await import("@temper/training");
+  const { ConfigError, GenerateError, SafetensorsError, TokenizerError, TrainInputError, WeightsError } =
+    await import("@temper/qwen3");
+  const progress = new Progress();
+  const started = performance.now();
+  try {
+    progress.line(
+      `sft: ${modelDir} on ${train.length} examples${evalRows ? `, eval ${Math.min(evalSize, evalRows.length)}` : ""}: ${steps} steps × ${batchSize} (micro ${microBatchSize}), lr ${learningRate} ${schedule}, ${dtype}`,
+    );
+    const result = await runSft(
+      {
+        modelDir,
+        train,
+        eval: evalRows,
+        out,
+        steps,
+        batchSize,
+        microBatchSize,
+        learningRate,
+        schedule,
+        warmupSteps,
+        minLrRatio,
+        maxGradNorm,
+        weightDecay,
+        evalEvery,
+        evalSize,
+        maxNewTokens,
+        instruction,
+        seed,
+        threads,
+        dtype,
+        saveEvery,
+        saveDtype,
+        resume,
+      },
+      {
+        onStep: (i) => progress.step(i),
+        onEval: (e) => progress.eval(e),
+        onLog: (m) => progress.line(m),
+      },
+    );
+    progress.end();
+    const last = result.evals.at(-1);
+    const seconds = (performance.now() - started) / 1000;
+    process.stdout.write(
+      `wrote ${out}: ${steps - result.startStep} steps in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
+    );
+  } catch (err) {
+    progress.end();
+    if (
+      err instanceof SftError ||
+      err instanceof ConfigError ||
+      err instanceof SafetensorsError ||
+      err instanceof WeightsError ||
+      err instanceof TokenizerError ||
+      err instanceof TrainInputError ||
+      err instanceof GenerateError ||
+      err instanceof ScheduleError ||
+      err instanceof OptimizerError
+    )
+      throw new CliError(err.message);
+    throw err;
+  }
+}
