@@ -359,6 +359,10 @@ describe("a bad experiment gives one `file:line: field: problem` line", () => {
       errorOf(editLine(21, "  schedule: constant").replace("  schedule: cosine\n", "")),
       "exp.yaml:20: optimizer.learning_rate: is required",
     );
+    assert.equal(
+      errorOf(editLine(15)),
+      "exp.yaml:14: reward.structure: is required (one of hard | continuous | hybrid | adaptive)",
+    );
     assert.equal(errorOf(""), "exp.yaml:1: (top level): must be a mapping of experiment settings, got null");
   });
 

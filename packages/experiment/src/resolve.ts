@@ -89,6 +89,8 @@ function issueMessage(iss: z.core.$ZodIssue & { input?: unknown; received?: stri
       };
     }
     case "invalid_value":
+      if (iss.input === undefined)
+        return { path, problem: `is required (one of ${iss.values.map(String).join(" | ")})` };
       return { path, problem: `must be one of ${iss.values.map(String).join(" | ")}, got ${got}` };
     case "invalid_format":
       return { path, problem: `${iss.message}, got ${got}` };
