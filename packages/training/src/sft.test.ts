@@ -144,7 +144,9 @@ describe("runSft (tiny, bytes tokenizer)", () => {
         moved = Math.max(moved, Math.abs(got[i] - p0[i]));
       }
     }
-    t.diagnostic(`max |sft − reference| = ${maxDiff.toExponential(2)}, largest move ${moved.toExponential(2)}`);
+    t.diagnostic(
+      `max |sft − reference| = ${maxDiff.toExponential(2)}, largest move ${moved.toExponential(2)}`,
+    );
     assert.ok(moved > 1e-3, "the weights moved");
     assert.ok(maxDiff <= 1e-9, `max |sft − reference| = ${maxDiff}`);
   });
