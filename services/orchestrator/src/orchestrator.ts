@@ -1,8 +1,9 @@
 // temper.orchestrator.v1.OrchestratorService: checks a run before it starts, keeps its record in
 // JetStream KV, drives it (runner.ts) and streams its metrics. On start, every RUNNING run this
 // orchestrator owns, or whose lease has expired, is resumed at its next step.
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
 import {
@@ -258,6 +259,8 @@ export class Orchestrator {
       provenance: {
         commit: process.env.TEMPER_COMMIT ?? "unknown",
         model_hash: spec.training?.model ?? "",
+        train_data_sha256: fileSha256(spec.trainData),
+        eval_data_sha256: spec.evalData ? fileSha256(spec.evalData) : "",
       },
       spec: json,
     };
@@ -426,6 +429,10 @@ export class Orchestrator {
   async close(): Promise<void> {
     for (const r of this.runners.values()) r.detach();
   }
+}
+
+function fileSha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
 function evalProto(e: RunRecord["evals"][number]): orchestrator.EvalResult {

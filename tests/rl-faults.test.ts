@@ -1,0 +1,222 @@
+// A run survives the SIGKILL of any one service. Four runs of one spec each lose a different
+// process at a chosen moment — the learner while its Train is in progress, rollout while its
+// Generate is, the scheduler while its Score is, the orchestrator mid-step — and the stack's
+// supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
+// step, and a final adapter bitwise equal to an uninterrupted run's.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
+import { learner, orchestrator, scheduler } from "@temper/proto";
+import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
+import { freeStackOffset } from "./src/index.ts";
+
+const STEPS = 3;
+
+function problems(n: number, from: number): string {
+  return Array.from({ length: n }, (_, i) => {
+    const a = from + i;
+    const b = (i * 3) % 10;
+    return JSON.stringify({
+      question: `${a}+${b}=?`,
+      answer: `${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b}\n#### ${a + b}`,
+    });
+  }).join("\n");
+}
+
+function spec(root: string, modelDir: string, name: string): orchestrator.RunSpec {
+  return {
+    runId: "",
+    name,
+    model: modelDir,
+    trainData: join(root, "train.jsonl"),
+    evalData: "",
+    steps: STEPS,
+    promptsPerStep: 4,
+    completionsPerPrompt: 4,
+    seed: 9,
+    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 12, stop: [], seed: 0 },
+    chat: false,
+    enableThinking: false,
+    instruction: "",
+    reward: {
+      runId: "",
+      structure: { kind: { $case: "continuous", value: { weights: {} } } },
+      sources: {},
+      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
+      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_FAIL,
+      sourceTimeoutMs: 0,
+      params: undefined,
+    },
+    training: {
+      model: "",
+      lora: { rank: 4, alpha: 8, targetModules: [], useRslora: false },
+      optimizer: {
+        learningRate: 0.02,
+        schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
+        warmupSteps: 0,
+        totalSteps: 0,
+      },
+      loss: {
+        type: learner.LossType.LOSS_TYPE_GRPO,
+        aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
+      },
+      // many micro-batches make the learner's Train long enough to be caught in progress
+      microBatchSize: 1,
+      miniBatches: 1,
+      iterations: 1,
+      seed: 0,
+    },
+    eval: { every: 0, size: 0, baseline: false, maxNewTokens: 0, majK: 0 },
+    dropZeroSignalGroups: false,
+    samplesPerStep: 0,
+  };
+}
+
+describe("an RL run survives the SIGKILL of any one service", {
+  skip: !findNatsServer() && "nats-server not installed",
+}, () => {
+  const root = mkdtempSync(join(tmpdir(), "temper-rl-faults-"));
+  const modelDir = join(root, "model");
+  let stack: Stack;
+  let bus: Bus;
+  let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
+  const supervisor: string[] = [];
+
+  before(async () => {
+    initModel({
+      config: presetConfig("tiny", tokenizerIds("bytes")),
+      tokenizer: "bytes",
+      out: modelDir,
+      seed: 3,
+      dtype: "f32",
+      std: 0.1,
+    });
+    writeFileSync(join(root, "train.jsonl"), problems(16, 1));
+    const offset = await freeStackOffset();
+    stack = await startStack({
+      dataDir: join(root, "stack"),
+      natsPort: 4222 + offset,
+      portOffset: offset,
+      model: modelDir,
+      onEvent: (line) => supervisor.push(line),
+      // a restarted orchestrator must find its runs again quickly; retries wait out restarts
+      env: { orchestrator: { RETRY_WAIT_MS: "60000" } },
+    });
+    bus = await connectBus({ url: stack.natsUrl, name: "rl-faults-test" });
+    client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
+      defaults: { timeoutMs: 30_000 },
+    });
+  });
+
+  after(async () => {
+    client?.$close();
+    await bus?.drain();
+    await stack?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** Polls GetRun (the orchestrator itself may be restarting) until the run ends. */
+  async function waitForEnd(runId: string, ms = 240_000): Promise<orchestrator.Run> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      try {
+        const { run } = await client.getRun({ runId }, { timeoutMs: 5000 });
+        if (run && run.status >= orchestrator.RunStatus.RUN_STATUS_SUCCEEDED) return run;
+      } catch {
+        // orchestrator down: the supervisor is bringing it back
+      }
+      await sleep(300);
+    }
+    throw new Error(`run ${runId} did not end within ${ms} ms`);
+  }
+
+  /** Kills `service` once the event `temper.<run>.<subject>` of `step` arrives (plus `delayMs`). */
+  function killOn(
+    runIdOf: () => string | undefined,
+    subject: string,
+    step: number,
+    service: string,
+    delayMs: number,
+  ) {
+    let done = false;
+    const sub = bus.nc.subscribe("temper.*.>", {
+      callback: (_err, msg) => {
+        const id = runIdOf();
+        if (done || !id || msg.subject !== `temper.${id}.${subject}`) return;
+        const msgId = msg.headers?.get("Nats-Msg-Id") ?? "";
+        if (!msgId.startsWith(`${id}.${step}.`)) return;
+        done = true;
+        setTimeout(() => {
+          const p = stack.process(service);
+          p?.kill(); // SIGKILL
+        }, delayMs);
+      },
+    });
+    return {
+      get fired() {
+        return done;
+      },
+      stop: () => sub.unsubscribe(),
+    };
+  }
+
+  async function finalAdapter(run: orchestrator.Run): Promise<Buffer> {
+    const version = run.latest!.policyVersion;
+    const store = await bus.objectStore(ADAPTER_BUCKET);
+    const bytes = await store.getBlob(`${run.runId}/${version}`);
+    assert.ok(bytes, `no adapter ${run.runId}/${version}`);
+    return Buffer.from(bytes);
+  }
+
+  function metricsSteps(run: orchestrator.Run): number[] {
+    return readFileSync(join(run.directory, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).step as number);
+  }
+
+  it("kills learner, rollout, scheduler and orchestrator in four runs; each ends like the uninterrupted one", {
+    timeout: 900_000,
+  }, async () => {
+    const reference = (await client.startRun({ spec: spec(root, modelDir, "reference") })).run!;
+    const ref = await waitForEnd(reference.runId);
+    assert.equal(ref.status, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, ref.error);
+    const refAdapter = await finalAdapter(ref);
+
+    // [service, the event whose arrival puts it mid-call, step, delay]
+    const faults: [string, string, number, number][] = [
+      ["learner", "reward.blended", 1, 30], // Score done: the orchestrator's Train is starting
+      ["rollout", "policy.updated", 0, 30], // step 0 trained: step 1's Generate is starting
+      ["scheduler", "rollout.completed", 1, 0], // step 1 generated: its Score is starting
+      ["orchestrator", "metrics.step", 0, 150], // mid step 1
+    ];
+    for (const [service, subject, step, delay] of faults) {
+      let runId: string | undefined;
+      const trap = killOn(() => runId, subject, step, service, delay);
+      const restartsBefore = stack.table().find((r) => r.name === service)!.restarts;
+      runId = (await client.startRun({ spec: spec(root, modelDir, `kill-${service}`) })).run!.runId;
+      const run = await waitForEnd(runId);
+      trap.stop();
+      assert.ok(trap.fired, `${service}: the trap never fired`);
+      assert.equal(run.status, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, `${service}: ${run.error}`);
+      assert.ok(
+        stack.table().find((r) => r.name === service)!.restarts > restartsBefore,
+        `${service} was not restarted: ${supervisor.join("; ")}`,
+      );
+      assert.equal(run.stepsDone, STEPS);
+      assert.deepEqual(metricsSteps(run), [0, 1, 2], `${service}: one metrics line per step`);
+      assert.deepEqual(
+        await finalAdapter(run),
+        refAdapter,
+        `${service}: the final adapter differs from the uninterrupted run's`,
+      );
+      // let the restarted service settle before the next fault
+      await sleep(500);
+    }
+  });
+});
