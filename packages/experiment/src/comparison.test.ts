@@ -210,7 +210,7 @@ optimizer: { learning_rate: 1.0e-4 }
 
 describe("the shipped examples", () => {
   const here = dirname(fileURLToPath(import.meta.url));
-  const examples = resolve(here, "../examples");
+  const examples = resolve(here, "../../../examples");
   const repo = resolve(here, "../../..");
 
   test("default.yaml: the four structures, one seed", () => {
