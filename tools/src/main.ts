@@ -16,6 +16,10 @@ const commands: Record<
     load: () => import("./commands/health.ts"),
   },
   model: { summary: "make, inspect and run Qwen3-layout models", load: () => import("./commands/model.ts") },
+  report: {
+    summary: "one self-contained HTML page comparing run directories",
+    load: () => import("./commands/report.ts"),
+  },
   data: {
     summary: "make training data (synthetic grade-school arithmetic)",
     load: () => import("./commands/data.ts"),

@@ -1,0 +1,397 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { EXAMPLE_VARIANTS, TRICKY_COMPLETION, writeExampleRuns } from "./fixture.ts";
+import { esc, groupVariants, loadRun, ReportError, renderReport, summarize } from "./index.ts";
+
+const repoRoot = join(import.meta.dirname, "..", "..", "..");
+const tmp = mkdtempSync(join(tmpdir(), "temper-report-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+let counter = 0;
+/** A fresh directory of example runs: 4 variants × 2 seeds × 10 steps, evals at 0, 5, 10. */
+function exampleRuns(options?: Parameters<typeof writeExampleRuns>[1]): string[] {
+  const root = join(tmp, `runs-${counter++}`);
+  return writeExampleRuns(root, options);
+}
+
+function loadError(dir: string): ReportError {
+  try {
+    loadRun(dir);
+  } catch (err) {
+    assert.ok(err instanceof ReportError, `expected a ReportError, got ${err}`);
+    assert.ok(!err.message.includes("\n"), "one line");
+    return err;
+  }
+  assert.fail("loadRun did not throw");
+}
+
+describe("loadRun", () => {
+  test("reads spec, metrics, evals and samples; null and missing values are left out", () => {
+    const [dir] = exampleRuns({ variants: ["adaptive"], seeds: [7] });
+    const run = loadRun(dir);
+    assert.equal(run.spec.name, "adaptive");
+    assert.equal(run.spec.structure, "adaptive");
+    assert.equal(run.spec.seed, 7);
+    assert.equal(run.spec.steps, 10);
+    assert.equal(run.spec.model, "models/qwen3-tiny");
+    assert.equal(run.metrics.length, 10);
+    assert.deepEqual(
+      run.metrics.map((m) => m.step),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
+    assert.equal(run.metrics[3].values["train/grad_norm"], undefined, "null left out");
+    assert.equal(run.metrics[6].values["tokens/generated"], undefined, "missing key");
+    assert.equal(typeof run.metrics[2].values["reward/perplexity.perplexity"], "number");
+    assert.equal(run.metrics[1].policyVersion, "adaptive-s7-0001-0");
+    assert.deepEqual(
+      run.evals?.map((e) => e.step),
+      [0, 5, 10],
+    );
+    assert.equal(run.evals?.[0].n, 500);
+    assert.equal(run.samples?.length, 20);
+  });
+
+  test("a directory without metrics.jsonl is an error naming the file", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    rmSync(join(dir, "metrics.jsonl"));
+    const err = loadError(dir);
+    assert.match(err.message, /metrics\.jsonl: no such file/);
+    assert.ok(err.message.startsWith(join(dir, "metrics.jsonl")));
+    assert.match(loadError(join(tmp, "no-such-run")).message, /no-such-run: no such directory/);
+  });
+
+  test("a bad JSON line names the file and line", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    const file = join(dir, "metrics.jsonl");
+    const lines = readFileSync(file, "utf8").split("\n");
+    lines[2] = '{"step": 2, "reward/mean": 0.5,';
+    writeFileSync(file, lines.join("\n"));
+    assert.match(loadError(dir).message, new RegExp(`^${escapeRegExp(file)}:3: bad JSON: `));
+
+    lines[2] = '{"step": 2, "train/kl": "high"}';
+    writeFileSync(file, lines.join("\n"));
+    assert.equal(loadError(dir).message, `${file}:3: "train/kl": expected a number or null, got "high"`);
+
+    lines[2] = "[1, 2]";
+    writeFileSync(file, lines.join("\n"));
+    assert.equal(loadError(dir).message, `${file}:3: expected a JSON object, got an array`);
+    lines[2] = '{"step": 2}';
+    writeFileSync(file, lines.join("\n"));
+
+    const evalFile = join(dir, "eval.jsonl");
+    writeFileSync(evalFile, '{"step": 0, "accuracy": 0.4}\n\n{"step": 5, "accuracy": 1.4}\n');
+    assert.equal(loadError(dir).message, `${evalFile}:3: "accuracy": expected a number in [0, 1], got 1.4`);
+    writeFileSync(evalFile, '{"step": 0, "accuracy": 0.4}\nnot json\n');
+    assert.match(loadError(dir).message, new RegExp(`^${escapeRegExp(evalFile)}:2: bad JSON`));
+  });
+
+  test("spec.yaml: syntax and type errors name the line", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    const file = join(dir, "spec.yaml");
+    writeFileSync(file, "run_id: a\nname: [unclosed\nseed: 1\n");
+    assert.match(loadError(dir).message, new RegExp(`^${escapeRegExp(file)}:\\d+: bad YAML: `));
+    writeFileSync(file, "run_id: a\nname: hard\nseed: one\n");
+    assert.equal(loadError(dir).message, `${file}:3: seed: expected an integer, got "one"`);
+    writeFileSync(file, "run_id: a\nreward:\n  structure: [1, 2]\n");
+    assert.equal(loadError(dir).message, `${file}:3: reward.structure: expected a string, got an array`);
+    // Without `name` the variant is the structure.
+    writeFileSync(file, "run_id: a\nreward:\n  structure: hybrid\n");
+    assert.equal(loadRun(dir).spec.name, "hybrid");
+  });
+
+  test("eval.jsonl and samples.jsonl are optional", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    rmSync(join(dir, "eval.jsonl"));
+    rmSync(join(dir, "samples.jsonl"));
+    const run = loadRun(dir);
+    assert.equal(run.evals, null);
+    assert.equal(run.samples, null);
+    const html = renderReport([run]);
+    assert.match(html, /<p class="nodata">no data \(no samples\.jsonl\)<\/p>/);
+    assert.match(html, /<td class="num">no data<\/td>/);
+  });
+});
+
+describe("summary", () => {
+  test("means over seeds, standard errors, halfway step, stability", () => {
+    const runs = exampleRuns().map(loadRun);
+    const variants = groupVariants(runs);
+    assert.deepEqual(
+      variants.map((v) => [v.name, v.runs.length]),
+      EXAMPLE_VARIANTS.map((name) => [name, 2]),
+    );
+    const summary = summarize(variants);
+    const byName = new Map(summary.variants.map((s) => [s.name, s]));
+    const hard = byName.get("hard")!;
+    close(hard.warm!.mean, 0.425);
+    close(hard.final!.mean, 0.56);
+    const se = (p: number) => Math.sqrt((p * (1 - p)) / 500);
+    close(hard.final!.se!, Math.sqrt(se(0.55) ** 2 + se(0.57) ** 2) / 2, 1e-4);
+    close(summary.bestFinal!, 0.61);
+    // Halfway from 0.425 to 0.61 is 0.5175: hard's seed mean is 0.495 at step 5 and 0.56 at 10.
+    close(hard.halfwayTarget!, 0.5175);
+    assert.equal(hard.halfway?.step, 10);
+    assert.ok(hard.halfway?.elapsed && hard.halfway.elapsed > 600);
+    assert.equal(byName.get("continuous")!.halfway, null, "0.51 never reaches 0.5175");
+    assert.deepEqual(hard.stepsDone, [10, 10]);
+    // Stability: std (n−1) of the accuracies at steps 0, 5, 10, averaged over the two seeds.
+    const std3 = (xs: number[]) => {
+      const m = (xs[0] + xs[1] + xs[2]) / 3;
+      return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / 2);
+    };
+    close(hard.stability!, (std3([0.42, 0.49, 0.55]) + std3([0.43, 0.5, 0.57])) / 2);
+    assert.ok(hard.wallTime! > 600 && hard.wallTime! < 900, `wall time ${hard.wallTime}`);
+  });
+});
+
+describe("renderReport", () => {
+  test("one self-contained page: no external references, samples escaped", () => {
+    const runs = exampleRuns().map(loadRun);
+    const html = renderReport(runs);
+    for (const bad of [
+      /src\s*=\s*["']?https?:/i,
+      /href\s*=\s*["']?https?:/i,
+      /@import/i,
+      /<link\b/i,
+      /url\(/i,
+    ])
+      assert.doesNotMatch(html, bad);
+    assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+    assert.ok(html.includes(esc(TRICKY_COMPLETION)), "the completion, escaped");
+    assert.ok(
+      html.includes("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; AT&amp;T said 3 &lt; 5 &amp; 7"),
+    );
+    assert.ok(!html.includes('<script>alert("pwned")'), "never raw");
+    for (const name of EXAMPLE_VARIANTS) assert.ok(html.includes(`data-variant="${name}"`));
+  });
+
+  test("a variant name that closes a script element stays data", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    writeFileSync(join(dir, "spec.yaml"), 'run_id: r1\nname: "x</script><b>&"\nseed: 1\n');
+    const html = renderReport([loadRun(dir)]);
+    const scripts = html.match(/<script\b/g)!.length;
+    assert.equal(html.match(/<\/script>/g)!.length, scripts, "every </script> closes one of ours");
+    assert.ok(html.includes("x&lt;/script&gt;&lt;b&gt;&amp;"));
+    assert.ok(html.includes("x\\u003c/script>\\u003cb>&"), "JSON with < escaped");
+  });
+});
+
+describe("temper report (CLI)", () => {
+  const cli = join(repoRoot, "tools", "bin", "temper.mjs");
+  test("writes the page; a bad line is one error line with file:line, exit 2", () => {
+    const dirs = exampleRuns({ variants: ["hard", "hybrid"], seeds: [1] });
+    const out = join(tmp, "cli-report.html");
+    const ok = spawnSync(process.execPath, [cli, "report", ...dirs, "--out", out], { encoding: "utf8" });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /wrote .*cli-report\.html \(2 runs, 2 variants, \d+ KiB\)/);
+    assert.match(readFileSync(out, "utf8"), /^<!doctype html>/);
+
+    const file = join(dirs[1], "samples.jsonl");
+    writeFileSync(file, `${readFileSync(file, "utf8")}{"step": 3,\n`);
+    const bad = spawnSync(process.execPath, [cli, "report", ...dirs, "--out", out], { encoding: "utf8" });
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.ok(bad.stderr.startsWith(`temper report: ${file}:21: bad JSON: `), bad.stderr);
+
+    const several = spawnSync(process.execPath, [cli, "report", ...dirs], { encoding: "utf8" });
+    assert.equal(several.status, 2);
+    assert.match(several.stderr, /^temper report: --out FILE is required/);
+  });
+});
+
+// --- headless Chromium ----------------------------------------------------------------------------
+
+const chromiumPath = spawnSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).stdout.trim();
+
+/** Runs headless Chromium with a fresh profile; 60 s at most. */
+function chromium(args: string[]): { stdout: string; stderr: string } {
+  const profile = mkdtempSync(join(tmp, "chromium-profile-"));
+  const r = spawnSync(
+    chromiumPath,
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--hide-scrollbars",
+      "--no-first-run",
+      `--user-data-dir=${profile}`,
+      "--enable-logging=stderr",
+      "--v=0",
+      ...args,
+    ],
+    { encoding: "utf8", timeout: 60_000, killSignal: "SIGKILL", maxBuffer: 1 << 27 },
+  );
+  assert.equal(r.error, undefined, `chromium: ${r.error}`);
+  assert.equal(r.status, 0, `chromium exit ${r.status}: ${r.stderr.slice(-2000)}`);
+  return { stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Chromium logs every console message of the page as "INFO:CONSOLE"; the report logs none. */
+function consoleLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => /:CONSOLE[(:]/.test(l));
+}
+
+/** Each plot's id → the variant of each data-series element inside its <svg>, and their point counts. */
+function plotsInDom(dom: string): Map<string, { variant: string; points: number }[]> {
+  const plots = new Map<string, { variant: string; points: number }[]>();
+  for (const m of dom.matchAll(/<svg\b([^>]*)>([\s\S]*?)<\/svg>/g)) {
+    const id = /data-plot="([^"]*)"/.exec(m[1])?.[1];
+    if (id === undefined) continue;
+    const series = [...m[2].matchAll(/<g\b[^>]*data-series="([^"]*)"[^>]*>/g)].map((s) => ({
+      variant: s[1],
+      points: Number(/data-points="(\d+)"/.exec(s[0])?.[1] ?? "NaN"),
+    }));
+    plots.set(id, series);
+  }
+  return plots;
+}
+
+function bodyData(dom: string, key: string): string | undefined {
+  const body = /<body\b([^>]*)>/.exec(dom)?.[1] ?? "";
+  return new RegExp(`data-${key}="([^"]*)"`).exec(body)?.[1];
+}
+
+/**
+ * Added after the report's own scripts: hovers every plot (the tooltip's row count goes into
+ * data-hover) and measures where the README figure should end (after the first row of reward plots).
+ */
+const PROBE = `<script>
+(() => {
+  const hover = [];
+  for (const svg of document.querySelectorAll("svg[data-plot]")) {
+    const tip = svg.closest("figure").querySelector(".tooltip");
+    if (!tip) continue;
+    const r = svg.getBoundingClientRect();
+    svg.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + r.width * 0.7, clientY: r.top + r.height / 2 }));
+    hover.push(svg.dataset.plot + "=" + (tip.style.display === "block" ? tip.children.length - 1 : -1));
+  }
+  document.body.dataset.hover = hover.join(";");
+  const third = document.querySelectorAll("#plots-reward figure")[2];
+  document.body.dataset.figureHeight = String(third ? third.offsetTop - 8 : 2400);
+})();
+</script>
+</body>`;
+
+describe("report in headless Chromium", {
+  skip: chromiumPath ? false : "chromium not installed (apt-get install chromium)",
+}, () => {
+  test("every plot has one series per variant, no script or console errors; screenshot", () => {
+    const runs = exampleRuns().map(loadRun);
+    const html = renderReport(runs);
+    const page = join(tmp, "report.html");
+    writeFileSync(page, html);
+    const probed = join(tmp, "report-probed.html");
+    writeFileSync(probed, html.replace(/<\/body>\s*<\/html>\s*$/, `${PROBE}\n</html>\n`));
+
+    const { stdout: dom, stderr } = chromium(["--window-size=1400,4000", "--dump-dom", `file://${probed}`]);
+    assert.deepEqual(consoleLines(stderr), [], "console messages");
+    assert.equal(bodyData(dom, "errors"), "", "data-errors");
+    const plots = plotsInDom(dom);
+    assert.equal(bodyData(dom, "plots"), String(plots.size), "every plot drawn");
+    const expected = [
+      "eval-accuracy-step",
+      "eval-accuracy-time",
+      "final-accuracy",
+      "reward-mean",
+      "reward-correctness-correctness_hard",
+      "reward-correctness-correctness_soft",
+      "reward-perplexity-perplexity",
+      "reward-reasoning-reasoning",
+      "reward-consistency-consistency",
+      "reward-std",
+      "alpha",
+      "zero_signal_fraction",
+      "accuracy-train",
+      "completions-mean_length",
+      "train-kl",
+      "train-entropy",
+      "train-clip_fraction",
+    ];
+    assert.deepEqual([...plots.keys()].sort(), [...expected].sort());
+    for (const [id, series] of plots) {
+      assert.deepEqual(
+        series.map((s) => s.variant),
+        [...EXAMPLE_VARIANTS],
+        `${id}: one series per variant`,
+      );
+      // Variants without the metric (hard has no perplexity, only hybrid and adaptive log α) draw nothing.
+      const empty = series.filter((s) => s.points === 0).map((s) => s.variant);
+      const expectEmpty =
+        id === "alpha"
+          ? ["hard", "continuous"]
+          : id === "reward-correctness-correctness_hard"
+            ? ["continuous"]
+            : id.startsWith("reward-") && !["reward-mean", "reward-std"].includes(id)
+              ? ["hard"]
+              : [];
+      assert.deepEqual(empty, expectEmpty, `${id}: series without points`);
+      const points = id.startsWith("eval-") ? 3 : id === "final-accuracy" ? 1 : 10;
+      for (const s of series)
+        if (!expectEmpty.includes(s.variant)) assert.equal(s.points, points, `${id} ${s.variant}`);
+    }
+    // Bands for two seeds, dashed warm-start baselines, the escaped sample as text.
+    assert.ok((dom.match(/class="band"/g) ?? []).length >= 4 * 10);
+    assert.ok((dom.match(/class="baseline"/g) ?? []).length >= 3);
+    assert.ok(dom.includes('&lt;script&gt;alert("pwned")&lt;/script&gt; AT&amp;T'));
+
+    // Hovering a step plot lists every variant that has data there.
+    const hover = new Map(
+      (bodyData(dom, "hover") ?? "").split(";").map((h) => h.split("=") as [string, string]),
+    );
+    assert.equal(hover.get("reward-mean"), "4");
+    assert.equal(hover.get("eval-accuracy-step"), "4");
+    assert.equal(hover.get("alpha"), "2");
+    assert.ok(Number(hover.get("eval-accuracy-time")) >= 1);
+
+    // Screenshots: the whole page into the temp dir; summary, held-out accuracy and the first
+    // reward row into docs/ for the README (rewritten only when it changes).
+    const height = Number(bodyData(dom, "height"));
+    assert.ok(height > 2000 && height < 20000, `page height ${height}`);
+    const full = join(tmp, "report-full.png");
+    const shot = chromium([`--window-size=1400,${height}`, `--screenshot=${full}`, `file://${page}`]);
+    assert.deepEqual(consoleLines(shot.stderr), []);
+    assert.ok(readFileSync(full).subarray(1, 4).toString() === "PNG");
+    const figure = join(tmp, "report-example.png");
+    chromium([
+      `--window-size=1400,${Number(bodyData(dom, "figure-height"))}`,
+      `--screenshot=${figure}`,
+      `file://${page}`,
+    ]);
+    const docs = join(repoRoot, "docs", "report-example.png");
+    const bytes = readFileSync(figure);
+    if (!existsSync(docs) || !readFileSync(docs).equals(bytes)) {
+      mkdirSync(join(repoRoot, "docs"), { recursive: true });
+      writeFileSync(docs, bytes);
+    }
+    process.stdout.write(`# screenshots: ${full} (1400x${height}), ${docs}\n`);
+  });
+
+  test("runs without eval.jsonl or samples.jsonl still render cleanly", () => {
+    const dirs = exampleRuns({ variants: ["hard", "continuous"], seeds: [1] });
+    for (const dir of dirs) {
+      rmSync(join(dir, "eval.jsonl"));
+      rmSync(join(dir, "samples.jsonl"));
+    }
+    const page = join(tmp, "report-nodata.html");
+    writeFileSync(page, renderReport(dirs.map(loadRun)));
+    const { stdout: dom, stderr } = chromium(["--window-size=1400,3000", "--dump-dom", `file://${page}`]);
+    assert.deepEqual(consoleLines(stderr), []);
+    assert.equal(bodyData(dom, "errors"), "");
+    const plots = plotsInDom(dom);
+    for (const [id, series] of plots) assert.equal(series.length, 2, id);
+    assert.ok(plots.get("eval-accuracy-step")!.every((s) => s.points === 0));
+    assert.ok(dom.includes(">no data</text>"), "empty plots say so");
+  });
+});
+
+function close(actual: number, expected: number, tolerance = 1e-9): void {
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} ≉ ${expected}`);
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

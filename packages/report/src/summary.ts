@@ -1,0 +1,218 @@
+// Runs grouped into variants (one per spec `name`), series averaged over seeds, and the summary
+// table's numbers. Everything here is plain data; render.ts turns it into HTML.
+import type { EvalRow, Run } from "./load.ts";
+
+/** The runs of one variant (its seeds), in the order they were given. */
+export interface Variant {
+  name: string;
+  runs: Run[];
+}
+
+/** Groups runs by variant name, variants in order of first appearance. */
+export function groupVariants(runs: Run[]): Variant[] {
+  const byName = new Map<string, Variant>();
+  for (const run of runs) {
+    const v = byName.get(run.spec.name);
+    if (v) v.runs.push(run);
+    else byName.set(run.spec.name, { name: run.spec.name, runs: [run] });
+  }
+  return [...byName.values()];
+}
+
+/** One point of a series over seeds: x, mean, min, max, and how many seeds had a value. */
+export type SeriesPoint = [x: number, mean: number, min: number, max: number, n: number];
+
+/** One value of one run, keyed by step; x is where it is drawn (the step, or seconds). */
+export interface Sample {
+  step: number;
+  x: number;
+  y: number;
+}
+
+/**
+ * Mean, min and max over runs at each step (over the runs that have a value there); x is the mean
+ * of the runs' x at that step.
+ */
+export function aggregate(perRun: Sample[][]): SeriesPoint[] {
+  const bySteps = new Map<number, { xs: number[]; ys: number[] }>();
+  for (const samples of perRun)
+    for (const s of samples) {
+      if (!Number.isFinite(s.y) || !Number.isFinite(s.x)) continue;
+      let b = bySteps.get(s.step);
+      if (!b) {
+        b = { xs: [], ys: [] };
+        bySteps.set(s.step, b);
+      }
+      b.xs.push(s.x);
+      b.ys.push(s.y);
+    }
+  return [...bySteps.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(
+      ([, b]) => [mean(b.xs), mean(b.ys), Math.min(...b.ys), Math.max(...b.ys), b.ys.length] as SeriesPoint,
+    );
+}
+
+/** A metric of one run against step. */
+export function metricSamples(run: Run, key: string): Sample[] {
+  const out: Sample[] = [];
+  for (const row of run.metrics) {
+    const y = row.values[key];
+    if (y !== undefined) out.push({ step: row.step, x: row.step, y });
+  }
+  return out;
+}
+
+/** Eval accuracy of one run against step, or against wall time (evals without elapsed left out). */
+export function evalSamples(run: Run, against: "step" | "time"): Sample[] {
+  const out: Sample[] = [];
+  for (const e of run.evals ?? []) {
+    if (against === "step") out.push({ step: e.step, x: e.step, y: e.accuracy });
+    else if (e.elapsed !== null) out.push({ step: e.step, x: e.elapsed, y: e.accuracy });
+  }
+  return out;
+}
+
+/** Averages long series into at most `max` points (mean of means, min of mins, max of maxes). */
+export function downsample(points: SeriesPoint[], max: number): SeriesPoint[] {
+  if (points.length <= max) return points;
+  const stride = Math.ceil(points.length / max);
+  const out: SeriesPoint[] = [];
+  for (let i = 0; i < points.length; i += stride) {
+    const chunk = points.slice(i, i + stride);
+    out.push([
+      mean(chunk.map((p) => p[0])),
+      mean(chunk.map((p) => p[1])),
+      Math.min(...chunk.map((p) => p[2])),
+      Math.max(...chunk.map((p) => p[3])),
+      Math.min(...chunk.map((p) => p[4])),
+    ]);
+  }
+  return out;
+}
+
+/** A mean over seeds with its standard error. */
+export interface Stat {
+  mean: number;
+  /** sqrt(Σ se_i²) / k: the standard error of the mean of k independent evaluations. */
+  se: number | null;
+  /** The seeds' own values, in run order. */
+  values: number[];
+}
+
+export interface VariantSummary {
+  name: string;
+  structure: string | null;
+  seeds: (number | null)[];
+  warm: Stat | null;
+  final: Stat | null;
+  best: Stat | null;
+  /** Step of each run's final evaluation (normally equal). */
+  finalSteps: number[];
+  /** First eval step at which the seed-mean accuracy reaches the halfway target; null if never. */
+  halfway: { step: number; elapsed: number | null } | null;
+  /** The accuracy `halfway` looks for (null when there is no improvement over the warm start to halve). */
+  halfwayTarget: number | null;
+  /** Std (n−1) of each run's last N eval accuracies, averaged over runs. */
+  stability: number | null;
+  /** Training steps done per run (distinct steps in metrics.jsonl), and planned (spec steps). */
+  stepsDone: number[];
+  stepsPlanned: (number | null)[];
+  /** Mean over runs of the wall time (seconds). */
+  wallTime: number | null;
+}
+
+export interface ReportSummary {
+  variants: VariantSummary[];
+  /** The best final accuracy of any variant (mean over its seeds). */
+  bestFinal: number | null;
+  stabilityWindow: number;
+}
+
+export const STABILITY_WINDOW = 3;
+
+export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDOW): ReportSummary {
+  const partial = variants.map((v) => {
+    const withEvals = v.runs.filter((r) => r.evals && r.evals.length > 0);
+    const statOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
+      const rows = withEvals.map((r) => pick(r.evals!)).filter((e): e is EvalRow => e !== undefined);
+      if (rows.length === 0) return null;
+      const ses = rows.map((e) => e.stderr);
+      const se = ses.every((s) => s !== null)
+        ? Math.sqrt(ses.reduce((a, s) => a + s! * s!, 0)) / rows.length
+        : null;
+      return { mean: mean(rows.map((e) => e.accuracy)), se, values: rows.map((e) => e.accuracy) };
+    };
+    const stabilities = withEvals
+      .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
+      .filter((s): s is number => s !== null);
+    const walls = v.runs.map(wallTime).filter((w): w is number => w !== null);
+    return {
+      name: v.name,
+      structure: v.runs[0].spec.structure,
+      seeds: v.runs.map((r) => r.spec.seed),
+      warm: statOf((evals) => evals.find((e) => e.step === 0)),
+      final: statOf((evals) => evals[evals.length - 1]),
+      best: statOf((evals) => evals.reduce((b, e) => (e.accuracy > b.accuracy ? e : b))),
+      finalSteps: withEvals.map((r) => r.evals![r.evals!.length - 1].step),
+      stability: stabilities.length > 0 ? mean(stabilities) : null,
+      stepsDone: v.runs.map((r) => r.metrics.length),
+      stepsPlanned: v.runs.map((r) => r.spec.steps),
+      wallTime: walls.length > 0 ? mean(walls) : null,
+      evalCurve: aggregate(v.runs.map((r) => evalSamples(r, "step"))),
+      runs: withEvals,
+    };
+  });
+
+  const finals = partial.map((p) => p.final?.mean).filter((m): m is number => m !== undefined);
+  const bestFinal = finals.length > 0 ? Math.max(...finals) : null;
+
+  const summaries: VariantSummary[] = partial.map(({ evalCurve, runs, ...p }) => {
+    let halfway: VariantSummary["halfway"] = null;
+    let halfwayTarget: number | null = null;
+    if (p.warm && bestFinal !== null && bestFinal > p.warm.mean) {
+      halfwayTarget = p.warm.mean + (bestFinal - p.warm.mean) / 2;
+      // Compare with a little slack so that an exact hit in decimal is not lost to rounding.
+      const hit = evalCurve.find((pt) => pt[1] >= halfwayTarget! - 1e-12);
+      if (hit) {
+        const step = hit[0];
+        const times = runs
+          .map((r) => r.evals!.find((e) => e.step === step)?.elapsed)
+          .filter((t): t is number => typeof t === "number");
+        halfway = { step, elapsed: times.length > 0 ? mean(times) : null };
+      }
+    }
+    return { ...p, halfway, halfwayTarget };
+  });
+  return { variants: summaries, bestFinal, stabilityWindow };
+}
+
+/** A run's wall time: the later of the last step's time/elapsed and the last eval's elapsed. */
+export function wallTime(run: Run): number | null {
+  let t: number | null = null;
+  let summed = 0;
+  let anyStepTime = false;
+  for (const row of run.metrics) {
+    const e = row.values["time/elapsed"];
+    if (e !== undefined) t = Math.max(t ?? 0, e);
+    const s = row.values["time/step"];
+    if (s !== undefined) {
+      summed += s;
+      anyStepTime = true;
+    }
+  }
+  if (t === null && anyStepTime) t = summed;
+  for (const e of run.evals ?? []) if (e.elapsed !== null) t = Math.max(t ?? 0, e.elapsed);
+  return t;
+}
+
+export function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** Sample standard deviation (n − 1); null for fewer than two values. */
+export function std(xs: number[]): number | null {
+  if (xs.length < 2) return null;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+}
