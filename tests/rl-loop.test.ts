@@ -12,6 +12,8 @@ import { after, before, describe, it } from "node:test";
 import { connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { learner, orchestrator, scheduler } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
+import { writeReport } from "../tools/src/runs-client.ts";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
 import { freeStackOffset } from "./src/index.ts";
 
@@ -215,6 +217,24 @@ describe("the RL loop through the orchestrator", {
     );
     assert.ok(readFileSync(join(run.directory, "samples.jsonl"), "utf8").trim().split("\n").length >= STEPS);
     assert.match(readFileSync(join(run.directory, "spec.yaml"), "utf8"), new RegExp(`run_id: ${runId}`));
+
+    // the report renders: one series per plot for the one run, no page errors
+    const report = writeReport([run.directory], join(root, "report.html"));
+    assert.equal(report.table.length, 2, report.table.join("\n"));
+    if (chromiumPath) {
+      const { stdout: dom, stderr } = chromium([
+        "--window-size=1400,3000",
+        "--dump-dom",
+        `file://${report.path}`,
+      ]);
+      assert.deepEqual(consoleLines(stderr), []);
+      assert.match(dom, /data-errors=""/);
+      const plots = plotsInDom(dom);
+      assert.ok(plots.size >= 5, `${plots.size} plots`);
+      for (const [id, series] of plots)
+        assert.ok(series.length <= 1, `${id}: ${series.length} series for one run`);
+      assert.ok(plots.get([...plots.keys()][0])!.length === 1);
+    } else console.log("chromium not installed: the report was written but not rendered");
 
     // events of every step, and adapters that differ between versions
     const bus = await connectBus({ url: stack.natsUrl, name: "rl-loop-test" });

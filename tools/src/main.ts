@@ -28,6 +28,31 @@ const commands: Record<
     summary: "supervised full-parameter warm start of a model on GSM8K-format jsonl",
     load: () => import("./commands/sft.ts"),
   },
+  default: {
+    summary: "the default experiment: four reward structures on a warm-started small model, one report",
+    load: () => import("./commands/default.ts"),
+  },
+  ...Object.fromEntries(
+    (
+      [
+        ["run", "run an experiment file through the orchestrator, then write its report"],
+        ["compare", "run every variant × seed of a comparison file, one report"],
+        ["runs", "list the orchestrator's runs"],
+        ["watch", "follow a run until it ends"],
+        ["stop", "stop a run"],
+        ["resume", "continue a stopped or failed run"],
+      ] as const
+    ).map(([name, summary]) => [
+      name,
+      {
+        summary,
+        load: async () => {
+          const m = await import("./commands/run.ts");
+          return { run: (argv: string[]) => m.runCommand(name, argv) };
+        },
+      },
+    ]),
+  ),
 };
 
 function usage(): string {

@@ -185,6 +185,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         ...o.env?.[spec.name],
       },
       onLine: (line) => log.write(`${line}\n`),
+      // loading (and hashing) a model takes long for a real checkpoint or on a busy machine
+      readyTimeoutMs: MODEL_SERVICES.has(spec.name) ? 600_000 : 60_000,
     });
     running.set(spec.name, svc);
     void svc.exited.then(({ code, signal }) => supervise(spec, log, natsUrl, signal ?? `code ${code}`));

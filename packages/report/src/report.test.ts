@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { bodyData, chromium, chromiumPath, consoleLines, plotsInDom } from "./chromium-testing.ts";
 import { EXAMPLE_VARIANTS, TRICKY_COMPLETION, writeExampleRuns } from "./fixture.ts";
 import { esc, groupVariants, loadRun, ReportError, renderReport, summarize } from "./index.ts";
 
@@ -204,56 +205,6 @@ describe("temper report (CLI)", () => {
 });
 
 // --- headless Chromium ----------------------------------------------------------------------------
-
-const chromiumPath = spawnSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).stdout.trim();
-
-/** Runs headless Chromium with a fresh profile; 60 s at most. */
-function chromium(args: string[]): { stdout: string; stderr: string } {
-  const profile = mkdtempSync(join(tmp, "chromium-profile-"));
-  const r = spawnSync(
-    chromiumPath,
-    [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--hide-scrollbars",
-      "--no-first-run",
-      `--user-data-dir=${profile}`,
-      "--enable-logging=stderr",
-      "--v=0",
-      ...args,
-    ],
-    { encoding: "utf8", timeout: 60_000, killSignal: "SIGKILL", maxBuffer: 1 << 27 },
-  );
-  assert.equal(r.error, undefined, `chromium: ${r.error}`);
-  assert.equal(r.status, 0, `chromium exit ${r.status}: ${r.stderr.slice(-2000)}`);
-  return { stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Chromium logs every console message of the page as "INFO:CONSOLE"; the report logs none. */
-function consoleLines(stderr: string): string[] {
-  return stderr.split("\n").filter((l) => /:CONSOLE[(:]/.test(l));
-}
-
-/** Each plot's id → the variant of each data-series element inside its <svg>, and their point counts. */
-function plotsInDom(dom: string): Map<string, { variant: string; points: number }[]> {
-  const plots = new Map<string, { variant: string; points: number }[]>();
-  for (const m of dom.matchAll(/<svg\b([^>]*)>([\s\S]*?)<\/svg>/g)) {
-    const id = /data-plot="([^"]*)"/.exec(m[1])?.[1];
-    if (id === undefined) continue;
-    const series = [...m[2].matchAll(/<g\b[^>]*data-series="([^"]*)"[^>]*>/g)].map((s) => ({
-      variant: s[1],
-      points: Number(/data-points="(\d+)"/.exec(s[0])?.[1] ?? "NaN"),
-    }));
-    plots.set(id, series);
-  }
-  return plots;
-}
-
-function bodyData(dom: string, key: string): string | undefined {
-  const body = /<body\b([^>]*)>/.exec(dom)?.[1] ?? "";
-  return new RegExp(`data-${key}="([^"]*)"`).exec(body)?.[1];
-}
 
 /**
  * Added after the report's own scripts: hovers every plot (the tooltip's row count goes into

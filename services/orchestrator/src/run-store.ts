@@ -78,7 +78,7 @@ export class RunTable {
 
   async get(runId: string): Promise<RunRecord | null> {
     const e = await this.kv.get(key(runId));
-    if (!e || e.operation !== "PUT" || e.value.length === 0) return null;
+    if (e?.operation !== "PUT" || e.value.length === 0) return null;
     this.revisions.set(runId, e.revision);
     return JSON.parse(e.string()) as RunRecord;
   }

@@ -1,0 +1,195 @@
+// `temper default` (what `npm start` runs): the default experiment. Makes synthetic grade-school
+// problems and a small model once, warm-starts it with `temper sft` once (both cached under the
+// data dir), then runs the four reward structures of examples/default.yaml with one seed — so on
+// the same prompts with the same random numbers — on a local stack, writes the report and prints
+// the summary table. `--smoke` runs the same path on a tiny model in about a minute (CI runs it).
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadComparison } from "@temper/experiment";
+import { type Gsm8kExample, synthesizeSets } from "@temper/gsm8k";
+import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { runSft } from "@temper/training";
+import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { ROOT } from "../stack-runtime.ts";
+import { runComparison } from "./run.ts";
+
+const USAGE = `usage: temper default [--smoke] [--data-dir DIR] [--port-offset N] [--out report.html]
+
+The default experiment: GRPO with LoRA on a small model warm-started on synthetic grade-school
+arithmetic, under the hard, continuous, hybrid and adaptive reward structures (same seed, same
+prompts), every service a process; then one HTML report and the summary table.
+
+  --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
+  --data-dir DIR   data, models, the stack's store and runs (default .temper/default, or
+                   .temper/smoke with --smoke); the data and the warm start are made once
+  --port-offset N  added to every port of the local stack
+  --out FILE       the report (default <data-dir>/report.html)`;
+
+/** The two settings. Numbers for the full one are chosen to fit the budget of a 2-core CPU. */
+interface Setting {
+  preset: "small" | "tiny";
+  synth: { sft: number; train: number; eval: number; seed: number; maxOperand: number; maxSteps: number };
+  sft: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; evalSize: number };
+  /** Overrides of the comparison file's runs (smoke shrinks them). */
+  rl?: {
+    steps: number;
+    promptsPerStep: number;
+    completionsPerPrompt: number;
+    evalSize: number;
+    evalEvery: number;
+  };
+}
+
+const FULL: Setting = {
+  preset: "small",
+  synth: { sft: 4000, train: 1000, eval: 400, seed: 1, maxOperand: 20, maxSteps: 2 },
+  sft: { steps: 300, batchSize: 16, learningRate: 2e-3, warmupSteps: 20, evalSize: 200 },
+};
+
+const SMOKE: Setting = {
+  preset: "tiny",
+  synth: { sft: 64, train: 32, eval: 16, seed: 1, maxOperand: 9, maxSteps: 1 },
+  sft: { steps: 4, batchSize: 4, learningRate: 1e-3, warmupSteps: 0, evalSize: 8 },
+  rl: { steps: 2, promptsPerStep: 2, completionsPerPrompt: 2, evalSize: 4, evalEvery: 0 },
+};
+
+const say = (line: string) => process.stderr.write(`temper default: ${line}\n`);
+
+function writeJsonl(path: string, rows: readonly Gsm8kExample[]): void {
+  writeFileSync(
+    path,
+    rows.map((r) => JSON.stringify({ question: r.question, answer: r.answer })).join("\n") + "\n",
+  );
+}
+
+/** data/{sft,train,eval}.jsonl, made once. */
+function ensureData(dir: string, s: Setting): void {
+  if (existsSync(join(dir, "eval.jsonl"))) return;
+  say(`making synthetic problems in ${dir}`);
+  const sets = synthesizeSets({
+    sft: s.synth.sft,
+    train: s.synth.train,
+    eval: s.synth.eval,
+    seed: s.synth.seed,
+    maxOperand: s.synth.maxOperand,
+    steps: { min: 1, max: s.synth.maxSteps },
+  });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  writeJsonl(join(tmp, "sft.jsonl"), sets.sft);
+  writeJsonl(join(tmp, "train.jsonl"), sets.train);
+  writeJsonl(join(tmp, "eval.jsonl"), sets.eval);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+}
+
+function ensureBase(dir: string, s: Setting): void {
+  if (existsSync(join(dir, "config.json"))) return;
+  say(`making the ${s.preset} base model in ${dir}`);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  initModel({
+    config: presetConfig(s.preset, tokenizerIds("bytes")),
+    tokenizer: "bytes",
+    out: tmp,
+    seed: 0,
+    dtype: "f32",
+  });
+  renameSync(tmp, dir);
+}
+
+async function ensureWarmStart(base: string, warm: string, data: string, s: Setting): Promise<void> {
+  if (existsSync(join(warm, "config.json"))) {
+    say(`warm start cached in ${warm}`);
+    return;
+  }
+  const { loadGsm8k } = await import("@temper/gsm8k");
+  say(
+    `warm start: ${s.sft.steps} SFT steps of batch ${s.sft.batchSize} on ${s.synth.sft} synthetic problems`,
+  );
+  const t0 = Date.now();
+  const res = await runSft(
+    {
+      modelDir: base,
+      train: loadGsm8k(join(data, "sft.jsonl")),
+      eval: loadGsm8k(join(data, "eval.jsonl")),
+      out: warm,
+      steps: s.sft.steps,
+      batchSize: s.sft.batchSize,
+      learningRate: s.sft.learningRate,
+      schedule: "cosine",
+      warmupSteps: s.sft.warmupSteps,
+      evalEvery: 0,
+      evalSize: s.sft.evalSize,
+      maxNewTokens: 48,
+      instruction: "",
+      seed: 1,
+      resume: true,
+    },
+    {
+      onStep: (i) => {
+        if (i.step % 25 === 0 || i.step === i.steps)
+          say(`  sft step ${i.step}/${i.steps}  loss ${i.loss.toFixed(3)}`);
+      },
+    },
+  );
+  const acc = res.evals[res.evals.length - 1];
+  say(
+    `warm start done in ${((Date.now() - t0) / 1000).toFixed(0)} s${acc ? `: held-out accuracy ${acc.accuracy.toFixed(3)} ± ${acc.stderr.toFixed(3)} (n ${acc.n})` : ""}`,
+  );
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    smoke: { type: "boolean" },
+    "data-dir": { type: "string" },
+    "port-offset": { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const setting = values.smoke ? SMOKE : FULL;
+  const portOffset = numberFlag("port-offset", values["port-offset"], 0)!;
+  if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 10_000)
+    throw new CliError(`--port-offset: expected an integer in [0, 10000], got ${portOffset}`);
+  const dir = resolve(values["data-dir"] ?? join(ROOT, ".temper", values.smoke ? "smoke" : "default"));
+  const started = Date.now();
+  const data = join(dir, "data");
+  const base = join(dir, "model-base");
+  const warm = join(dir, "model-warm");
+  mkdirSync(dir, { recursive: true });
+  ensureData(data, setting);
+  ensureBase(base, setting);
+  await ensureWarmStart(base, warm, data, setting);
+  const warmSeconds = (Date.now() - started) / 1000;
+
+  const { runs } = loadComparison(join(ROOT, "examples", "default.yaml"), { checkFiles: false });
+  for (const r of runs) {
+    r.spec.model = warm;
+    r.spec.trainData = join(data, "train.jsonl");
+    r.spec.evalData = join(data, "eval.jsonl");
+    const o = setting.rl;
+    if (o) {
+      r.spec.steps = o.steps;
+      r.spec.promptsPerStep = o.promptsPerStep;
+      r.spec.completionsPerPrompt = o.completionsPerPrompt;
+      r.spec.eval = { ...r.spec.eval!, size: o.evalSize, every: o.evalEvery };
+      const s = r.spec.reward?.structure?.kind;
+      if (s?.$case === "adaptive" && s.value.schedule?.$case === "time")
+        s.value.schedule.value.totalSteps = o.steps;
+    }
+  }
+  const reportPath = resolve(values.out ?? join(dir, "report.html"));
+  const res = await runComparison(runs, { dataDir: join(dir, "stack"), portOffset, reportPath });
+  const total = (Date.now() - started) / 1000;
+  process.stdout.write(`\n${res.table.join("\n")}\n\n`);
+  process.stdout.write(
+    `report: ${res.report}\nwall time: ${total.toFixed(0)} s (data + warm start ${warmSeconds.toFixed(0)} s, RL ${(total - warmSeconds).toFixed(0)} s)\n`,
+  );
+  if (res.failed.length)
+    throw new CliError(`${res.failed.length} run(s) did not succeed: ${res.failed.join("; ")}`, 1);
+}

@@ -1,0 +1,180 @@
+// What `temper run`, `compare`, `runs`, `watch`, `stop`, `resume` and the default experiment share:
+// an orchestrator to talk to (given, or a local stack held for the command's duration), a live
+// progress line per run, and the comparison's closing report and summary table.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createClient, type PromiseClient } from "@temper/kit";
+import { orchestrator } from "@temper/proto";
+import { groupVariants, loadRun, renderReport, summarize, type VariantSummary } from "@temper/report";
+import { CliError } from "./cli.ts";
+import { NATS_DEFAULT_PORT } from "./services.ts";
+import { ROOT, type Stack, startStack } from "./stack-runtime.ts";
+
+export type OrchestratorClient = PromiseClient<typeof orchestrator.OrchestratorServiceService>;
+
+export interface Connection {
+  client: OrchestratorClient;
+  /** The local stack started for this command, if any. */
+  stack?: Stack;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  orchestrator?: string;
+  dataDir?: string;
+  portOffset?: number;
+  /** The base model rollout and learner serve (a local stack only). */
+  model?: string;
+  say: (line: string) => void;
+}
+
+/** The orchestrator at `--orchestrator`, or a local stack's (started now, stopped by close()). */
+export async function connect(o: ConnectOptions): Promise<Connection> {
+  if (o.orchestrator) {
+    const client = createClient(orchestrator.OrchestratorServiceService, o.orchestrator, {
+      defaults: { timeoutMs: 60_000 },
+    });
+    return { client, close: async () => client.$close() };
+  }
+  const offset = o.portOffset ?? 0;
+  const dataDir = resolve(o.dataDir ?? join(ROOT, ".temper", "stack"));
+  o.say(`starting a local stack in ${dataDir}`);
+  const t0 = Date.now();
+  const stack = await startStack({
+    dataDir,
+    natsPort: NATS_DEFAULT_PORT + offset,
+    portOffset: offset,
+    model: o.model,
+    onEvent: (line) => o.say(line),
+  });
+  o.say(`stack SERVING in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
+    defaults: { timeoutMs: 60_000 },
+  });
+  return {
+    client,
+    stack,
+    close: async () => {
+      client.$close();
+      const problems = await stack.stop();
+      for (const p of problems) o.say(p);
+    },
+  };
+}
+
+const STATUS_NAME: Record<number, string> = {
+  [orchestrator.RunStatus.RUN_STATUS_PENDING]: "PENDING",
+  [orchestrator.RunStatus.RUN_STATUS_RUNNING]: "RUNNING",
+  [orchestrator.RunStatus.RUN_STATUS_SUCCEEDED]: "SUCCEEDED",
+  [orchestrator.RunStatus.RUN_STATUS_FAILED]: "FAILED",
+  [orchestrator.RunStatus.RUN_STATUS_STOPPED]: "STOPPED",
+};
+export const statusName = (s: orchestrator.RunStatus) => STATUS_NAME[s] ?? "UNSPECIFIED";
+
+function duration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  if (s < 60) return `${Math.round(s)}s`;
+  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+}
+
+const fmt = (x: number | undefined, digits = 3) =>
+  x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
+
+/**
+ * Follows a run to its end, one progress line per step: a live line on a TTY, plain lines
+ * otherwise. Returns the run as it ended.
+ */
+export async function follow(
+  client: OrchestratorClient,
+  runId: string,
+  label: string,
+  out: NodeJS.WriteStream = process.stdout,
+): Promise<orchestrator.Run> {
+  const tty = out.isTTY === true;
+  const run = (await client.getRun({ runId })).run!;
+  const total = run.spec?.steps ?? 0;
+  let lastEval: orchestrator.EvalResult | undefined;
+  let line = "";
+  const show = (text: string, final = false) => {
+    if (tty) out.write(`\r\x1b[2K${text}${final ? "\n" : ""}`);
+    else out.write(`${text}\n`);
+    line = text;
+  };
+  for await (const ev of client.watchRun(
+    { runId, fromStep: run.stepsDone },
+    { timeoutMs: 7 * 24 * 3600_000 },
+  )) {
+    if (ev.event?.$case === "eval") {
+      lastEval = ev.event.value;
+      if (!tty)
+        show(
+          `${label}  eval after ${lastEval.step} step(s): accuracy ${fmt(lastEval.accuracy)} ± ${fmt(lastEval.stderr)} (n ${lastEval.n})`,
+        );
+    }
+    if (ev.event?.$case === "metrics") {
+      const m = ev.event.value;
+      const v = m.values;
+      const done = m.step + 1;
+      const perStep = (v["time/elapsed"] ?? 0) / Math.max(1, done);
+      const eta = perStep * (total - done);
+      show(
+        `${label}  step ${done}/${total}  reward ${fmt(v["reward/mean"])}  train acc ${fmt(v["accuracy/train"], 2)}  eval acc ${lastEval ? fmt(lastEval.accuracy, 2) : "–"}  α ${fmt(v.alpha, 2)}  ${fmt(v["time/step"], 1)} s/step  ETA ${duration(eta)}`,
+      );
+    }
+    if (ev.event === undefined && ev.status !== orchestrator.RunStatus.RUN_STATUS_RUNNING) break;
+  }
+  if (tty && line) out.write("\n");
+  return (await client.getRun({ runId })).run!;
+}
+
+/** Writes the comparison's report; returns its path and the summary table's lines. */
+export function writeReport(dirs: string[], outPath: string): { path: string; table: string[] } {
+  const runs = dirs.map((d) => loadRun(d));
+  const html = renderReport(runs);
+  mkdirSync(resolve(outPath, ".."), { recursive: true });
+  writeFileSync(outPath, html);
+  return { path: outPath, table: summaryTable(summarize(groupVariants(runs)).variants) };
+}
+
+function stat(s: { mean: number; se: number | null } | null): string {
+  if (!s) return "–";
+  return s.se === null ? s.mean.toFixed(3) : `${s.mean.toFixed(3)} ± ${s.se.toFixed(3)}`;
+}
+
+/** One row per variant: warm start, final and best accuracy (± standard error), halfway step, wall time. */
+export function summaryTable(variants: VariantSummary[]): string[] {
+  const rows = [
+    [
+      "variant",
+      "seeds",
+      "warm start",
+      "final acc ± se",
+      "best acc ± se",
+      "halfway step",
+      "stability",
+      "wall",
+    ],
+    ...variants.map((v) => [
+      v.name,
+      String(v.seeds.length),
+      stat(v.warm),
+      stat(v.final),
+      stat(v.best),
+      v.halfway ? String(v.halfway.step) : "–",
+      v.stability === null ? "–" : v.stability.toFixed(3),
+      v.wallTime === null ? "–" : duration(v.wallTime),
+    ]),
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
+export function requireRunId(id: string | undefined, command: string): string {
+  if (!id) throw new CliError(`usage: temper ${command} RUN_ID [--orchestrator ADDR]`);
+  return id;
+}
