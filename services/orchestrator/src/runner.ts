@@ -155,7 +155,7 @@ export class Runner {
     n: number,
     step: number,
     tag: string,
-  ): Promise<common.Group[]> {
+  ): Promise<{ groups: common.Group[]; engineSeconds: number }> {
     const endpoints = this.clients.rollouts;
     const shards = shardRanges(prompts.length, endpoints.length);
     const parts = await Promise.all(
@@ -178,7 +178,11 @@ export class Runner {
         ),
       ),
     );
-    return parts.flatMap((p) => p.groups);
+    // shards run side by side: the engine time of the step is the slowest shard's
+    return {
+      groups: parts.flatMap((p) => p.groups),
+      engineSeconds: Math.max(0, ...parts.map((p) => p.engineSeconds)),
+    };
   }
 
   private async evaluate(stepsDone: number): Promise<void> {
@@ -199,7 +203,7 @@ export class Runner {
       stop: this.spec.sampling!.stop,
       seed: this.spec.seed,
     };
-    const groups = await this.generate(prompts, sampling, 1, stepsDone, "eval");
+    const { groups } = await this.generate(prompts, sampling, 1, stepsDone, "eval");
     // Scored by the correctness source itself: the scheduler's per-step state belongs to training.
     const scored = await this.retry("correctness Score (eval)", (signal) =>
       this.clients.correctness.score(
@@ -263,21 +267,27 @@ export class Runner {
     }));
 
     let groups: common.Group[];
+    let rolloutEngine = 0;
     const storedRollout = this.dir.readStep(step, "rollout.bin");
     const tRollout = performance.now();
-    if (storedRollout) groups = rollout.GenerateResponse.decode(storedRollout).groups;
-    else {
-      groups = await this.generate(
+    if (storedRollout) {
+      const stored = rollout.GenerateResponse.decode(storedRollout);
+      groups = stored.groups;
+      rolloutEngine = stored.engineSeconds;
+    } else {
+      const out = await this.generate(
         prompts,
         { ...spec.sampling!, seed: spec.seed },
         spec.completionsPerPrompt,
         step,
         "train",
       );
+      groups = out.groups;
+      rolloutEngine = out.engineSeconds;
       const resp: rollout.GenerateResponse = {
         groups,
         adapterVersion: this.rec.policyVersion,
-        engineSeconds: 0,
+        engineSeconds: out.engineSeconds,
         generatedTokens: 0,
       };
       this.dir.writeStep(step, "rollout.bin", rollout.GenerateResponse.encode(resp).finish());
@@ -322,6 +332,9 @@ export class Runner {
       "time/reward": (tTrain - tReward) / 1000,
       "time/train": (tDone - tTrain) / 1000,
       "time/eval": evalSeconds,
+      // the services' own engine time: what the step's overhead is measured against
+      "time/rollout_engine": rolloutEngine,
+      "time/train_engine": trained.replayed ? 0 : trained.engineSeconds,
     };
     const stepSeconds = (performance.now() - t0) / 1000;
     values["time/other"] = Math.max(

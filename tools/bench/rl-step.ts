@@ -1,0 +1,115 @@
+// One RL step's wall time by phase, next to the services' own engine time: a whole local stack
+// (nats-server and every service a process), the small model, GRPO under the hard structure,
+// 8 prompts × 8 completions × 48 new tokens, LoRA r=8. Overhead = step − rollout engine − reward
+// scoring − learner engine: gRPC, NATS, storing the step, orchestration. Prints; asserts nothing.
+//   node --import tsx tools/bench/rl-step.ts [--steps 4]
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { synthesizeSets } from "@temper/gsm8k";
+import { createClient } from "@temper/kit";
+import { learner, orchestrator, scheduler } from "@temper/proto";
+import { freeStackOffset } from "../../tests/src/index.ts";
+import { startStack } from "../src/stack-runtime.ts";
+
+const { values } = parseArgs({ options: { steps: { type: "string", default: "4" } } });
+const STEPS = Number(values.steps);
+const tmp = mkdtempSync(join(tmpdir(), "temper-bench-rl-"));
+const sets = synthesizeSets({
+  sft: 0,
+  train: 200,
+  eval: 0,
+  seed: 1,
+  maxOperand: 20,
+  steps: { min: 1, max: 2 },
+});
+writeFileSync(join(tmp, "train.jsonl"), sets.train.map((e) => JSON.stringify(e)).join("\n"));
+
+const offset = await freeStackOffset();
+const stack = await startStack({ dataDir: join(tmp, "stack"), natsPort: 4222 + offset, portOffset: offset });
+const client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
+  defaults: { timeoutMs: 600_000 },
+});
+try {
+  const { run } = await client.startRun({
+    spec: {
+      runId: "",
+      name: "bench",
+      model: stack.modelDir!,
+      trainData: join(tmp, "train.jsonl"),
+      evalData: "",
+      steps: STEPS,
+      promptsPerStep: 8,
+      completionsPerPrompt: 8,
+      seed: 1,
+      sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 48, stop: [], seed: 0 },
+      chat: false,
+      enableThinking: false,
+      instruction: "",
+      reward: {
+        runId: "",
+        structure: { kind: { $case: "hard", value: {} } },
+        sources: {},
+        advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
+        failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+        sourceTimeoutMs: 0,
+        params: undefined,
+      },
+      training: {
+        model: "",
+        lora: { rank: 8, targetModules: [], useRslora: false },
+        optimizer: {
+          learningRate: 5e-4,
+          schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
+          warmupSteps: 0,
+          totalSteps: 0,
+        },
+        loss: {
+          type: learner.LossType.LOSS_TYPE_GRPO,
+          aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
+        },
+        microBatchSize: 0,
+        miniBatches: 1,
+        iterations: 1,
+        seed: 0,
+      },
+      eval: { every: 0, size: 0, baseline: false, maxNewTokens: 0, majK: 0 },
+      dropZeroSignalGroups: false,
+      samplesPerStep: 0,
+    },
+  });
+  for await (const ev of client.watchRun({ runId: run!.runId, fromStep: 0 }))
+    if (ev.event === undefined) break;
+  const lines = readFileSync(join(run!.directory, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, number>);
+  const rows = lines.slice(1); // step 0 builds the sessions
+  const mean = (k: string) => rows.reduce((a, r) => a + (r[k] ?? 0), 0) / rows.length;
+  const step = mean("time/step");
+  const phases = [
+    "time/rollout",
+    "time/rollout_engine",
+    "time/reward",
+    "time/train",
+    "time/train_engine",
+    "time/other",
+  ];
+  console.log(
+    `one RL step, small model, 8 prompts × 8 × 48 tokens, LoRA r=8, hard; mean of steps 1..${STEPS - 1}`,
+  );
+  for (const k of phases)
+    console.log(
+      `  ${k.padEnd(22)} ${(mean(k) * 1000).toFixed(0).padStart(7)} ms  ${((100 * mean(k)) / step).toFixed(1)}%`,
+    );
+  console.log(`  ${"time/step".padEnd(22)} ${(step * 1000).toFixed(0).padStart(7)} ms`);
+  const overhead = step - mean("time/rollout_engine") - mean("time/reward") - mean("time/train_engine");
+  console.log(
+    `  overhead (step − rollout engine − reward − learner engine): ${(overhead * 1000).toFixed(0)} ms = ${((100 * overhead) / step).toFixed(1)}% of the step (target ≤ 5%)`,
+  );
+} finally {
+  client.$close();
+  await stack.stop();
+  rmSync(tmp, { recursive: true, force: true });
+}
