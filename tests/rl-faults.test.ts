@@ -10,71 +10,29 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
-import { learner, orchestrator, scheduler } from "@temper/proto";
+import { orchestrator, scheduler } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { freeStackOffset } from "./src/index.ts";
+import { additionProblems, freeStackOffset, testRunSpec } from "./src/index.ts";
 
 const STEPS = 3;
 
-function problems(n: number, from: number): string {
-  return Array.from({ length: n }, (_, i) => {
-    const a = from + i;
-    const b = (i * 3) % 10;
-    return JSON.stringify({
-      question: `${a}+${b}=?`,
-      answer: `${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b}\n#### ${a + b}`,
-    });
-  }).join("\n");
-}
-
 function spec(root: string, modelDir: string, name: string): orchestrator.RunSpec {
-  return {
-    runId: "",
-    name,
-    model: modelDir,
-    trainData: join(root, "train.jsonl"),
-    evalData: "",
-    steps: STEPS,
-    promptsPerStep: 4,
-    completionsPerPrompt: 4,
-    seed: 9,
-    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 12, stop: [], seed: 0 },
-    chat: false,
-    enableThinking: false,
-    instruction: "",
-    reward: {
-      runId: "",
-      structure: { kind: { $case: "continuous", value: { weights: {} } } },
-      sources: {},
-      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
+  return testRunSpec(
+    {
+      model: modelDir,
+      trainData: join(root, "train.jsonl"),
+      name,
       failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_FAIL,
-      sourceTimeoutMs: 0,
-      params: undefined,
-    },
-    training: {
-      model: "",
-      lora: { rank: 4, alpha: 8, targetModules: [], useRslora: false },
-      optimizer: {
-        learningRate: 0.02,
-        schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
-        warmupSteps: 0,
-        totalSteps: 0,
-      },
-      loss: {
-        type: learner.LossType.LOSS_TYPE_GRPO,
-        aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
-      },
       // many micro-batches make the learner's Train long enough to be caught in progress
       microBatchSize: 1,
-      miniBatches: 1,
-      iterations: 1,
-      seed: 0,
     },
-    eval: { every: 0, size: 0, baseline: false, maxNewTokens: 0, majK: 0 },
-    dropZeroSignalGroups: false,
-    samplesPerStep: 0,
-  };
+    {
+      steps: STEPS,
+      seed: 9,
+      sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 12, stop: [], seed: 0 },
+    },
+  );
 }
 
 describe("an RL run survives the SIGKILL of any one service", {
@@ -96,7 +54,7 @@ describe("an RL run survives the SIGKILL of any one service", {
       dtype: "f32",
       std: 0.1,
     });
-    writeFileSync(join(root, "train.jsonl"), problems(16, 1));
+    writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
     const offset = await freeStackOffset();
     stack = await startStack({
       dataDir: join(root, "stack"),

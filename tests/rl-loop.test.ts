@@ -10,79 +10,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
-import { learner, orchestrator, scheduler } from "@temper/proto";
+import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { freeStackOffset } from "./src/index.ts";
+import { additionProblems, freeStackOffset, testRunSpec } from "./src/index.ts";
 
 const STEPS = 4;
-
-/** GSM8K-format problems: "a + b" with the rationale annotated as GSM8K does. */
-function problems(n: number, from: number): string {
-  return Array.from({ length: n }, (_, i) => {
-    const a = from + i;
-    const b = (i * 7) % 10;
-    return JSON.stringify({
-      question: `${a}+${b}=?`,
-      answer: `${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b}\n#### ${a + b}`,
-    });
-  }).join("\n");
-}
 
 function runSpec(
   root: string,
   modelDir: string,
   overrides: Partial<orchestrator.RunSpec> = {},
 ): orchestrator.RunSpec {
-  return {
-    runId: "",
-    name: "continuous",
-    model: modelDir,
-    trainData: join(root, "train.jsonl"),
-    evalData: join(root, "eval.jsonl"),
-    steps: STEPS,
-    promptsPerStep: 4,
-    completionsPerPrompt: 4,
-    seed: 5,
-    sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 8, stop: [], seed: 0 },
-    chat: false,
-    enableThinking: false,
-    instruction: "",
-    reward: {
-      runId: "",
-      // continuous: a random tiny model is never right, so only graded components give GRPO a signal
-      structure: { kind: { $case: "continuous", value: { weights: {} } } },
-      sources: {},
-      advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
-      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
-      sourceTimeoutMs: 0,
-      params: undefined,
+  return testRunSpec(
+    {
+      model: modelDir,
+      trainData: join(root, "train.jsonl"),
+      evalData: join(root, "eval.jsonl"),
+      name: "continuous",
     },
-    training: {
-      model: "",
-      lora: { rank: 4, alpha: 8, targetModules: [], useRslora: false },
-      optimizer: {
-        learningRate: 0.02,
-        schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
-        warmupSteps: 0,
-        totalSteps: 0,
-      },
-      loss: {
-        type: learner.LossType.LOSS_TYPE_GRPO,
-        aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
-      },
-      microBatchSize: 0,
-      miniBatches: 1,
-      iterations: 1,
-      seed: 0,
+    {
+      steps: STEPS,
+      eval: { every: 2, size: 6, baseline: true, maxNewTokens: 8, majK: 0 },
+      samplesPerStep: 2,
+      ...overrides,
     },
-    eval: { every: 2, size: 6, baseline: true, maxNewTokens: 8, majK: 0 },
-    dropZeroSignalGroups: false,
-    samplesPerStep: 2,
-    ...overrides,
-  };
+  );
 }
 
 describe("the RL loop through the orchestrator", {
@@ -102,8 +57,8 @@ describe("the RL loop through the orchestrator", {
       dtype: "f32",
       std: 0.1,
     });
-    writeFileSync(join(root, "train.jsonl"), problems(12, 1));
-    writeFileSync(join(root, "eval.jsonl"), problems(6, 40));
+    writeFileSync(join(root, "train.jsonl"), additionProblems(12, 1));
+    writeFileSync(join(root, "eval.jsonl"), additionProblems(6, 40));
     const offset = await freeStackOffset();
     stack = await startStack({
       dataDir: join(root, "stack"),

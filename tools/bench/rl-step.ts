@@ -1,6 +1,6 @@
 // One RL step's wall time by phase, next to the services' own engine time: a whole local stack
 // (nats-server and every service a process), the small model, GRPO under the hard structure,
-// 8 prompts × 8 completions × 48 new tokens, LoRA r=8. Overhead = step − rollout engine − reward
+// 8 prompts × 8 completions × 48 new tokens, LoRA r=4. Overhead = step − rollout engine − reward
 // scoring − learner engine: gRPC, NATS, storing the step, orchestration. Prints; asserts nothing.
 //   node --import tsx tools/bench/rl-step.ts [--steps 4]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { synthesizeSets } from "@temper/gsm8k";
 import { createClient } from "@temper/kit";
-import { learner, orchestrator, scheduler } from "@temper/proto";
-import { freeStackOffset } from "../../tests/src/index.ts";
+import { orchestrator } from "@temper/proto";
+import { freeStackOffset, STRUCTURES, testRunSpec } from "../../tests/src/index.ts";
 import { startStack } from "../src/stack-runtime.ts";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "4" } } });
@@ -33,51 +33,22 @@ const client = createClient(orchestrator.OrchestratorServiceService, stack.addre
 });
 try {
   const { run } = await client.startRun({
-    spec: {
-      runId: "",
-      name: "bench",
-      model: stack.modelDir!,
-      trainData: join(tmp, "train.jsonl"),
-      evalData: "",
-      steps: STEPS,
-      promptsPerStep: 8,
-      completionsPerPrompt: 8,
-      seed: 1,
-      sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 48, stop: [], seed: 0 },
-      chat: false,
-      enableThinking: false,
-      instruction: "",
-      reward: {
-        runId: "",
-        structure: { kind: { $case: "hard", value: {} } },
-        sources: {},
-        advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
-        failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
-        sourceTimeoutMs: 0,
-        params: undefined,
+    spec: testRunSpec(
+      {
+        model: stack.modelDir!,
+        trainData: join(tmp, "train.jsonl"),
+        name: "bench",
+        structure: STRUCTURES.hard,
+        learningRate: 5e-4,
       },
-      training: {
-        model: "",
-        lora: { rank: 8, targetModules: [], useRslora: false },
-        optimizer: {
-          learningRate: 5e-4,
-          schedule: learner.LrSchedule.LR_SCHEDULE_CONSTANT,
-          warmupSteps: 0,
-          totalSteps: 0,
-        },
-        loss: {
-          type: learner.LossType.LOSS_TYPE_GRPO,
-          aggregation: learner.LossAggregation.LOSS_AGGREGATION_TOKEN,
-        },
-        microBatchSize: 0,
-        miniBatches: 1,
-        iterations: 1,
-        seed: 0,
+      {
+        steps: STEPS,
+        promptsPerStep: 8,
+        completionsPerPrompt: 8,
+        seed: 1,
+        sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 48, stop: [], seed: 0 },
       },
-      eval: { every: 0, size: 0, baseline: false, maxNewTokens: 0, majK: 0 },
-      dropZeroSignalGroups: false,
-      samplesPerStep: 0,
-    },
+    ),
   });
   for await (const ev of client.watchRun({ runId: run!.runId, fromStep: 0 }))
     if (ev.event === undefined) break;
@@ -97,7 +68,7 @@ try {
     "time/other",
   ];
   console.log(
-    `one RL step, small model, 8 prompts × 8 × 48 tokens, LoRA r=8, hard; mean of steps 1..${STEPS - 1}`,
+    `one RL step, small model, 8 prompts × 8 × 48 tokens, LoRA r=4, hard; mean of steps 1..${STEPS - 1}`,
   );
   for (const k of phases)
     console.log(
