@@ -96,6 +96,24 @@ describe("temper data synth", () => {
         ],
         /distinct problems/,
       ],
+      [
+        [
+          "synth",
+          "--sft",
+          "1",
+          "--train",
+          "1",
+          "--eval",
+          "1",
+          "--seed",
+          "1",
+          "--rationale",
+          "fancy",
+          "--out",
+          dir,
+        ],
+        /--rationale: expected one of terse, prose/,
+      ],
       [["nope"], /unknown data subcommand/],
     ];
     for (const [args, pattern] of cases) {
@@ -103,6 +121,7 @@ describe("temper data synth", () => {
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, pattern);
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, /^temper data: /);
     }
   });
 });

@@ -56,7 +56,11 @@ describe("synthetic grade-school problems", () => {
       const target = sftTarget(e.answer);
       assert.ok(target.startsWith(" ") && !target.includes("<<"));
       assert.equal(extractAnswer(target).value, ref.answer);
-      assert.equal(findEquations(target).filter((q) => q.valid).length, annotations.length);
+      // (a claim repeated in the text, e.g. "16/4 = 4" twice, is checked once)
+      assert.equal(
+        findEquations(target).filter((q) => q.valid).length,
+        new Set(annotations.map((q) => q.text)).size,
+      );
     }
   });
 
@@ -92,6 +96,26 @@ describe("synthetic grade-school problems", () => {
       assert.equal(bodies.length, 2, e.answer);
       for (const [, a, , b, c] of bodies) assert.ok(Number(b) <= 9 && Number(c) <= 81 && Number(a) <= 81);
     }
+  });
+
+  it("terse rationales fit a 48-token byte-level budget; prose words the same problems as GSM8K-like sentences", () => {
+    const knobs = { sft: 100, train: 0, eval: 100, seed: 4, steps: { min: 1, max: 2 }, maxOperand: 20 };
+    const terse = synthesizeSets(knobs);
+    const prose = synthesizeSets({ ...knobs, rationale: "prose" });
+    const longest = Math.max(
+      ...[...terse.sft, ...terse.eval].map((e) => Buffer.byteLength(sftTarget(e.answer))),
+    );
+    assert.ok(longest + 1 <= 48, `longest target ${longest} bytes + EOS`);
+    assert.deepEqual(
+      prose.eval.map((e) => e.question),
+      terse.eval.map((e) => e.question),
+    );
+    prose.eval.forEach((e, i) => {
+      assert.equal(chainOf(e.answer), chainOf(terse.eval[i].answer));
+      assert.match(e.answer.split("\n")[0], /^[A-Z][a-z]+.* = <<[^>]+>>\d+ [a-z]+/);
+      assert.ok(findEquations(e.answer).every((q) => q.valid));
+      assert.equal(extractAnswer(sftTarget(e.answer)).value, parseReference(terse.eval[i].answer).answer);
+    });
   });
 
   it("bad knobs and impossible sizes are one-line SynthErrors", () => {

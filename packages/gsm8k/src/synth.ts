@@ -1,5 +1,7 @@
 // Synthetic grade-school arithmetic in GSM8K's format: {"question", "answer"} where the answer is a
-// rationale with `<<a op b=c>>` calculator annotations, one line per step, ending in "#### N".
+// rationale with `<<a op b=c>>` calculator annotations, one line per step, ending in "#### N":
+// terse lines ("18*2 = <<18*2=36>>36", the default: short enough for a byte-level model's
+// completion budget) or GSM8K-like sentences ("Nora has 18*2 = <<18*2=36>>36 shells.").
 //
 // A problem is a chain v0 → v1 → … → vk (k = 1..3 steps), v_i = v_{i−1} op_i b_i with op ∈ {+, −,
 // ×, ÷}, every operand in [1, maxOperand] (× and ÷ by 2 or more) and every value a non-negative
@@ -45,7 +47,15 @@ export interface SynthOptions {
   maxOperand?: number;
   /** Largest value any step may reach (default maxOperand²; at least maxOperand). */
   maxResult?: number;
+  /**
+   * Rationale lines: "terse" (default) just the calculation, "4*6 = <<4*6=24>>24", so a 2-step
+   * answer fits in ~48 byte tokens; "prose" a GSM8K-like sentence, "Sam has 4*6 = <<4*6=24>>24
+   * pencils."
+   */
+  rationale?: SynthRationale;
 }
+
+export type SynthRationale = "terse" | "prose";
 
 export interface SynthSetsOptions extends SynthOptions {
   sft: number;
@@ -432,8 +442,8 @@ function apply(op: SynthOp, a: number, b: number): number {
 }
 
 /**
- * An operand for `op` on value v, or null when none fits: + and × must stay ≤ maxResult, − needs
- * b ≤ v, ÷ a divisor ≥ 2.
+ * An operand for `op` on value v, or null when none fits: + and × must stay ≤ maxResult, − leaves
+ * at least 1, ÷ by a divisor d with 2 ≤ d ≤ v/2 (a quotient of at least 2).
  */
 function operand(r: Rand, op: SynthOp, v: number, max: number, maxResult: number): number | null {
   switch (op) {
@@ -442,14 +452,15 @@ function operand(r: Rand, op: SynthOp, v: number, max: number, maxResult: number
       return hi >= 1 ? int(r, 1, hi) : null;
     }
     case "-":
-      return v >= 1 ? int(r, 1, Math.min(v, max)) : null;
+      // leave at least 1: answers of 0 (and 1 below) would be a guessable share of the set
+      return v >= 2 ? int(r, 1, Math.min(v - 1, max)) : null;
     case "*": {
       const hi = Math.min(max, Math.floor(maxResult / Math.max(1, v)));
       return hi >= 2 ? int(r, 2, hi) : null;
     }
     case "/": {
       const divisors: number[] = [];
-      for (let d = 2; d <= Math.min(v, max); d++) if (v % d === 0) divisors.push(d);
+      for (let d = 2; d <= Math.min(v / 2, max); d++) if (v % d === 0) divisors.push(d);
       return divisors.length > 0 ? pick(r, divisors) : null;
     }
   }
@@ -460,6 +471,7 @@ interface Knobs {
   max: number;
   maxOperand: number;
   maxResult: number;
+  rationale: SynthRationale;
 }
 
 function checkOptions(options: SynthOptions): Knobs {
@@ -475,7 +487,10 @@ function checkOptions(options: SynthOptions): Knobs {
   const maxResult = options.maxResult ?? maxOperand * maxOperand;
   if (!Number.isSafeInteger(maxResult) || maxResult < maxOperand || maxResult > 1e12)
     throw new SynthError(`max result must be an integer in ${maxOperand}..1e12, got ${maxResult}`);
-  return { min, max, maxOperand, maxResult };
+  const rationale = options.rationale ?? "terse";
+  if (rationale !== "terse" && rationale !== "prose")
+    throw new SynthError(`rationale must be terse or prose, got ${rationale}`);
+  return { min, max, maxOperand, maxResult, rationale };
 }
 
 /** One random problem (not checked against any set). */
@@ -497,9 +512,12 @@ function tryProblem(r: Rand, steps: number, knobs: Knobs): SynthProblem | null {
   for (let i = 0; i < steps; i++) {
     const isFirst = i === 0;
     const isLast = i === steps - 1;
+    // the operation first (uniformly among those the scene can word here), then its wording
+    const forms = scene.forms.filter((f) => (!f.first || isFirst) && (!f.last || isLast));
+    const op = pick(r, [...new Set(forms.map((f) => f.op))]);
     const form = pick(
       r,
-      scene.forms.filter((f) => (!f.first || isFirst) && (!f.last || isLast)),
+      forms.filter((f) => f.op === op),
     );
     const b = operand(r, form.op, v, knobs.maxOperand, knobs.maxResult);
     if (b === null) return null;
@@ -508,7 +526,11 @@ function tryProblem(r: Rand, steps: number, knobs: Knobs): SynthProblem | null {
     sentences.push(say);
     const c = apply(form.op, v, b);
     const expr = `${v}${form.op}${b}`;
-    lines.push(line(`${expr} = <<${expr}=${c}>>${count(c, state.items)}`));
+    lines.push(
+      knobs.rationale === "prose"
+        ? line(`${expr} = <<${expr}=${c}>>${count(c, state.items)}`)
+        : `${expr} = <<${expr}=${c}>>${c}`,
+    );
     key += `${form.op}${b}`;
     v = c;
   }

@@ -3,7 +3,7 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynthError, synthesizeSets } from "@temper/gsm8k";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
 interface Subcommand {
   summary: string;
@@ -11,7 +11,7 @@ interface Subcommand {
   run(argv: string[]): Promise<void>;
 }
 
-const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] --out DIR
+const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] --out DIR
 
 Writes DIR/sft.jsonl, DIR/train.jsonl and DIR/eval.jsonl: arithmetic word problems in GSM8K's
 format ({"question", "answer"}, the answer a rationale with <<a op b=c>> annotations ending in
@@ -24,6 +24,8 @@ options:
   --min-steps A, --max-steps B   steps per problem, within 1..3 (default 1, 3)
   --max-operand M                largest operand (default 20)
   --max-result R                 largest value any step reaches (default M²)
+  --rationale S                  terse: lines "4*6 = <<4*6=24>>24" (default); prose: GSM8K-like
+                                 sentences "Sam has 4*6 = <<4*6=24>>24 pencils."
   --out DIR                      output directory (created; existing files are replaced)`;
 
 const subcommands: Record<string, Subcommand> = {
@@ -46,7 +48,18 @@ function usage(): string {
   ].join("\n");
 }
 
+/** Errors for the user are one line, "temper data: ...", exit 2; anything else goes to runCli (exit 1). */
 export async function run(argv: string[]): Promise<void> {
+  try {
+    await data(argv);
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    process.stderr.write(`temper data: ${err.message.split("\n")[0]}\n`);
+    process.exitCode = err.exitCode;
+  }
+}
+
+async function data(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h") {
     process.stdout.write(`${usage()}\n`);
@@ -79,6 +92,7 @@ async function runSynth(argv: string[]): Promise<void> {
     "max-steps": { type: "string" },
     "max-operand": { type: "string" },
     "max-result": { type: "string" },
+    rationale: { type: "string" },
     out: { type: "string" },
   });
   const sft = integerFlag("sft", values.sft, 0);
@@ -90,12 +104,22 @@ async function runSynth(argv: string[]): Promise<void> {
   const maxOperand = integerFlag("max-operand", values["max-operand"], 2, 20);
   const maxResult =
     values["max-result"] === undefined ? undefined : integerFlag("max-result", values["max-result"], 2);
+  const rationale = choiceFlag("rationale", values.rationale, ["terse", "prose"] as const, "terse");
   const out = values.out;
   if (!out) throw new CliError("--out is required");
 
   let sets: ReturnType<typeof synthesizeSets>;
   try {
-    sets = synthesizeSets({ sft, train, eval: evalCount, seed, steps: { min, max }, maxOperand, maxResult });
+    sets = synthesizeSets({
+      sft,
+      train,
+      eval: evalCount,
+      seed,
+      steps: { min, max },
+      maxOperand,
+      maxResult,
+      rationale,
+    });
   } catch (err) {
     if (err instanceof SynthError) throw new CliError(err.message);
     throw err;
