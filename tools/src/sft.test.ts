@@ -180,6 +180,7 @@ describe("temper sft", () => {
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, pattern, args.join(" "));
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, /^temper sft: /);
       assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/);
     }
     assert.ok(!existsSync(out) && !existsSync(`${out}.partial`));

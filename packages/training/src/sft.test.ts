@@ -27,6 +27,7 @@ import {
   type SftOptions,
   type SftStepInfo,
   sftBatchIndices,
+  sftSequence,
 } from "./index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "temper-sft-"));
@@ -56,6 +57,23 @@ describe("sft sampler", () => {
     assert.deepEqual(seen.slice(0, n), epochPermutation(n, 9, 0));
     assert.notDeepEqual(epochPermutation(n, 9, 0), epochPermutation(n, 9, 1));
     assert.deepEqual(sftBatchIndices(n, 3, 9, 7), sftBatchIndices(n, 3, 9, 7));
+  });
+});
+
+describe("sft sequences", () => {
+  it("prompt then sftTarget + EOS; the loss on the completion, or with promptLoss on every token but the first", () => {
+    const tok = { encode: (text: string) => [...Buffer.from(text)] };
+    const e = { question: "Q?", answer: "1+1 = <<1+1=2>>2\n#### 2" };
+    const s = sftSequence(tok, e, "", 258);
+    const prompt = [...Buffer.from("Question: Q?\nAnswer:")];
+    const completion = [...Buffer.from(" 1+1 = 2\n#### 2"), 258];
+    assert.deepEqual(s.inputIds, [...prompt, ...completion]);
+    assert.deepEqual(s.completionMask, [...prompt.map(() => 0), ...completion.map(() => 1)]);
+    const all = sftSequence(tok, e, "", 258, true);
+    assert.deepEqual(
+      all.completionMask,
+      s.inputIds.map((_, t) => (t === 0 ? 0 : 1)),
+    );
   });
 });
 

@@ -101,6 +101,12 @@ export interface SftOptions {
   saveDtype?: SaveDtype;
   /** Continue from <out>.partial when it holds a state (else start afresh). */
   resume?: boolean;
+  /**
+   * Also train on the prompt tokens (language modelling of the question; default false: the loss
+   * is on the completion only). A model trained from scratch learns to copy from the question
+   * sooner this way.
+   */
+  promptLoss?: boolean;
 }
 
 export interface SftStepInfo {
@@ -188,18 +194,23 @@ export function epochPermutation(n: number, seed: number, epoch: number): number
   return perm;
 }
 
-/** prompt + sftTarget(answer) + EOS token ids, the loss on the completion (and EOS) only. */
+/**
+ * prompt + sftTarget(answer) + EOS token ids; the loss on the completion (and EOS) only, or with
+ * `promptLoss` on every token after the first.
+ */
 export function sftSequence(
   tokenizer: Pick<Tokenizer, "encode">,
   example: Gsm8kExample,
   instruction: string,
   eosTokenId: number,
+  promptLoss = false,
 ): TrainSequence {
   const prompt = tokenizer.encode(plainPrompt(example.question, instruction));
   const completion = [...tokenizer.encode(sftTarget(example.answer)), eosTokenId];
+  const p = promptLoss ? 1 : 0;
   return {
     inputIds: [...prompt, ...completion],
-    completionMask: [...prompt.map(() => 0), ...completion.map(() => 1)],
+    completionMask: [...prompt.map((_, t) => (t === 0 ? 0 : p)), ...completion.map(() => 1)],
   };
 }
 
@@ -225,6 +236,7 @@ interface Resolved {
   dtype: "float32" | "float64";
   saveEvery: number;
   saveDtype: SaveDtype;
+  promptLoss: boolean;
 }
 
 function positiveInt(name: string, v: number, min = 1): number {
@@ -284,6 +296,7 @@ function resolveOptions(o: SftOptions): Resolved {
     dtype,
     saveEvery,
     saveDtype: o.saveDtype ?? "same",
+    promptLoss: o.promptLoss === true,
   };
 }
 
@@ -303,6 +316,7 @@ function fingerprint(o: SftOptions, r: Resolved): Record<string, unknown> {
     dtype: r.dtype,
     max_new_tokens: r.maxNewTokens,
     save_dtype: r.saveDtype,
+    prompt_loss: r.promptLoss,
   };
 }
 
@@ -405,7 +419,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
   const tokenizer = await loadTokenizer(options.modelDir);
 
   const sequences = options.train.map((e, i) => {
-    const s = sftSequence(tokenizer, e, r.instruction, eosTokenIds[0]);
+    const s = sftSequence(tokenizer, e, r.instruction, eosTokenIds[0], r.promptLoss);
     if (s.inputIds.length > config.maxPositionEmbeddings)
       throw new SftError(
         `training example ${i + 1} has ${s.inputIds.length} tokens, more than the model's ${config.maxPositionEmbeddings} positions`,

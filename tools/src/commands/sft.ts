@@ -39,6 +39,7 @@ options:
   --dtype D                float32 | float64 compute and master weights (default float32)
   --save-every K           resumable state every K steps in <out>.partial (default --eval-every, else 50)
   --save-dtype D           same | bf16 | f16 | f32 storage of the written weights (default same)
+  --prompt-loss            also train on the prompt tokens (language modelling of the question)
   --resume                 continue from <out>.partial (the same options and data)`;
 
 const SCHEDULES = ["constant", "linear", "cosine"] as const;
@@ -138,7 +139,18 @@ class Progress {
   }
 }
 
+/** Errors for the user are one line, "temper sft: ...", exit 2; anything else goes to runCli (exit 1). */
 export async function run(argv: string[]): Promise<void> {
+  try {
+    await sft(argv);
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    process.stderr.write(`temper sft: ${err.message.split("\n")[0]}\n`);
+    process.exitCode = err.exitCode;
+  }
+}
+
+async function sft(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${USAGE}\n`);
     return;
@@ -167,6 +179,7 @@ export async function run(argv: string[]): Promise<void> {
     "save-every": { type: "string" },
     "save-dtype": { type: "string" },
     resume: { type: "boolean" },
+    "prompt-loss": { type: "boolean" },
   });
   const need = (flag: "model" | "data" | "out") => {
     const v = values[flag];
@@ -223,6 +236,7 @@ export async function run(argv: string[]): Promise<void> {
     await import("@temper/qwen3");
   const progress = new Progress();
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   try {
     progress.line(
       `sft: ${modelDir} on ${train.length} examples${evalRows ? `, eval ${Math.min(evalSize, evalRows.length)}` : ""}: ${steps} steps × ${batchSize} (micro ${microBatchSize}), lr ${learningRate} ${schedule}, ${dtype}`,
@@ -252,6 +266,7 @@ export async function run(argv: string[]): Promise<void> {
         saveEvery,
         saveDtype,
         resume,
+        promptLoss: values["prompt-loss"] === true,
       },
       {
         onStep: (i) => progress.step(i),
@@ -262,8 +277,10 @@ export async function run(argv: string[]): Promise<void> {
     progress.end();
     const last = result.evals.at(-1);
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     process.stdout.write(
-      `wrote ${out}: ${steps - result.startStep} steps in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
+      `wrote ${out}: ${steps - result.startStep} steps in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
     );
   } catch (err) {
     progress.end();
