@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { findNatsServer } from "@temper/kit";
-import { repoRoot, serviceEntry } from "./src/index.ts";
+import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { startStack } from "../tools/src/stack-runtime.ts";
+import { checkHealth, freeStackOffset, repoRoot, serviceEntry } from "./src/index.ts";
 
 const DEFAULT_PORTS: Record<string, number> = {
   "reward-correctness": 50051,
@@ -103,3 +105,63 @@ test("temper stack rejects a bad flag with one line and exit 2", async () => {
   assert.equal(code, 2);
   assert.equal(stderr, 'temper: --port-offset: expected a number, got "x"\n');
 });
+
+test("the stack's supervisor restarts a killed service while the others keep serving", {
+  skip: !findNatsServer() && "nats-server not installed",
+  timeout: 180_000,
+}, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "temper-supervisor-"));
+  const offset = await freeStackOffset();
+  const events: string[] = [];
+  const stack = await startStack({
+    dataDir,
+    natsPort: 4222 + offset,
+    portOffset: offset,
+    model: tinyModel(dataDir),
+    maxRestarts: 1,
+    onEvent: (line) => events.push(line),
+  });
+  try {
+    const victim = stack.process("reward-reasoning")!;
+    victim.kill(); // SIGKILL
+    await victim.exited;
+    // everything else answers while it is down
+    for (const s of stack.services.filter((x) => x.name !== "reward-reasoning"))
+      assert.equal(await checkHealth(stack.address(s.name), "", 2000), "SERVING", s.name);
+    const until = Date.now() + 60_000;
+    while (
+      stack.table().find((r) => r.name === "reward-reasoning")!.state !== "serving" &&
+      Date.now() < until
+    )
+      await new Promise((r) => setTimeout(r, 200));
+    const row = stack.table().find((r) => r.name === "reward-reasoning")!;
+    assert.equal(row.state, "serving", events.join("; "));
+    assert.equal(row.restarts, 1);
+    assert.notEqual(stack.process("reward-reasoning")!.pid, victim.pid);
+    assert.equal(await checkHealth(stack.address("reward-reasoning"), "", 2000), "SERVING");
+    assert.ok(
+      events.some((e) => /reward-reasoning exited .*restart 1\/1/.test(e)),
+      events.join("; "),
+    );
+
+    // past the limit the supervisor gives up and says which service failed
+    stack.process("reward-reasoning")!.kill();
+    assert.equal(await stack.failed, "reward-reasoning");
+    assert.equal(stack.table().find((r) => r.name === "reward-reasoning")!.state, "failed");
+  } finally {
+    await stack.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+function tinyModel(dir: string): string {
+  const out = join(dir, "model");
+  initModel({
+    config: presetConfig("tiny", tokenizerIds("bytes")),
+    tokenizer: "bytes",
+    out,
+    seed: 1,
+    dtype: "f32",
+  });
+  return out;
+}
