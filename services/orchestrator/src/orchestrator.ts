@@ -255,7 +255,7 @@ export class Orchestrator {
       steps: spec.steps,
       model: spec.model,
       created_at: new Date().toISOString(),
-      structure: s?.$case ?? "",
+      reward: { structure: s?.$case ?? "" },
       provenance: {
         commit: process.env.TEMPER_COMMIT ?? "unknown",
         model_hash: spec.training?.model ?? "",

@@ -20,7 +20,7 @@ one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptiv
 prompts), every service a process; then one HTML report and the summary table.
 
   --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
-  --long           a 600-step warm start and 40 RL steps per structure (about an hour)
+  --long           an 800-step warm start and 150 RL steps per structure (about an hour)
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, or
                    .temper/smoke with --smoke); the data and the warm start are made once
   --port-offset N  added to every port of the local stack
@@ -55,14 +55,14 @@ interface Setting {
 const FULL: Setting = {
   preset: "mini",
   synth: { sft: 423, train: 200, eval: 200, seed: 1, maxOperand: 20, maxResult: 100, maxSteps: 1 },
-  sft: { steps: 200, batchSize: 32, learningRate: 3e-3, warmupSteps: 20, evalSize: 200 },
+  sft: { steps: 300, batchSize: 32, learningRate: 3e-3, warmupSteps: 20, evalSize: 200 },
 };
 
-/** Longer: more warm start and RL steps (not run within the default's budget). */
+/** Longer: a longer warm start and 150 RL steps per structure. */
 const LONG: Setting = {
   ...FULL,
-  sft: { ...FULL.sft, steps: 600 },
-  rl: { steps: 40, promptsPerStep: 8, completionsPerPrompt: 8, evalSize: 200, evalEvery: 10 },
+  sft: { ...FULL.sft, steps: 800 },
+  rl: { steps: 150, promptsPerStep: 8, completionsPerPrompt: 8, evalSize: 200, evalEvery: 25 },
 };
 
 const SMOKE: Setting = {
