@@ -11,9 +11,9 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { orchestrator, scheduler } from "@temper/proto";
-import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { ADAPTER_BUCKET } from "@temper/qwen3";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, testRunSpec } from "./src/index.ts";
+import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const STEPS = 3;
 
@@ -46,14 +46,7 @@ describe("an RL run survives the SIGKILL of any one service", {
   const supervisor: string[] = [];
 
   before(async () => {
-    initModel({
-      config: presetConfig("tiny", tokenizerIds("bytes")),
-      tokenizer: "bytes",
-      out: modelDir,
-      seed: 3,
-      dtype: "f32",
-      std: 0.1,
-    });
+    tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
     const offset = await freeStackOffset();
     stack = await startStack({

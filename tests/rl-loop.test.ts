@@ -15,7 +15,7 @@ import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/q
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, testRunSpec } from "./src/index.ts";
+import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const STEPS = 4;
 
@@ -49,14 +49,7 @@ describe("the RL loop through the orchestrator", {
   let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 
   before(async () => {
-    initModel({
-      config: presetConfig("tiny", tokenizerIds("bytes")),
-      tokenizer: "bytes",
-      out: modelDir,
-      seed: 3,
-      dtype: "f32",
-      std: 0.1,
-    });
+    tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(12, 1));
     writeFileSync(join(root, "eval.jsonl"), additionProblems(6, 40));
     const offset = await freeStackOffset();

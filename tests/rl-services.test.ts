@@ -8,9 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { findNatsServer } from "@temper/kit";
 import { type common, learner, rollout } from "@temper/proto";
-import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { runTemper } from "../packages/qwen3/src/cli-testing.ts";
-import { Harness, type TestService } from "./src/index.ts";
+import { Harness, type TestService, tinyPolicyModel } from "./src/index.ts";
 
 const PROMPTS = Array.from({ length: 8 }, (_, i) => ({ id: `p${i}`, prompt: `q${i}: `, reference: "" }));
 const LORA = { rank: 8, alpha: 16, targetModules: [], useRslora: false };
@@ -25,15 +24,7 @@ describe("rollout and learner", { skip: !findNatsServer() && "nats-server not in
   let lrn: ReturnType<typeof h.client<typeof learner.LearnerServiceService>>;
 
   before(async () => {
-    // Weights of std 0.1 give logits far enough from uniform that a LoRA update moves sampling.
-    initModel({
-      config: presetConfig("tiny", tokenizerIds("bytes")),
-      tokenizer: "bytes",
-      out: modelDir,
-      seed: 3,
-      dtype: "f32",
-      std: 0.1,
-    });
+    tinyPolicyModel(modelDir);
     [rolloutSvc, learnerSvc] = await Promise.all([
       h.service("rollout", { withNats: true, env: { MODEL_DIR: modelDir } }),
       h.service("learner", {

@@ -18,5 +18,5 @@ export {
   type TestNats,
   TestService,
 } from "./processes.ts";
-export { additionProblems, type SpecBase, STRUCTURES, testRunSpec } from "./run-spec.ts";
+export { additionProblems, type SpecBase, STRUCTURES, testRunSpec, tinyPolicyModel } from "./run-spec.ts";
 export { freeStackOffset } from "./stack-ports.ts";

@@ -1,6 +1,7 @@
 // RunSpecs for tests and benchmarks that drive the orchestrator: GRPO with LoRA under one reward
 // structure, every field given, and GSM8K-format problems to train on.
 import { learner, type orchestrator, scheduler } from "@temper/proto";
+import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 
 type StructureKind = NonNullable<NonNullable<scheduler.RunConfig["structure"]>["kind"]>;
 
@@ -84,4 +85,20 @@ export function additionProblems(n: number, from: number): string {
       answer: `${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b}\n#### ${a + b}`,
     });
   }).join("\n");
+}
+
+/**
+ * A tiny byte-tokenizer policy in `dir`. Weights of std 0.1 give logits far enough from uniform
+ * that a LoRA update moves sampling within a few steps.
+ */
+export function tinyPolicyModel(dir: string): string {
+  initModel({
+    config: presetConfig("tiny", tokenizerIds("bytes")),
+    tokenizer: "bytes",
+    out: dir,
+    seed: 3,
+    dtype: "f32",
+    std: 0.1,
+  });
+  return dir;
 }
