@@ -51,10 +51,20 @@ export async function connect(o: ConnectOptions): Promise<Connection> {
   const client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
     defaults: { timeoutMs: 60_000 },
   });
+  // Ctrl-C or SIGTERM stops the stack this command started (runs stay resumable), then exits.
+  const onSignal = (signal: NodeJS.Signals) => {
+    o.say(`${signal}: stopping the local stack (resume with temper resume RUN)`);
+    client.$close();
+    void stack.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   return {
     client,
     stack,
     close: async () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
       client.$close();
       const problems = await stack.stop();
       for (const p of problems) o.say(p);
