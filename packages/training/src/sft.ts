@@ -445,8 +445,9 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
   const evals: SftEvalResult[] = [];
   if (saved) {
     const state = JSON.parse(readFileSync(join(saved.dir, SFT_STATE_FILE), "utf8")) as SavedState;
+    // (a key the saved state lacks is an option added since: that run had its default)
     for (const [k, v] of Object.entries(print0))
-      if (JSON.stringify(state.fingerprint[k]) !== JSON.stringify(v))
+      if (k in state.fingerprint && JSON.stringify(state.fingerprint[k]) !== JSON.stringify(v))
         throw new SftError(
           `--resume: ${k} differs from the saved run's (${JSON.stringify(state.fingerprint[k])} there, ${JSON.stringify(v)} now)`,
         );

@@ -26,7 +26,7 @@ options:
   --micro-batch-size M     sequences per graph run; gradients summed over the batch (default B)
   --lr X                   peak learning rate (default 2e-3)
   --schedule S             constant | linear | cosine (default cosine)
-  --warmup N               linear warm-up steps (default 10, at most --steps)
+  --warmup N               linear warm-up steps (default 10, at most a tenth of --steps)
   --min-lr-ratio R         floor of linear/cosine as a fraction of --lr (default 0.1)
   --max-grad-norm G        clip the global gradient norm (default 1; 0 = off)
   --weight-decay W         AdamW decoupled weight decay (default 0)
@@ -197,7 +197,7 @@ async function sft(argv: string[]): Promise<void> {
   const learningRate = numberFlag("lr", values.lr, DEFAULTS.lr)!;
   if (!(learningRate > 0)) throw new CliError(`--lr: expected a number > 0, got "${values.lr}"`);
   const schedule = choiceFlag("schedule", values.schedule, SCHEDULES, DEFAULTS.schedule);
-  const warmupSteps = integer("warmup", values.warmup, 0, Math.min(DEFAULTS.warmup, steps))!;
+  const warmupSteps = integer("warmup", values.warmup, 0, Math.min(DEFAULTS.warmup, Math.floor(steps / 10)))!;
   if (warmupSteps > steps) throw new CliError(`--warmup (${warmupSteps}) must not exceed --steps (${steps})`);
   const minLrRatio = numberFlag("min-lr-ratio", values["min-lr-ratio"], DEFAULTS.minLrRatio)!;
   if (!(minLrRatio >= 0 && minLrRatio <= 1))
