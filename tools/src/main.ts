@@ -29,7 +29,7 @@ const commands: Record<
     load: () => import("./commands/sft.ts"),
   },
   default: {
-    summary: "the default experiment: four reward structures on a warm-started small model, one report",
+    summary: "the default experiment: four reward structures on a warm-started mini model, one report",
     load: () => import("./commands/default.ts"),
   },
   ...Object.fromEntries(

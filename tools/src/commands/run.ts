@@ -122,6 +122,8 @@ export async function runCommand(command: string, argv: string[]): Promise<void>
     return;
   }
 
+  // a missing run id is a usage error, answered before any stack is started
+  const runId = command === "runs" ? "" : requireRunId(positionals[0], command);
   const c = await connect({ ...conn, say });
   try {
     switch (command) {
@@ -137,21 +139,19 @@ export async function runCommand(command: string, argv: string[]): Promise<void>
         return;
       }
       case "watch": {
-        const id = requireRunId(positionals[0], "watch");
-        const r = await follow(c.client, id, id);
-        process.stdout.write(`${id}: ${statusName(r.status)}${r.error ? `: ${r.error}` : ""}\n`);
+        const r = await follow(c.client, runId, runId);
+        process.stdout.write(`${runId}: ${statusName(r.status)}${r.error ? `: ${r.error}` : ""}\n`);
         return;
       }
       case "stop": {
-        const { run } = await c.client.stopRun({ runId: requireRunId(positionals[0], "stop") });
+        const { run } = await c.client.stopRun({ runId });
         process.stdout.write(`${run!.runId}: ${statusName(run!.status)} after ${run!.stepsDone} step(s)\n`);
         return;
       }
       case "resume": {
-        const id = requireRunId(positionals[0], "resume");
-        await c.client.resumeRun({ runId: id });
-        const r = await follow(c.client, id, id);
-        process.stdout.write(`${id}: ${statusName(r.status)}${r.error ? `: ${r.error}` : ""}\n`);
+        await c.client.resumeRun({ runId });
+        const r = await follow(c.client, runId, runId);
+        process.stdout.write(`${runId}: ${statusName(r.status)}${r.error ? `: ${r.error}` : ""}\n`);
         return;
       }
     }
