@@ -33,7 +33,7 @@ function runSpec(
     },
     {
       steps: STEPS,
-      eval: { every: 2, size: 6, baseline: true, maxNewTokens: 8, majK: 0 },
+      eval: { every: 2, size: 6, baseline: true, maxNewTokens: 8, majK: 3 },
       samplesPerStep: 2,
       ...overrides,
     },
@@ -163,6 +163,15 @@ describe("the RL loop through the orchestrator", {
         [4, 6],
       ],
     );
+    // maj@3 beside the greedy accuracy: a count of solved problems out of n, in the stream too
+    for (const [i, e] of evalLines.entries()) {
+      assert.equal(e.maj_k, 3);
+      assert.ok(
+        Number.isInteger(e.maj_accuracy * e.n) && e.maj_accuracy <= 1,
+        `maj_accuracy ${e.maj_accuracy}`,
+      );
+      assert.equal(evals[i].majAccuracy, e.maj_accuracy);
+    }
     assert.ok(readFileSync(join(run.directory, "samples.jsonl"), "utf8").trim().split("\n").length >= STEPS);
     assert.match(readFileSync(join(run.directory, "spec.yaml"), "utf8"), new RegExp(`run_id: ${runId}`));
 
@@ -188,7 +197,7 @@ describe("the RL loop through the orchestrator", {
     const bus = await connectBus({ url: stack.natsUrl, name: "rl-loop-test" });
     try {
       for (const [subject, count] of [
-        ["rollout.completed", STEPS + evals.length],
+        ["rollout.completed", STEPS + 2 * evals.length], // eval: greedy, then maj@k
         ["reward.blended", STEPS],
         ["policy.updated", STEPS],
         ["metrics.step", STEPS],

@@ -153,6 +153,7 @@ function stat(s: { mean: number; se: number | null } | null): string {
 
 /** One row per variant: warm start, final and best accuracy (± standard error), halfway step, wall time. */
 export function summaryTable(variants: VariantSummary[]): string[] {
+  const withMaj = variants.some((v) => v.finalMaj !== null);
   const rows = [
     [
       "variant",
@@ -160,6 +161,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       "warm start",
       "final acc ± se",
       "best acc ± se",
+      ...(withMaj ? ["maj@k warm", "maj@k final ± se"] : []),
       "halfway step",
       "stability",
       "wall",
@@ -170,6 +172,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       stat(v.warm),
       stat(v.final),
       stat(v.best),
+      ...(withMaj ? [v.warmMaj ? v.warmMaj.mean.toFixed(3) : "–", stat(v.finalMaj)] : []),
       v.halfway ? String(v.halfway.step) : "–",
       v.stability === null ? "–" : v.stability.toFixed(3),
       v.wallTime === null ? "–" : duration(v.wallTime),

@@ -272,6 +272,7 @@ function rounded(points: SeriesPoint[]): SeriesPoint[] {
 const DASH = "—";
 
 function summaryTable(summary: ReportSummary, colors: Map<string, string>): string {
+  const withMaj = summary.variants.some((s) => s.finalMaj !== null);
   const rows = summary.variants.map((s) => {
     const delta = s.final && s.warm ? s.final.mean - s.warm.mean : null;
     return `<tr>
@@ -281,7 +282,7 @@ function summaryTable(summary: ReportSummary, colors: Map<string, string>): stri
 <td class="num">${stat(s.warm, false)}</td>
 <td class="num">${stat(s.final, true)}</td>
 <td class="num">${stat(s.best, true)}</td>
-<td class="num">${delta === null ? DASH : `${delta >= 0 ? "+" : "−"}${fmt(Math.abs(delta))}`}</td>
+${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, true)}</td>\n` : ""}<td class="num">${delta === null ? DASH : `${delta >= 0 ? "+" : "−"}${fmt(Math.abs(delta))}`}</td>
 <td class="num">${s.halfway === null ? DASH : `${s.halfway.step}${s.halfway.elapsed === null ? "" : ` <span class="sub">(${duration(s.halfway.elapsed)})</span>`}`}</td>
 <td class="num">${s.stability === null ? DASH : fmt(s.stability)}</td>
 <td class="num">${steps(s)}</td>
@@ -293,7 +294,7 @@ function summaryTable(summary: ReportSummary, colors: Map<string, string>): stri
       ? "no evaluations"
       : `best final accuracy of any variant ${fmt(summary.bestFinal)}`;
   return `<table class="summary">
-<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th><th>final − warm</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
+<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th>${withMaj ? "<th>maj@k warm → final</th>" : ""}<th>final − warm</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
@@ -304,7 +305,7 @@ ${rows.join("\n")}
 evaluation at which the seed-mean accuracy reaches halfway from the variant's warm start to the
 ${esc(target)} (wall time in brackets). <b>Stability</b>: standard deviation of the last
 ${summary.stabilityWindow} evaluation accuracies, averaged over seeds. <b>Steps</b>: training steps
-done (of those planned, where fewer).</p>`;
+done (of those planned, where fewer).${withMaj ? " <b>maj@k</b>: k completions per problem at the sampling temperature vote with their final answers." : ""}</p>`;
 }
 
 function stat(s: Stat | null, withSe: boolean): string {

@@ -149,6 +149,32 @@ describe("summary", () => {
   });
 });
 
+describe("maj@k", () => {
+  test("where runs measured maj@k, the summary and the page carry it; elsewhere no column", () => {
+    const dirs = exampleRuns({ variants: ["hard", "hybrid"], seeds: [1] });
+    const plain = renderReport(dirs.map(loadRun));
+    assert.doesNotMatch(plain, /maj@k/);
+    // the hard run measured maj@8: 0.5 at the warm start, 0.7 at the end (n = 500)
+    const file = join(dirs[0], "eval.jsonl");
+    const lines = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    lines[0].maj_accuracy = 0.5;
+    lines[lines.length - 1].maj_accuracy = 0.7;
+    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    const runs = dirs.map(loadRun);
+    const byName = new Map(summarize(groupVariants(runs)).variants.map((s) => [s.name, s]));
+    close(byName.get("hard")!.warmMaj!.mean, 0.5);
+    close(byName.get("hard")!.finalMaj!.mean, 0.7);
+    close(byName.get("hard")!.finalMaj!.se!, Math.sqrt((0.7 * 0.3) / 500));
+    assert.equal(byName.get("hybrid")!.finalMaj, null);
+    const html = renderReport(runs);
+    assert.match(html, /<th>maj@k warm → final<\/th>/);
+    assert.match(html, /0\.500 → 0\.700 <span class="se">± 0\.020<\/span>/);
+  });
+});
+
 describe("renderReport", () => {
   test("one self-contained page: no external references, samples escaped", () => {
     const runs = exampleRuns().map(loadRun);

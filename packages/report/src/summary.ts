@@ -107,6 +107,9 @@ export interface VariantSummary {
   warm: Stat | null;
   final: Stat | null;
   best: Stat | null;
+  /** maj@k at the warm start and the final evaluation, where the runs measured it. */
+  warmMaj: Stat | null;
+  finalMaj: Stat | null;
   /** Step of each run's final evaluation (normally equal). */
   finalSteps: number[];
   /** First eval step at which the seed-mean accuracy reaches the halfway target; null if never. */
@@ -143,6 +146,16 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
         : null;
       return { mean: mean(rows.map((e) => e.accuracy)), se, values: rows.map((e) => e.accuracy) };
     };
+    const majOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
+      const rows = withEvals.map((r) => pick(r.evals!)).filter((e): e is EvalRow => e?.majAccuracy != null);
+      if (rows.length === 0) return null;
+      const values = rows.map((e) => e.majAccuracy!);
+      const ses = rows.map((e) => (e.n ? Math.sqrt((e.majAccuracy! * (1 - e.majAccuracy!)) / e.n) : null));
+      const se = ses.every((x) => x !== null)
+        ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / rows.length
+        : null;
+      return { mean: mean(values), se, values };
+    };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
       .filter((s): s is number => s !== null);
@@ -154,6 +167,8 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       warm: statOf((evals) => evals.find((e) => e.step === 0)),
       final: statOf((evals) => evals[evals.length - 1]),
       best: statOf((evals) => evals.reduce((b, e) => (e.accuracy > b.accuracy ? e : b))),
+      warmMaj: majOf((evals) => evals.find((e) => e.step === 0)),
+      finalMaj: majOf((evals) => evals[evals.length - 1]),
       finalSteps: withEvals.map((r) => r.evals![r.evals!.length - 1].step),
       stability: stabilities.length > 0 ? mean(stabilities) : null,
       stepsDone: v.runs.map((r) => r.metrics.length),

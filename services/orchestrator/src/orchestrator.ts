@@ -436,7 +436,14 @@ function fileSha256(path: string): string {
 }
 
 function evalProto(e: RunRecord["evals"][number]): orchestrator.EvalResult {
-  return { step: e.step, accuracy: e.accuracy, stderr: e.stderr, n: e.n, policyVersion: e.policy_version };
+  return {
+    step: e.step,
+    accuracy: e.accuracy,
+    stderr: e.stderr,
+    n: e.n,
+    majAccuracy: e.maj_accuracy,
+    policyVersion: e.policy_version,
+  };
 }
 
 function metricsProto(line: Record<string, unknown>): orchestrator.StepMetrics {

@@ -32,6 +32,10 @@ export interface EvalRecord {
   stderr: number;
   n: number;
   correct: number;
+  /** maj@k, when the spec asks for it (EvalSpec.maj_k ≥ 2). */
+  maj_k?: number;
+  maj_accuracy?: number;
+  maj_stderr?: number;
   elapsed: number;
   seconds: number;
   policy_version: string;

@@ -6,16 +6,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Gsm8kExample } from "@temper/gsm8k";
 import { plainPrompt } from "@temper/gsm8k";
 import { type Bus, GrpcError, type Logger, type PromiseClient, Status } from "@temper/kit";
-import {
-  type common,
-  events,
-  type learner,
-  type orchestrator,
-  reward,
-  rollout,
-  scheduler,
-} from "@temper/proto";
+import { common, events, type learner, type orchestrator, reward, rollout, scheduler } from "@temper/proto";
 import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
+import { type Ballot, majorityCorrect } from "./majority.ts";
 import { drawStep, shardRanges } from "./prompts.ts";
 import {
   decodeSpec,
@@ -218,12 +211,17 @@ export class Runner {
     }
     const n = problems.length;
     const p = n ? correct / n : 0;
+    const maj =
+      e.majK >= 2 ? await this.majorityVote(prompts, sampling.maxNewTokens, e.majK, stepsDone) : null;
     const rec: EvalRecord = {
       step: stepsDone,
       accuracy: p,
       stderr: n ? Math.sqrt((p * (1 - p)) / n) : 0,
       n,
       correct,
+      ...(maj
+        ? { maj_k: e.majK, maj_accuracy: maj / n, maj_stderr: Math.sqrt(((maj / n) * (1 - maj / n)) / n) }
+        : {}),
       elapsed: this.elapsed(),
       seconds: (performance.now() - t0) / 1000,
       policy_version: this.rec.policyVersion,
@@ -241,12 +239,44 @@ export class Runner {
           stderr: rec.stderr,
           n,
           policyVersion: rec.policy_version,
+          majAccuracy: rec.maj_accuracy,
         }).finish(),
         { msgId: `${this.rec.runId}.${stepsDone}.metrics.eval` },
       )
       .catch((err) => this.logger.warn({ err }, "metrics.eval not published"));
     this.emit({ kind: "eval", eval: rec });
     this.logger.info({ run_id: this.rec.runId, step: stepsDone, accuracy: p, n }, "evaluated");
+  }
+
+  /** maj@k: k completions per problem at the run's sampling settings; returns the problems solved. */
+  private async majorityVote(
+    prompts: rollout.PromptInput[],
+    maxNewTokens: number,
+    k: number,
+    stepsDone: number,
+  ): Promise<number> {
+    const sampling: rollout.SamplingParams = { ...this.spec.sampling!, maxNewTokens, seed: this.spec.seed };
+    const { groups } = await this.generate(prompts, sampling, k, stepsDone, "eval-maj");
+    const scored = await this.retry("correctness Score (eval maj@k)", (signal) =>
+      this.clients.correctness.score(
+        { groups, params: undefined },
+        { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+      ),
+    );
+    let i = 0;
+    let solved = 0;
+    for (const g of groups) {
+      const ballots: Ballot[] = g.completions.map((c) => {
+        const v = scored.results[i++]?.components.correctness_hard;
+        return {
+          text: c.text,
+          finishReason: finishReasonName(c.finishReason),
+          correct: v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1,
+        };
+      });
+      if (majorityCorrect(ballots)) solved++;
+    }
+    return solved;
   }
 
   private evalDue(stepsDone: number): boolean {
@@ -460,4 +490,10 @@ export class Runner {
     }
     this.emit({ kind: "status", status, error });
   }
+}
+
+function finishReasonName(r: common.FinishReason): Ballot["finishReason"] {
+  if (r === common.FinishReason.FINISH_REASON_STOP) return "stop";
+  if (r === common.FinishReason.FINISH_REASON_LENGTH) return "length";
+  return "unspecified";
 }
