@@ -219,7 +219,7 @@ export class Runner {
       stderr: n ? Math.sqrt((p * (1 - p)) / n) : 0,
       n,
       correct,
-      ...(maj
+      ...(maj !== null
         ? { maj_k: e.majK, maj_accuracy: maj / n, maj_stderr: Math.sqrt(((maj / n) * (1 - maj / n)) / n) }
         : {}),
       elapsed: this.elapsed(),
