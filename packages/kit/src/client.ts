@@ -4,7 +4,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   Client,
-  credentials,
   type CallOptions as GrpcCallOptions,
   Metadata,
   type MethodDefinition,
@@ -13,6 +12,7 @@ import {
 import { context as otelContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { GrpcError } from "./errors.ts";
 import type { CallContext } from "./handler.ts";
+import { type ClientSecurity, channelCredentials, defaultClientSecurity } from "./security.ts";
 import type { MessageLimits, ServiceDefinition } from "./server.ts";
 import { currentTracer } from "./telemetry.ts";
 import { injectTraceContext } from "./trace-context.ts";
@@ -46,6 +46,11 @@ export type PromiseClient<D extends ServiceDefinition> = {
 
 export interface ClientOptions {
   limits?: MessageLimits;
+  /**
+   * TLS and the bearer token sent on every call. Default: the process's (runService sets it from
+   * the service's config; elsewhere it is read from GRPC_TLS_* and AUTH_TOKEN_FILE).
+   */
+  security?: ClientSecurity;
   /** Applied to every call unless the call overrides them. */
   defaults?: CallOptions;
 }
@@ -57,13 +62,18 @@ function effectiveDeadline(o: CallOptions): Date | undefined {
   return own ?? inherited;
 }
 
-function buildMetadata(o: CallOptions): Metadata {
+/** The bearer token of each client createClient made (callUnary on `$client` sends it too). */
+const tokens = new WeakMap<Client, string>();
+
+function buildMetadata(o: CallOptions, client: Client): Metadata {
   let md: Metadata;
   if (o.metadata instanceof Metadata) md = o.metadata.clone();
   else {
     md = new Metadata();
     for (const [k, v] of Object.entries(o.metadata ?? {})) md.set(k, v);
   }
+  const token = tokens.get(client);
+  if (token && md.get("authorization").length === 0) md.set("authorization", `Bearer ${token}`);
   injectTraceContext(md);
   return md;
 }
@@ -115,7 +125,7 @@ export async function callUnary<Req, Res>(
   const ctx = trace.setSpan(otelContext.active(), span);
   try {
     for (let attempt = 1; ; attempt++) {
-      const metadata = otelContext.with(ctx, () => buildMetadata(options));
+      const metadata = otelContext.with(ctx, () => buildMetadata(options, client));
       try {
         const res = await unaryOnce(client, method, request, metadata, deadline, signal);
         span.setAttribute("rpc.grpc.status_code", status.OK);
@@ -152,7 +162,7 @@ export async function* callServerStream<Req, Res>(
     method.requestSerialize,
     method.responseDeserialize,
     request,
-    buildMetadata(options),
+    buildMetadata(options, client),
     deadline ? { deadline } : {},
   );
   const signal = options.signal ?? options.parent?.signal;
@@ -174,10 +184,12 @@ export function createClient<D extends ServiceDefinition>(
   address: string,
   options: ClientOptions = {},
 ): PromiseClient<D> {
-  const client = new Client(address, credentials.createInsecure(), {
+  const security = options.security ?? defaultClientSecurity();
+  const client = new Client(address, channelCredentials(security), {
     "grpc.max_receive_message_length": options.limits?.maxReceiveMessageBytes ?? -1,
     "grpc.max_send_message_length": options.limits?.maxSendMessageBytes ?? -1,
   });
+  if (security.token) tokens.set(client, security.token);
   const out: Record<string, unknown> = {
     $client: client,
     $address: address,

@@ -21,6 +21,7 @@ import {
 import type { Logger } from "pino";
 import { GrpcError } from "./errors.ts";
 import { traceLogger } from "./logger.ts";
+import type { CallCredentials, Principal } from "./security.ts";
 import { extractTraceContext } from "./trace-context.ts";
 
 /** What every handler receives besides its request. */
@@ -38,6 +39,8 @@ export interface CallContext {
   signal: AbortSignal;
   traceId: string;
   peer: string;
+  /** Who called, when the call carried a credential the server accepted (token or certificate). */
+  principal?: Principal;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res> | Res;
@@ -58,6 +61,11 @@ export interface HandlerDeps {
   /** Called around every call so the server can count what is in flight. */
   onStart?: () => void;
   onEnd?: () => void;
+  /**
+   * The credential hook (see security.ts authorizeCall): runs before the request is looked at;
+   * throws UNAUTHENTICATED or PERMISSION_DENIED, or returns the caller's principal.
+   */
+  authorize?: (call: CallCredentials) => Principal | undefined;
 }
 
 /** What the safe deserializer yields for bytes that are not a valid message. */
@@ -89,6 +97,34 @@ export function safeDeserializer<Req>(
       return new MalformedRequest((err as Error).message, field);
     }
   };
+}
+
+/** The credential part of a call, for the authorize hook. */
+function callCredentials(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  path: string,
+): CallCredentials {
+  const header = call.metadata.get("authorization")[0];
+  const auth = typeof call.getAuthContext === "function" ? call.getAuthContext() : {};
+  return {
+    method: path,
+    authorization: header === undefined ? undefined : String(header),
+    certificate: auth.sslPeerCertificate,
+  };
+}
+
+function authorize(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  path: string,
+  deps: HandlerDeps,
+  ctx: CallContext,
+): void {
+  if (!deps.authorize) return;
+  const principal = deps.authorize(callCredentials(call, path));
+  if (principal) {
+    ctx.principal = principal;
+    ctx.logger = ctx.logger.child({ principal: `${principal.kind}:${principal.name}` });
+  }
 }
 
 function rejectMalformed(request: unknown): void {
@@ -157,14 +193,14 @@ function begin(
       // The access line: exactly one per RPC. OK at debug, a status the handler chose at info, a
       // bug (INTERNAL, with its stack) at error.
       if (err === undefined) {
-        logger.debug({ code: status[code], duration_ms: durationMs }, "rpc");
+        ctx.logger.debug({ code: status[code], duration_ms: durationMs }, "rpc");
       } else if (err instanceof GrpcError) {
         out = err;
-        logger.info({ code: err.codeName, duration_ms: durationMs, details: err.message }, "rpc");
+        ctx.logger.info({ code: err.codeName, duration_ms: durationMs, details: err.message }, "rpc");
       } else {
         // A bug, not a bad request: keep the stack in the log, give the caller a trace id to find it.
         out = new GrpcError(status.INTERNAL, `internal error (trace ${sc.traceId})`);
-        logger.error({ code: out.codeName, duration_ms: durationMs, err }, "rpc");
+        ctx.logger.error({ code: out.codeName, duration_ms: durationMs, err }, "rpc");
       }
       if (out) code = out.code;
       span.setAttribute("rpc.grpc.status_code", code);
@@ -188,6 +224,7 @@ export function wrapUnary<Req, Res>(
     const started = begin(call, path, deps);
     started
       .run(async () => {
+        authorize(call, path, deps, started.ctx);
         rejectMalformed(call.request);
         return handler(call.request, started.ctx);
       })
@@ -213,6 +250,7 @@ export function wrapServerStream<Req, Res>(
     const started = begin(call, path, deps);
     started
       .run(async () => {
+        authorize(call, path, deps, started.ctx);
         rejectMalformed(call.request);
         for await (const item of handler(call.request, started.ctx)) {
           if (call.cancelled) return;

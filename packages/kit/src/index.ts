@@ -58,6 +58,7 @@ export {
   type NatsServerOptions,
   startNatsServer,
 } from "./nats-server.ts";
+export { type Leaf, makeCertificates, opensslAvailable, type PkiBackend } from "./pki.ts";
 export {
   addReflection,
   decodeReflectionRequest,
@@ -71,10 +72,31 @@ export {
 } from "./reflection.ts";
 export { type RunningService, type RunServiceOptions, runService, type ServiceDeps } from "./run-service.ts";
 export {
+  authorizeCall,
+  type CallCredentials,
+  CLIENT_AUTH_MODES,
+  type ClientAuthMode,
+  type ClientSecurity,
+  certificateNames,
+  channelCredentials,
+  clientSecurityFromConfig,
+  defaultClientSecurity,
+  type Principal,
+  parseTokens,
+  type SecurityConfig,
+  type ServerSecurity,
+  securityConfigSchema,
+  serverCredentials,
+  serverSecurityFromConfig,
+  setDefaultClientSecurity,
+  tokenDigest,
+} from "./security.ts";
+export {
   DEFAULT_MAX_MESSAGE_BYTES,
   type MessageLimits,
   type ServerHandle,
   type ServiceDefinition,
+  type ServiceOptions,
   type ServiceRegistration,
   type StartServerOptions,
   service,

@@ -82,6 +82,11 @@ export interface ConnectBusOptions {
   streams?: StreamSpec[];
   /** Default 5 s. */
   timeoutMs?: number;
+  /** User and password of the server's authorization block (NATS_USER, NATS_PASSWORD_FILE). */
+  user?: string;
+  password?: string;
+  /** CA file to verify a TLS NATS server (NATS_TLS_CA). */
+  tlsCaFile?: string;
 }
 
 /** A trace context continued from a received message's headers. */
@@ -102,6 +107,8 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
       reconnectJitter: 250,
+      ...(options.user !== undefined ? { user: options.user, pass: options.password ?? "" } : {}),
+      ...(options.tlsCaFile ? { tls: { caFile: options.tlsCaFile } } : {}),
     });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);

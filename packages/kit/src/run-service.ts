@@ -1,9 +1,17 @@
 // A service's whole main: config from env (exit 2 on a bad value), logger, telemetry, optional
 // NATS, the gRPC server, and graceful SIGTERM (NOT_SERVING, in-flight calls finish, NATS drained,
 // spans flushed, exit 0).
-import { type ConfigOf, loadConfigOrExit, type Schema } from "./config.ts";
+import { readFileSync } from "node:fs";
+import { ConfigError, type ConfigOf, loadConfigOrExit, type Schema } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { type Bus, connectBus, type StreamSpec, TEMPER_STREAM } from "./nats.ts";
+import {
+  type ClientSecurity,
+  clientSecurityFromConfig,
+  type ServerSecurity,
+  serverSecurityFromConfig,
+  setDefaultClientSecurity,
+} from "./security.ts";
 import { type ServerHandle, type ServiceRegistration, serviceName, startServer } from "./server.ts";
 import { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
 import { onShutdown, type ShutdownStep } from "./shutdown.ts";
@@ -52,6 +60,21 @@ export async function runService<S extends Schema = Record<string, never>>(
   const config = loadConfigOrExit(schema, options.name) as ServiceDeps<S>["config"];
   // The common variables, typed without the service's generic part.
   const c = config as ConfigOf<Common> & Partial<ConfigOf<NatsVars>>;
+  // Cross-variable checks (a certificate without its key, client auth without a CA ...): one line, exit 2.
+  let serverSecurity: ServerSecurity;
+  let clientSecurity: ClientSecurity;
+  try {
+    serverSecurity = serverSecurityFromConfig(c);
+    clientSecurity = clientSecurityFromConfig(c);
+    if (c.NATS_USER && !c.NATS_PASSWORD_FILE)
+      throw new ConfigError("NATS_PASSWORD_FILE", "NATS_USER is set: NATS_PASSWORD_FILE is required");
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${options.name}: invalid configuration: ${err.message}\n`);
+    process.exit(2);
+  }
+  // Every client this service makes (createClient) uses its TLS settings and token.
+  setDefaultClientSecurity(clientSecurity);
   const logger = createLogger({ name: options.name, level: c.LOG_LEVEL });
   process.on("uncaughtException", (err) => {
     logger.fatal({ err }, "uncaught exception");
@@ -70,6 +93,9 @@ export async function runService<S extends Schema = Record<string, never>>(
       name: options.name,
       logger,
       streams: options.nats === true ? [TEMPER_STREAM] : options.nats,
+      user: c.NATS_USER,
+      password: c.NATS_PASSWORD_FILE ? readFileSync(c.NATS_PASSWORD_FILE, "utf8").trim() : undefined,
+      tlsCaFile: c.NATS_TLS_CA,
     });
   }
   const deps: ServiceDeps<S> = { config, logger, telemetry, bus };
@@ -88,6 +114,7 @@ export async function runService<S extends Schema = Record<string, never>>(
     graceMs: c.SHUTDOWN_GRACE_MS,
     logger,
     tracer: telemetry.tracer,
+    security: serverSecurity,
   });
   if (bus) {
     // Readiness follows the store: each application service is NOT_SERVING while NATS is down and

@@ -1,6 +1,7 @@
 // Starts a grpc-js server with the application services, grpc.health.v1 and reflection (v1 and
 // v1alpha), explicit message-size limits, and a graceful shutdown.
-import { type MethodDefinition, Server, ServerCredentials } from "@grpc/grpc-js";
+import type { MethodDefinition } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { builtinDescriptorFiles, HEALTH_SERVICE, REFLECTION_SERVICES } from "./builtin-descriptors.ts";
@@ -14,6 +15,7 @@ import {
 } from "./handler.ts";
 import { HealthRegistry, type ServingStatus } from "./health.ts";
 import { addReflection } from "./reflection.ts";
+import { authorizeCall, type ServerSecurity, serverCredentials } from "./security.ts";
 import { currentTracer } from "./telemetry.ts";
 
 /** A ts-proto (outputServices=grpc-js) service definition: method key -> MethodDefinition. */
@@ -23,14 +25,28 @@ export type ServiceDefinition = Record<string, MethodDefinition<any, any>>;
 export interface ServiceRegistration<D extends ServiceDefinition = ServiceDefinition> {
   definition: D;
   implementation: ServiceImplementation<D>;
+  /** Method keys that change state: with credentials configured, they need one (security.ts). */
+  mutating?: string[];
+}
+
+export interface ServiceOptions<D extends ServiceDefinition> {
+  /**
+   * The methods that change state (e.g. ["configure", "score"]). When the server has credentials
+   * configured (AUTH_TOKENS_FILE / AUTH_IDENTITIES), a call to one of them without a valid token or
+   * an allowed client certificate is UNAUTHENTICATED or PERMISSION_DENIED.
+   */
+  mutating?: (keyof D & string)[];
 }
 
 /** Pairs a definition with its implementation, checking the handler types against the definition. */
 export function service<D extends ServiceDefinition>(
   definition: D,
   implementation: ServiceImplementation<D>,
+  options: ServiceOptions<D> = {},
 ): ServiceRegistration {
-  return { definition, implementation } as unknown as ServiceRegistration;
+  for (const key of options.mutating ?? [])
+    if (!definition[key]) throw new Error(`mutating: the service has no method "${key}"`);
+  return { definition, implementation, mutating: options.mutating } as unknown as ServiceRegistration;
 }
 
 export interface MessageLimits {
@@ -58,6 +74,8 @@ export interface StartServerOptions {
   logger: Logger;
   /** Default: the tracer registered by startTelemetry (a no-op tracer if none). */
   tracer?: Tracer;
+  /** TLS / mutual TLS and the credentials mutating RPCs need; default plaintext, no credentials. */
+  security?: ServerSecurity;
 }
 
 export interface ServerHandle {
@@ -101,7 +119,12 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
     "grpc.max_send_message_length": maxSend,
   });
   let inFlight = 0;
+  const security = options.security ?? {};
+  const mutating = new Set(
+    options.services.flatMap((r) => (r.mutating ?? []).map((k) => r.definition[k].path as string)),
+  );
   const deps: HandlerDeps = {
+    authorize: security.tls || security.auth ? (call) => authorizeCall(security, mutating, call) : undefined,
     logger,
     tracer: options.tracer ?? currentTracer(options.name),
     onStart: () => {
@@ -150,13 +173,27 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
   const reflection = addReflection(server, index, [...names, HEALTH_SERVICE, ...REFLECTION_SERVICES]);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(`${host}:${options.port}`, serverCredentials(security), (err, bound) =>
       err ? reject(new Error(`cannot listen on ${host}:${options.port}: ${err.message}`)) : resolve(bound),
     ),
   );
   health.setAll("SERVING");
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  logger.info({ port, host, services: names, version: options.version }, "listening");
+  logger.info(
+    {
+      port,
+      host,
+      services: names,
+      version: options.version,
+      tls: security.tls
+        ? security.tls.clientAuth === "none"
+          ? "tls"
+          : `mtls-${security.tls.clientAuth}`
+        : "off",
+      credentials: security.auth ? "required for mutating RPCs" : "off",
+    },
+    "listening",
+  );
 
   let closing: Promise<void> | undefined;
   const shutdown = (grace = graceMs): Promise<void> => {

@@ -1,7 +1,9 @@
 // The environment variables every Temper service reads (service-specific ones are added by each
 // service's own schema).
+import { readFileSync } from "node:fs";
 import { env, type Schema } from "./config.ts";
 import { LOG_LEVELS } from "./logger.ts";
+import { securityConfigSchema } from "./security.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.ts";
 
 export function commonConfigSchema(defaults: { port: number; name: string }) {
@@ -33,6 +35,7 @@ export function commonConfigSchema(defaults: { port: number; name: string }) {
       }),
     ),
     OTEL_SERVICE_NAME: env.string({ default: defaults.name, doc: "service.name on traces." }),
+    ...securityConfigSchema(),
   } satisfies Schema;
 }
 
@@ -42,6 +45,39 @@ export function natsConfigSchema() {
       default: "nats://127.0.0.1:4222",
       protocols: ["nats", "tls"],
       doc: "NATS server with JetStream (events, KV, object store).",
+    }),
+    NATS_USER: env.optional(
+      env.string({ doc: "NATS user name (the server's authorization block); needs NATS_PASSWORD_FILE." }),
+    ),
+    NATS_PASSWORD_FILE: env.optional({
+      doc: "File holding NATS_USER's password.",
+      kind: "path of a file",
+      parse(raw: string) {
+        let text: string;
+        try {
+          text = readFileSync(raw, "utf8").trim();
+        } catch (err) {
+          throw new Error(
+            `cannot read ${raw}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
+        }
+        if (!text) throw new Error(`${raw} is empty`);
+        return raw;
+      },
+    }),
+    NATS_TLS_CA: env.optional({
+      doc: "CA certificate to verify a NATS server that uses TLS (tls:// URL or a server requiring TLS).",
+      kind: "path of a PEM file",
+      parse(raw: string) {
+        try {
+          readFileSync(raw);
+        } catch (err) {
+          throw new Error(
+            `cannot read ${raw}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
+        }
+        return raw;
+      },
     }),
   } satisfies Schema;
 }

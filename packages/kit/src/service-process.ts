@@ -2,9 +2,10 @@
 // grpc.health.v1 reports SERVING; used by `temper stack` and the test harness.
 import { type ChildProcess, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Client, credentials } from "@grpc/grpc-js";
+import { Client } from "@grpc/grpc-js";
 import { callUnary } from "./client.ts";
 import { HealthDefinition, type ServingStatus } from "./health.ts";
+import { type ClientSecurity, channelCredentials, defaultClientSecurity } from "./security.ts";
 
 export interface ServiceProcessOptions {
   name: string;
@@ -16,6 +17,8 @@ export interface ServiceProcessOptions {
   readyTimeoutMs?: number;
   /** Sees every output line (e.g. to forward logs). */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** How to reach it for the health check (TLS); default the process's client security. */
+  security?: ClientSecurity;
 }
 
 export interface ServiceProcess {
@@ -37,8 +40,13 @@ export interface ServiceProcess {
 }
 
 /** Health status of `service` ("" = whole server); throws GrpcError when unreachable or unknown. */
-export async function checkHealth(address: string, service = "", timeoutMs = 1000): Promise<ServingStatus> {
-  const client = new Client(address, credentials.createInsecure());
+export async function checkHealth(
+  address: string,
+  service = "",
+  timeoutMs = 1000,
+  security: ClientSecurity = defaultClientSecurity(),
+): Promise<ServingStatus> {
+  const client = new Client(address, channelCredentials(security));
   try {
     const res = await callUnary(client, HealthDefinition.check, { service }, { timeoutMs, attempts: 1 });
     return res.status;
@@ -50,13 +58,13 @@ export async function checkHealth(address: string, service = "", timeoutMs = 100
 /** Polls health until SERVING; throws with the last status or error after timeoutMs. */
 export async function waitForServing(
   address: string,
-  options: { service?: string; timeoutMs?: number } = {},
+  options: { service?: string; timeoutMs?: number; security?: ClientSecurity } = {},
 ): Promise<void> {
   const until = Date.now() + (options.timeoutMs ?? 10_000);
   let last = "no answer";
   while (Date.now() < until) {
     try {
-      const s = await checkHealth(address, options.service ?? "", 1000);
+      const s = await checkHealth(address, options.service ?? "", 1000, options.security);
       if (s === "SERVING") return;
       last = s;
     } catch (err) {
@@ -130,7 +138,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const address = `127.0.0.1:${port}`;
   try {
     await Promise.race([
-      waitForServing(address, { timeoutMs }),
+      waitForServing(address, { timeoutMs, security: options.security }),
       exited.then(({ code, signal }) => {
         throw new Error(`${options.name} exited (${signal ?? `code ${code}`}) before SERVING\n${tail()}`);
       }),
