@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -23,7 +24,7 @@ import {
 } from "@temper/kit";
 import { common, descriptorSetPath, events, reward, scheduler } from "@temper/proto";
 import { DEFAULT_WEIGHTS } from "@temper/rewards";
-import { type GrpcError, Harness, repoRoot, Status, type TestService } from "./src/index.ts";
+import { freePort, type GrpcError, Harness, repoRoot, Status, type TestService } from "./src/index.ts";
 
 const SOURCES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
 const STOP = common.FinishReason.FINISH_REASON_STOP;
@@ -526,7 +527,11 @@ describe("reward plane", () => {
       await nc.close();
     }
     assert.equal((await client.score({ runId: "rep", step: 0, groups: batch(0) })).replayed, true);
-    await client.configure(runConfig("rep", { kind: { $case: "continuous", value: { weights: {} } } }));
+    const { configVersion } = await client.getState({ runId: "rep" });
+    await client.configure({
+      ...runConfig("rep", { kind: { $case: "continuous", value: { weights: {} } } }),
+      expectedVersion: configVersion,
+    });
     await rejects(
       client.score({ runId: "rep", step: 0, groups: batch(0) }),
       Status.FAILED_PRECONDITION,
@@ -591,7 +596,11 @@ describe("reward plane", () => {
       stderr: string;
     };
     assert.equal(reused.code, 2);
-    assert.match(reused.stderr, /reconfigured/);
+    // the run exists with another configuration: Configure refuses to overwrite it unasked
+    assert.match(
+      reused.stderr,
+      /expected_version: run "cli-rep" exists with a different configuration .* to reconfigure it/,
+    );
   });
 
   test("a result computed after the caller's deadline is not stored; a retry scores it afresh", async () => {
@@ -638,6 +647,87 @@ describe("reward plane", () => {
     const res = await slow;
     assert.deepEqual(res.items[0].missing, []);
     assert.equal(res.items[0].components["perplexity.perplexity"]?.value, 0.5);
+  });
+
+  test("Configure of an existing run needs its current version; the identical config is a no-op", async () => {
+    const first = await client.configure(runConfig("occ", hybrid));
+    assert.ok(first.version > 0);
+    // the same configuration again, with or without a version: nothing changes
+    assert.equal((await client.configure(runConfig("occ", hybrid))).version, first.version);
+    assert.equal(
+      (await client.configure({ ...runConfig("occ", hybrid), expectedVersion: 1 })).version,
+      first.version,
+    );
+    const continuous = runConfig("occ", { kind: { $case: "continuous", value: { weights: {} } } });
+    await rejects(
+      client.configure(continuous),
+      Status.FAILED_PRECONDITION,
+      /^expected_version: run "occ" exists with a different configuration/,
+    );
+    // user A and user B both read version v; A reconfigures; B's write with v is stale and fails
+    const a = await client.configure({ ...continuous, expectedVersion: first.version });
+    assert.ok(a.version > first.version);
+    await rejects(
+      client.configure({ ...runConfig("occ", progress), expectedVersion: first.version }),
+      Status.FAILED_PRECONDITION,
+      new RegExp(
+        `^expected_version: run "occ" is at config version ${a.version}, not ${first.version}: it was reconfigured`,
+      ),
+    );
+    assert.equal((await client.getState({ runId: "occ" })).configVersion, a.version);
+    await rejects(
+      client.configure({ ...runConfig("occ-new", hybrid), expectedVersion: 5 }),
+      Status.FAILED_PRECONDITION,
+      /^expected_version: run "occ-new" does not exist/,
+    );
+  });
+
+  test("a source endpoint outside the allow-list fails Configure, naming the rule", async () => {
+    for (const endpoint of ["10.20.30.40:22", "metadata.internal:80", "127.1:50051"])
+      await rejects(
+        client.configure({
+          config: { ...runConfig("allow", hybrid).config, sources: { reasoning: endpoint } },
+        }),
+        Status.INVALID_ARGUMENT,
+        `config.sources["reasoning"]: endpoint "${endpoint}" is not admitted by SOURCE_ENDPOINT_ALLOW (unset: loopback and the REWARD_*_ADDR endpoints) = loopback, `,
+      );
+  });
+
+  test("a failing source reads the same whether its port is closed, silent or not gRPC", async () => {
+    const closed = await freePort();
+    const held: Socket[] = [];
+    const silent = createServer((sock) => held.push(sock)); // accepts, never answers (a filtered port times out)
+    const http = createServer((sock) => sock.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+    const listen = (srv: ReturnType<typeof createServer>) =>
+      new Promise<number>((r) =>
+        srv.listen(0, "127.0.0.1", () => r((srv.address() as { port: number }).port)),
+      );
+    const ports = [closed, await listen(silent), await listen(http)];
+    try {
+      const messages: string[] = [];
+      for (const [i, port] of ports.entries()) {
+        const runId = `probe-${i}`;
+        await client.configure({
+          config: {
+            ...runConfig(runId, hybrid, scheduler.FailurePolicy.FAILURE_POLICY_FAIL).config,
+            sources: { perplexity: `127.0.0.1:${port}` },
+            sourceTimeoutMs: 400,
+          },
+        });
+        await assert.rejects(client.score({ runId, step: 0, groups: batch(0, 1) }), (e: GrpcError) => {
+          assert.equal(e.code, Status.UNAVAILABLE);
+          messages.push(e.message.replace(`127.0.0.1:${port}`, "ENDPOINT"));
+          return true;
+        });
+      }
+      assert.deepEqual(new Set(messages).size, 1, messages.join("\n"));
+      assert.match(messages[0], /^source perplexity \(ENDPOINT\) failed: no usable answer/);
+      assert.doesNotMatch(messages[0], /ECONNREFUSED|refused|deadline|protocol|RST|reset/i);
+    } finally {
+      for (const sock of held) sock.destroy();
+      silent.close();
+      http.close();
+    }
   });
 
   test("validation gaps: overflowing params, completion ids, enums, ports, uint64 above 2^53", async () => {

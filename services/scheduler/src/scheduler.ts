@@ -72,9 +72,35 @@ interface SourceOutcome {
   source: string;
   endpoint: string;
   results?: reward.CompletionScore[];
+  /** What callers see: never socket details (see sourceError). */
   error?: string;
+  /** The full error, for the scheduler's log only. */
+  detail?: string;
   code?: Status;
   info?: reward.InfoResponse;
+}
+
+/** Transport-level outcomes: refused, filtered, reset, timed out, not gRPC, not a reward service. */
+const TRANSPORT_CODES = new Set<Status>([
+  Status.UNAVAILABLE,
+  Status.DEADLINE_EXCEEDED,
+  Status.CANCELLED,
+  Status.UNKNOWN,
+  Status.INTERNAL,
+  Status.UNIMPLEMENTED,
+]);
+
+/**
+ * A source's failure as callers see it. Whatever went wrong on the way (connection refused, no
+ * answer from a filtered port, a reset, a server that does not speak gRPC or lacks the service)
+ * reads the same, so Score cannot be used to tell open, closed and filtered ports apart; a status
+ * the reward service itself chose (e.g. INVALID_ARGUMENT) keeps its message. The log has it all.
+ */
+export function sourceError(e: GrpcError): string {
+  if (TRANSPORT_CODES.has(e.code))
+    return "no usable answer (unreachable, timed out, or not a reward service)";
+  const line = e.message.split("\n")[0];
+  return `${Status[e.code]}: ${line.length > 200 ? `${line.slice(0, 200)}…` : line}`;
 }
 
 export class Scheduler {
@@ -119,24 +145,48 @@ export class Scheduler {
 
   async configure(req: scheduler.ConfigureRequest): Promise<scheduler.ConfigureResponse> {
     const settings = resolveRunConfig(req.config, this.defaults);
-    return this.withLock(settings.runId, async () => {
-      const existing = await this.load(settings.runId);
+    const expected = req.expectedVersion ?? 0;
+    if (!Number.isSafeInteger(expected) || expected < 0)
+      throw invalidArgument("expected_version", "must be an integer ≥ 0");
+    const runId = settings.runId;
+    return this.withLock(runId, async () => {
+      const existing = await this.load(runId);
       // The identical configuration again is a no-op: no write, no new config version, so steps
       // scored under it still replay.
       if (existing && canonicalConfig(existing.settings.config) === canonicalConfig(settings.config))
-        return { config: existing.settings.config };
-      const configVersion = await this.store.putConfig(settings.config);
+        return { config: existing.settings.config, version: existing.configVersion };
+      // Optimistic concurrency: replacing a configuration needs the version it replaces.
+      if (!existing && expected !== 0)
+        throw failedPrecondition(
+          `expected_version: run "${runId}" does not exist, so there is no version ${expected} to replace; leave expected_version unset (or 0) to create it`,
+        );
+      if (existing && expected === 0)
+        throw failedPrecondition(
+          `expected_version: run "${runId}" exists with a different configuration (version ${existing.configVersion}); to reconfigure it send expected_version ${existing.configVersion}, or use a new run_id`,
+        );
+      const stale = (current: number | string) =>
+        failedPrecondition(
+          `expected_version: run "${runId}" is at config version ${current}, not ${expected}: it was reconfigured since that version was read; read it again (GetState) and resend`,
+        );
+      if (existing && expected !== existing.configVersion) throw stale(existing.configVersion);
+      const configVersion = await this.store.putConfig(settings.config, expected);
+      if (configVersion === undefined) {
+        // Another scheduler sharing the bucket changed it: forget the cached copy.
+        this.runs.delete(runId);
+        const now = await this.store.getConfig(runId);
+        throw stale(now?.version ?? "unknown");
+      }
       for (const endpoint of Object.values(settings.sources)) this.pool.forget(endpoint);
-      this.runs.set(settings.runId, {
+      this.runs.set(runId, {
         settings,
         state: existing?.state ?? { ...INITIAL_RUN_STATE },
         configVersion,
       });
       this.logger.info(
-        { run_id: settings.runId, sources: settings.sources, config_version: configVersion },
-        "run configured",
+        { run_id: runId, sources: settings.sources, config_version: configVersion },
+        existing ? "run reconfigured" : "run configured",
       );
-      return { config: settings.config };
+      return { config: settings.config, version: configVersion };
     });
   }
 
@@ -147,6 +197,7 @@ export class Scheduler {
     const nextStep = run.state.lastStep === null ? 0 : run.state.lastStep + 1;
     return {
       config: run.settings.config,
+      configVersion: run.configVersion,
       state: {
         stepsScored: run.state.stepsScored,
         lastStep: run.state.lastStep ?? undefined,
@@ -253,9 +304,9 @@ export class Scheduler {
           info: info.status === "fulfilled" ? info.value : undefined,
         };
         if (scored.status === "rejected") {
-          const e = scored.reason as GrpcError;
+          const e = GrpcError.from(scored.reason);
           this.pool.forget(endpoint);
-          return { ...out, error: e.message, code: e.code };
+          return { ...out, error: sourceError(e), detail: e.message, code: e.code };
         }
         const total = req.groups.reduce((n, g) => n + g.completions.length, 0);
         if (scored.value.results.length !== total) {
@@ -273,7 +324,10 @@ export class Scheduler {
     const outcomes = await this.callSources(run, req, ctx);
     const failedSources = outcomes.filter((o) => !o.results);
     for (const f of failedSources) {
-      ctx.logger.warn({ source: f.source, endpoint: f.endpoint, error: f.error }, "reward source failed");
+      ctx.logger.warn(
+        { source: f.source, endpoint: f.endpoint, error: f.detail ?? f.error, code: f.code },
+        "reward source failed",
+      );
       const required = f.source === "correctness";
       if (required || run.settings.failurePolicy === "fail") {
         const why = required ? "correctness_hard is required" : "failure_policy is fail";

@@ -11,6 +11,7 @@ import {
   type StructureInput,
   validateScoreRequest,
 } from "@temper/rewards";
+import type { EndpointPolicy } from "./endpoint-policy.ts";
 
 /** run_id is part of NATS subjects and KV keys. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -43,6 +44,8 @@ export interface RunSettings {
 export interface SettingsDefaults {
   sources: Record<string, string>;
   sourceTimeoutMs: number;
+  /** SOURCE_ENDPOINT_ALLOW: the endpoints a run may name; absent admits any. */
+  policy?: EndpointPolicy;
 }
 
 export function checkRunId(runId: string, path = "run_id"): void {
@@ -132,7 +135,7 @@ export function resolveRunConfig(
   for (const [name, endpoint] of Object.entries(cfg.sources)) {
     const path = fieldPath("config", "sources") + `["${name}"]`;
     check.oneOf(name, SOURCE_NAMES, path);
-    const problem = endpointProblem(endpoint);
+    const problem = endpointProblem(endpoint) ?? defaults.policy?.problem(endpoint);
     if (problem) throw invalidArgument(path, problem);
     sources[name] = endpoint;
   }

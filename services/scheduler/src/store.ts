@@ -64,9 +64,22 @@ export class RunStore {
       : undefined;
   }
 
-  /** Stores a configuration; returns its version. */
-  async putConfig(config: scheduler.RunConfig): Promise<number> {
-    return this.kv.put(`${config.runId}.config`, scheduler.RunConfig.encode(config).finish());
+  /**
+   * Stores a configuration if the run's stored version is still `expected` (0: the run must not
+   * exist); returns the new version, or undefined when someone else changed it first (a compare-
+   * and-set in KV, so two schedulers sharing the bucket cannot overwrite each other either).
+   */
+  async putConfig(config: scheduler.RunConfig, expected: number): Promise<number | undefined> {
+    const key = `${config.runId}.config`;
+    const value = scheduler.RunConfig.encode(config).finish();
+    try {
+      return expected === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, expected);
+    } catch (err) {
+      // JetStream's "wrong last sequence" (10071, 10164): the key moved on, or already exists.
+      const code = (err as { code?: unknown }).code;
+      if (code === 10071 || code === 10164) return undefined;
+      throw err;
+    }
   }
 
   async getState(runId: string): Promise<RunState> {
