@@ -93,13 +93,18 @@ await runService({
       logger,
     );
     await impl.start();
+    // CreateRun, Train and SaveCheckpoint change state (a run, its adapter, files); GetState reads.
     return [
-      service(learner.LearnerServiceService, {
-        createRun: (req) => impl.createRun(req),
-        train: (req, ctx) => impl.train(req, ctx),
-        getState: (req) => impl.getState(req),
-        saveCheckpoint: (req) => impl.saveCheckpoint(req),
-      }),
+      service(
+        learner.LearnerServiceService,
+        {
+          createRun: (req) => impl.createRun(req),
+          train: (req, ctx) => impl.train(req, ctx),
+          getState: (req) => impl.getState(req),
+          saveCheckpoint: (req) => impl.saveCheckpoint(req),
+        },
+        { mutating: ["createRun", "train", "saveCheckpoint"] },
+      ),
     ];
   },
   onShutdown: [

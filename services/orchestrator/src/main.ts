@@ -80,15 +80,20 @@ await runService({
     setImmediate(() => {
       o.resumeOrphans().catch((err) => logger.error({ err }, "cannot list runs to resume"));
     });
+    // StartRun, StopRun and ResumeRun change state; GetRun, WatchRun and ListRuns read.
     return [
-      service(orchestrator.OrchestratorServiceService, {
-        startRun: (req, ctx) => o.startRun(req, ctx),
-        getRun: (req) => o.getRun(req),
-        watchRun: (req, ctx) => o.watchRun(req, ctx),
-        stopRun: (req) => o.stopRun(req),
-        resumeRun: (req) => o.resumeRun(req),
-        listRuns: (req) => o.listRuns(req),
-      }),
+      service(
+        orchestrator.OrchestratorServiceService,
+        {
+          startRun: (req, ctx) => o.startRun(req, ctx),
+          getRun: (req) => o.getRun(req),
+          watchRun: (req, ctx) => o.watchRun(req, ctx),
+          stopRun: (req) => o.stopRun(req),
+          resumeRun: (req) => o.resumeRun(req),
+          listRuns: (req) => o.listRuns(req),
+        },
+        { mutating: ["startRun", "stopRun", "resumeRun"] },
+      ),
     ];
   },
   onShutdown: [{ name: "runs", run: () => impl?.close() }],

@@ -76,6 +76,8 @@ await runService({
       logger,
     );
     engine = r;
+    // No mutating RPC: Generate is a function of its request (the model, an adapter version, seeds)
+    // and changes no state; in a secure deployment mutual TLS still keeps unknown callers out.
     return [
       service(rollout.RolloutServiceService, {
         generate: (req, ctx) => r.generate(req, ctx),
