@@ -17,12 +17,15 @@ if [ ! -f packages/proto/gen/descriptor.binpb ]; then
   echo "build: packages/proto/gen is missing: run deploy/scripts/install-build.sh first" >&2
   exit 1
 fi
-case "$out/" in
-  "$ROOT/") echo "build: OUT must not be the repository root" >&2; exit 1 ;;
-esac
-
-# Start from an empty OUT, but keep a node_modules a previous production install left there.
+# OUT is emptied first: only a new or empty folder, or one this script made, is accepted.
+marker=.temper-runtime-tree
+if [ -n "$(ls -A "$out")" ] && [ ! -f "$out/$marker" ]; then
+  echo "build: $out is neither empty nor an earlier build.sh output" >&2
+  exit 1
+fi
+# (a node_modules that an earlier production install left there is kept)
 find "$out" -mindepth 1 -maxdepth 1 ! -name node_modules -exec rm -rf {} +
+touch "$out/$marker"
 
 cp package.json package-lock.json .npmrc tsconfig.base.json tsconfig.json "$out/"
 while IFS= read -r ws; do
@@ -38,4 +41,4 @@ mkdir -p "$out/deploy/scripts"
 cp -R examples "$out/"
 cp deploy/scripts/lib.sh deploy/scripts/install-production.sh "$out/deploy/scripts/"
 find "$out" -path "$out/node_modules" -prune -o -type f -name '*.test.ts' -exec rm -f {} +
-echo "build: runtime tree in $out ($(du -sh --exclude=node_modules "$out" | cut -f1))"
+echo "build: runtime tree in $out"
