@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Checkpoint } from "./checkpoint.ts";
-import { presetConfig } from "./config.ts";
+import { parameterCount, presetConfig } from "./config.ts";
 import { INIT_STD, initModel } from "./init.ts";
 import { openModelDir } from "./model-dir.ts";
 import { SafetensorsFile, type TensorSource, writeSafetensors } from "./safetensors.ts";
@@ -43,6 +43,20 @@ describe("initModel", () => {
       ba.get("model-00001-of-00002.safetensors"),
       bc.get("model-00001-of-00002.safetensors"),
     );
+  });
+
+  it("reports progress as the weights stream out, from 0 to every parameter, the bytes unchanged", () => {
+    const calls: [number, number][] = [];
+    const out = join(root, "progress");
+    initModel({ config: tiny, tokenizer: "bytes", out, seed: 7, onProgress: (w, t) => calls.push([w, t]) });
+    const total = parameterCount(tiny);
+    assert.deepEqual(calls[0], [0, total]);
+    assert.deepEqual(calls.at(-1), [total, total]);
+    assert.ok(calls.length > expectedTensors(tiny).length, `${calls.length} calls`);
+    assert.ok(calls.every(([w, t], i) => t === total && (i === 0 || w >= calls[i - 1][0])));
+    const plain = join(root, "no-progress");
+    initModel({ config: tiny, tokenizer: "bytes", out: plain, seed: 7 });
+    assert.deepEqual(dirBytes(out), dirBytes(plain));
   });
 
   it("draws normal(0, 0.02) matrices, ones for norms, in the requested dtype", () => {

@@ -41,6 +41,28 @@ export interface InitOptions {
   /** Standard deviation of the random weights (default INIT_STD). Larger values give a model
    * whose logits are far from uniform, e.g. a policy that tests can move visibly. */
   std?: number;
+  /** Called as the weights stream to disk: parameters written so far, of `total` (every ~1M values). */
+  onProgress?: (written: number, total: number) => void;
+}
+
+/** The same tensors, reporting each chunk once the writer has taken it (asked for the next one). */
+function withProgress(
+  tensors: TensorSource[],
+  onProgress: (written: number, total: number) => void,
+): TensorSource[] {
+  const total = tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  let written = 0;
+  onProgress(0, total);
+  return tensors.map((t) => ({
+    ...t,
+    chunks: function* () {
+      for (const chunk of t.chunks()) {
+        yield chunk;
+        written += chunk.length;
+        onProgress(written, total);
+      }
+    },
+  }));
 }
 
 /** The random tensors of a config, each a lazily generated stream. */
@@ -107,6 +129,11 @@ export function initModel(options: InitOptions): string[] {
     `${JSON.stringify(generationConfigToJson(generation), null, 2)}\n`,
   );
   writeTokenizerFiles(out, tokenizer);
-  const weightFiles = writeCheckpoint(out, randomTensors(config, seed, dtype, std), options.shards ?? 1);
+  const tensors = randomTensors(config, seed, dtype, std);
+  const weightFiles = writeCheckpoint(
+    out,
+    options.onProgress ? withProgress(tensors, options.onProgress) : tensors,
+    options.shards ?? 1,
+  );
   return [CONFIG_FILE, GENERATION_CONFIG_FILE, "tokenizer.json", "tokenizer_config.json", ...weightFiles];
 }

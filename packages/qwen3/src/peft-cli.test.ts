@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runTemper } from "./cli-testing.ts";
+import { repoRoot, runTemper } from "./cli-testing.ts";
 import { readConfig } from "./model-dir.ts";
 import { loadAdapter } from "./peft.ts";
 
@@ -24,10 +24,12 @@ describe("temper model init-adapter", () => {
 
   it("writes a PEFT adapter with B = 0 that loads against the model", () => {
     const out = join(root, "a");
+    // a relative --model (the CLI runs in the repository root): the config holds its absolute path,
+    // which PEFT reads as a local directory, not a Hub id
     const r = temper(
       "init-adapter",
       "--model",
-      model,
+      relative(repoRoot, model),
       "--rank",
       "4",
       "--alpha",
@@ -44,6 +46,7 @@ describe("temper model init-adapter", () => {
     assert.deepEqual(readdirSync(out).sort(), ["adapter_config.json", "adapter_model.safetensors"]);
     const json = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
     assert.equal(json.base_model_name_or_path, model);
+    assert.equal(json.init_lora_weights, true, "B = 0 is PEFT's own initialisation");
     const adapter = loadAdapter(out, readConfig(model));
     assert.deepEqual(adapter.config, {
       rank: 4,
@@ -76,8 +79,8 @@ describe("temper model init-adapter", () => {
     );
   });
 
-  it("--init-b random and --rslora", () => {
-    const out = join(root, "b");
+  it("--init-b random and --rslora, into a directory whose parents are missing", () => {
+    const out = join(root, "deep", "er", "b");
     const r = temper(
       "init-adapter",
       "--model",
@@ -96,6 +99,8 @@ describe("temper model init-adapter", () => {
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /\(rslora\) scale 4 /);
+    const json = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
+    assert.equal(json.init_lora_weights, false, "a random B is not PEFT's initialisation");
     const adapter = loadAdapter(out, readConfig(model));
     assert.equal(adapter.config.useRslora, true);
     assert.ok(adapter.pairs.every((p) => p.b.some((v) => v !== 0)));

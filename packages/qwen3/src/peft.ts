@@ -36,9 +36,15 @@ export interface PeftAdapter<A extends FloatArray = FloatArray> extends LoraAdap
 
 /**
  * adapter_config.json's object: LoraConfig's fields for a plain LoRA on a causal LM (no dropout,
- * biases untouched, nn.Linear layout), in PEFT's key order (sorted).
+ * biases untouched, nn.Linear layout), in PEFT's key order (sorted). `initLoraWeights` says whether
+ * the weights are PEFT's default initialisation (B = 0: the adapted model is the base model); false
+ * for any other start (a random B).
  */
-export function adapterConfigJson(config: LoraConfig, baseModel: string | null): Record<string, unknown> {
+export function adapterConfigJson(
+  config: LoraConfig,
+  baseModel: string | null,
+  initLoraWeights = true,
+): Record<string, unknown> {
   const cfg = validateLoraConfig(config);
   return {
     alpha_pattern: {},
@@ -47,7 +53,7 @@ export function adapterConfigJson(config: LoraConfig, baseModel: string | null):
     bias: "none",
     fan_in_fan_out: false,
     inference_mode: true,
-    init_lora_weights: true,
+    init_lora_weights: initLoraWeights,
     layers_pattern: null,
     layers_to_transform: null,
     lora_alpha: cfg.alpha,
@@ -67,12 +73,13 @@ export function adapterConfigJson(config: LoraConfig, baseModel: string | null):
 /**
  * Writes adapter_config.json and adapter_model.safetensors into `dir`; returns their paths. Weights
  * are F32 (PEFT's usual) unless `dtype` is F64, which a float64 learner uses so that its checkpoints
- * resume bitwise.
+ * resume bitwise. `baseModel` is written as given: PEFT looks a relative name up on the Hub, so a local
+ * model is best given as an absolute path.
  */
 export function saveAdapter(
   dir: string,
   adapter: LoraAdapter,
-  options: { baseModel: string | null; dtype?: "F32" | "F64" },
+  options: { baseModel: string | null; dtype?: "F32" | "F64"; initLoraWeights?: boolean },
 ): string[] {
   const dtype = options.dtype ?? "F32";
   checkLoraAdapter(adapter);
@@ -97,7 +104,7 @@ export function saveAdapter(
   writeSafetensors(weightsPath, tensors, { format: "pt" });
   writeFileSync(
     configPath,
-    `${JSON.stringify(adapterConfigJson(adapter.config, options.baseModel), null, 2)}\n`,
+    `${JSON.stringify(adapterConfigJson(adapter.config, options.baseModel, options.initLoraWeights), null, 2)}\n`,
   );
   return [configPath, weightsPath];
 }

@@ -140,12 +140,26 @@ export function writeTokenizerFiles(dir: string, kind: TokenizerKind): void {
 }
 
 /** Ids the model maker needs from a tokenizer kind without loading it. */
-export function tokenizerIds(kind: TokenizerKind): {
+export function tokenizerIds(kind: TokenizerKind): TokenizerIdsOf {
+  // parsing qwen3's tokenizer.json takes a while; the ids never change
+  let ids = idsCache.get(kind);
+  if (!ids) {
+    ids = readTokenizerIds(kind);
+    idsCache.set(kind, ids);
+  }
+  return { ...ids };
+}
+
+interface TokenizerIdsOf {
   vocabSize: number;
   bosTokenId: number;
   eosTokenId: number;
   padTokenId: number;
-} {
+}
+
+const idsCache = new Map<TokenizerKind, TokenizerIdsOf>();
+
+function readTokenizerIds(kind: TokenizerKind): TokenizerIdsOf {
   const { tokenizerJson } = tokenizerFiles(kind);
   const json = JSON.parse(tokenizerJson);
   const ids = tokenIdsOf(json);

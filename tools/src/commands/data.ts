@@ -1,9 +1,9 @@
 // `temper data <subcommand>`: datasets for training. `synth` writes synthetic grade-school
 // arithmetic in GSM8K's jsonl format as three disjoint sets (see @temper/gsm8k synth.ts).
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynthError, synthesizeSets } from "@temper/gsm8k";
-import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
 
 interface Subcommand {
   summary: string;
@@ -124,11 +124,7 @@ async function runSynth(argv: string[]): Promise<void> {
     if (err instanceof SynthError) throw new CliError(err.message);
     throw err;
   }
-  try {
-    mkdirSync(out, { recursive: true });
-  } catch (err) {
-    throw new CliError(`--out: cannot create ${out} (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
+  outputDir("out", out);
   for (const name of ["sft", "train", "eval"] as const) {
     const rows = sets[name];
     const path = join(out, `${name}.jsonl`);

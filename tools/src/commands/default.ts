@@ -9,11 +9,11 @@ import { loadComparison } from "@temper/experiment";
 import { type Gsm8kExample, synthesizeSets } from "@temper/gsm8k";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { runSft } from "@temper/training";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, numberFlag, outputDir, outputFile, parseFlags } from "../cli.ts";
 import { ROOT } from "../stack-runtime.ts";
 import { runComparison } from "./run.ts";
 
-const USAGE = `usage: temper default [--smoke] [--data-dir DIR] [--port-offset N] [--out report.html]
+const USAGE = `usage: temper default [--smoke|--long] [--data-dir DIR] [--port-offset N] [--out report.html]
 
 The default experiment: GRPO with LoRA on a mini model (1.6M parameters) warm-started on synthetic
 one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptive reward structures (same seed, same
@@ -185,7 +185,9 @@ export async function run(argv: string[]): Promise<void> {
   const data = join(dir, "data");
   const base = join(dir, "model-base");
   const warm = join(dir, "model-warm");
-  mkdirSync(dir, { recursive: true });
+  outputDir("data-dir", dir);
+  // the report's directory is made (or found unusable) now, not after an hour of training
+  const reportPath = outputFile("out", resolve(values.out ?? join(dir, "report.html")));
   ensureData(data, setting);
   ensureBase(base, setting);
   await ensureWarmStart(base, warm, data, setting);
@@ -207,7 +209,6 @@ export async function run(argv: string[]): Promise<void> {
         s.value.schedule.value.totalSteps = o.steps;
     }
   }
-  const reportPath = resolve(values.out ?? join(dir, "report.html"));
   const res = await runComparison(runs, { dataDir: join(dir, "stack"), portOffset, reportPath });
   const total = (Date.now() - started) / 1000;
   process.stdout.write(`\n${res.table.join("\n")}\n\n`);

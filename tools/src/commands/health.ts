@@ -18,6 +18,8 @@ export async function run(argv: string[]): Promise<void> {
   }
   const address = positionals[0];
   const timeout = numberFlag("timeout-ms", values["timeout-ms"], 2000)!;
+  if (!(timeout > 0))
+    throw new CliError(`--timeout-ms: expected a number > 0, got "${values["timeout-ms"]}"`);
   let status: string;
   try {
     status = String(await checkHealth(address, values.service, timeout));

@@ -1,7 +1,7 @@
 // `temper model init-adapter`: a fresh LoRA adapter for a model directory, written in PEFT format
 // (A Kaiming-uniform, B zero so the adapted model starts as the base model; `--init-b random` for checks).
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -15,7 +15,7 @@ import {
   readConfig,
   saveAdapter,
 } from "@temper/qwen3";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, numberFlag, outputDir, parseFlags } from "../cli.ts";
 
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === "") throw new CliError(`--${flag} is required`);
@@ -65,7 +65,13 @@ export async function runInitAdapter(argv: string[]): Promise<void> {
     const model = readConfig(modelDir);
     const config = { rank, alpha, useRslora: values.rslora === true, targetModules };
     const adapter = initLoraAdapter(model, config, { seed, initB });
-    const files = saveAdapter(out, adapter, { baseModel: modelDir });
+    outputDir("out", out);
+    // The absolute path: PEFT reads a relative base_model_name_or_path as a Hub model id. B = 0 is
+    // PEFT's own initialisation (init_lora_weights true); a random B is not.
+    const files = saveAdapter(out, adapter, {
+      baseModel: resolve(modelDir),
+      initLoraWeights: initB === "zero",
+    });
     const params = adapter.pairs.reduce((n, p) => n + p.a.length + p.b.length, 0);
     process.stdout.write(
       `wrote ${out}: LoRA r=${rank} alpha=${alpha}${config.useRslora ? " (rslora)" : ""} scale ${loraScale(config)} on ${targetModules.join(",")} × ${model.numHiddenLayers} layers, ${params} parameters, B ${initB}, seed ${seed}\n`,

@@ -21,12 +21,25 @@ import {
   type TrainSequence,
   writeSafetensors,
 } from "@temper/qwen3";
-import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, outputFile, parseFlags } from "../cli.ts";
 
 export const GRADS_USAGE =
   "temper model grads --model DIR --adapter DIR --batch FILE.jsonl --out FILE.safetensors [--loss grpo|sft] [--eps-low 0.2] [--eps-high 0.2] [--beta 0] [--agg token|sequence] [--temperature 1] [--micro-batch N] [--dtype float32|float64]";
 
 const DTYPES = ["float32", "float64"] as const;
+
+/** The fields of a batch line this command reads, and when each is needed (README and --help say the same). */
+export const BATCH_FIELDS = {
+  input_ids: "always",
+  completion_mask: "always, entry 0 must be 0",
+  advantage: "with --loss grpo",
+  old_logprobs: "with --loss grpo",
+  ref_logprobs: "when --beta > 0, on every line or none",
+} as const;
+
+export const GRADS_DETAILS = `batch lines (jsonl, one sequence each) hold ${Object.entries(BATCH_FIELDS)
+  .map(([field, when]) => `${field}: ${when}`)
+  .join("; ")}. Per-token fields have len(input_ids) entries; entry 0 is unused.`;
 
 function numberList(value: unknown, where: string, field: string): number[] | undefined {
   if (value === undefined || value === null) return undefined;
@@ -115,6 +128,7 @@ export async function runGrads(argv: string[]): Promise<void> {
   if (kind === "sft" && values.beta !== undefined) throw new CliError("--beta applies to --loss grpo only");
 
   const { batch, lines } = parseBatchFile(values.batch!);
+  outputFile("out", values.out!);
   try {
     const config = readConfig(values.model!);
     checkTrainBatch(

@@ -23,11 +23,15 @@ import {
   type WeightDtype,
   WeightsError,
 } from "@temper/qwen3";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, numberFlag, outputDir, parseFlags } from "../cli.ts";
+import { bar, duration, Progress } from "../progress.ts";
+import { GRADS_DETAILS, GRADS_USAGE } from "./model-grads.ts";
 
 interface Subcommand {
   summary: string;
   usage: string;
+  /** More of `--help` after the usage line. */
+  details?: string;
   run(argv: string[]): Promise<void>;
 }
 
@@ -36,6 +40,9 @@ const subcommands: Record<string, Subcommand> = {
     summary: "write a randomly initialised model in Hugging Face layout",
     usage:
       "temper model init --config tiny|mini|small|qwen3-4b|FILE.json --tokenizer qwen3|bytes [--seed N] [--dtype bf16|f16|f32] [--shards N] --out DIR",
+    get details() {
+      return presetSizes();
+    },
     run: runInit,
   },
   info: {
@@ -52,13 +59,15 @@ const subcommands: Record<string, Subcommand> = {
   generate: {
     summary: "sample completions of a prompt (sampling defaults from generation_config.json)",
     usage:
-      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend engine|reference] [--provider cpu|webgpu|cuda]',
+      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend kv|engine|reference] [--provider cpu|webgpu|cuda]',
+    details:
+      "backends: kv (default): float32 with a KV cache, an adapter fed as graph inputs; engine: float32 recomputing the whole sequence each step, no --adapter; reference: the exact float64 plain-loop forward, an adapter merged into the weights (~30× slower than engine; for checks)",
     run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
   },
   grads: {
     summary: "loss, per-token logprobs and LoRA gradients of one GRPO/SFT batch, written to safetensors",
-    usage:
-      "temper model grads --model DIR --adapter DIR --batch FILE.jsonl --out FILE.safetensors [--loss grpo|sft] [--eps-low 0.2] [--eps-high 0.2] [--beta 0] [--agg token|sequence] [--temperature 1] [--micro-batch N] [--dtype float32|float64]",
+    usage: GRADS_USAGE,
+    details: GRADS_DETAILS,
     run: async (argv) => (await import("./model-grads.ts")).runGrads(argv),
   },
   "init-adapter": {
@@ -85,7 +94,7 @@ export async function run(argv: string[]): Promise<void> {
   const sub = subcommands[name];
   if (!sub) throw new CliError(`unknown model subcommand "${name}"; run temper model --help`);
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`usage: ${sub.usage}\n`);
+    process.stdout.write(`usage: ${sub.usage}\n${sub.details ? `\n${sub.details}\n` : ""}`);
     return;
   }
   try {
@@ -156,13 +165,42 @@ async function runInit(argv: string[]): Promise<void> {
     throw new CliError(`--config: expected ${PRESET_NAMES.join(", ")} or a .json file, got "${configArg}"`);
   }
 
+  outputDir("out", out);
   const started = Date.now();
-  const files = initModel({ config, tokenizer, out, seed, dtype, shards });
+  const progress = new Progress();
+  const total = formatCount(parameterCount(config));
+  const files = initModel({
+    config,
+    tokenizer,
+    out,
+    seed,
+    dtype,
+    shards,
+    onProgress: (written, all) => {
+      const elapsed = (Date.now() - started) / 1000;
+      const eta = written > 0 ? (elapsed / written) * (all - written) : Number.NaN;
+      progress.update(written, all, (live) =>
+        live
+          ? `init ${configArg}: ${bar(written / all)} ${formatCount(written)}/${total} parameters, ETA ${duration(eta)}`
+          : `init ${configArg}: ${formatCount(written)}/${total} parameters written (${Math.floor((100 * written) / all)}%), elapsed ${duration(elapsed)}, ETA ${duration(eta)}`,
+      );
+    },
+  });
+  progress.end();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   process.stdout.write(
     `wrote ${out}: ${formatCount(parameterCount(config))} parameters, ${dtype}, ${tokenizer} tokenizer, seed ${seed} (${seconds} s)\n`,
   );
   for (const f of files) process.stdout.write(`  ${f}\n`);
+}
+
+/** The presets' parameter counts with each tokenizer (the embedding's rows follow the tokenizer). */
+export function presetSizes(): string {
+  const sizes = PRESET_NAMES.map(
+    (name) =>
+      `${name} ${TOKENIZER_KINDS.map((t) => formatCount(parameterCount(presetConfig(name, tokenizerIds(t))))).join(" / ")}`,
+  );
+  return `presets, parameters with --tokenizer ${TOKENIZER_KINDS.join(" / ")}: ${sizes.join(", ")}\nprogress on stderr: a live line on a terminal, plain lines otherwise`;
 }
 
 function formatCount(n: number): string {

@@ -4,7 +4,7 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadRun, ReportError, renderReport } from "@temper/report";
-import { CliError, parseFlags } from "../cli.ts";
+import { CliError, outputFile, parseFlags } from "../cli.ts";
 
 const USAGE = `usage: temper report RUN_DIR... [--out FILE.html] [--title TEXT]
 
@@ -50,6 +50,7 @@ function report(argv: string[]): void {
   }
   const runs = positionals.map((dir) => loadRun(dir));
   const html = renderReport(runs, values.title === undefined ? {} : { title: values.title });
+  outputFile("out", out);
   // Written next to the target and renamed, so that a reader never sees half a page.
   const partial = `${out}.partial-${process.pid}`;
   try {

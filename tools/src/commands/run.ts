@@ -5,7 +5,7 @@
 // the command's duration.
 import { join, resolve } from "node:path";
 import { ExperimentError, type LoadedExperiment, loadComparison } from "@temper/experiment";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
 import { connect, follow, requireRunId, statusName, writeReport } from "../runs-client.ts";
 import { ROOT } from "../stack-runtime.ts";
 
@@ -113,6 +113,8 @@ export async function runCommand(command: string, argv: string[]): Promise<void>
     const reportPath = values["no-report"]
       ? undefined
       : resolve(values.out ?? join(dataDir, "reports", `report-${stamp}.html`));
+    // the report's directory is made (or found unusable) before the runs, not after them
+    if (reportPath) outputFile(values.out ? "out" : "data-dir", reportPath);
     const res = await runComparison(runs, { ...conn, reportPath });
     if (res.report) {
       process.stdout.write(`${res.table.join("\n")}\n\nreport: ${res.report}\n`);

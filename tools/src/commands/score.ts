@@ -18,7 +18,7 @@ import {
   scoreAndBlend,
   validateScoreRequest,
 } from "@temper/rewards";
-import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
 import { schedulerScorer } from "../scheduler-scorer.ts";
 
 const USAGE = `usage: temper score --data FILE.jsonl [options]
@@ -272,6 +272,7 @@ export async function run(argv: string[], backend: BatchScorer = inProcessScorer
     throw new CliError(`--step: expected an integer ≥ 0, got "${values.step}"`);
   const structure = structureFrom(values);
   const { groups, lines } = readScoreInput(values.data);
+  if (values.out) outputFile("out", values.out);
   if (values.run !== undefined && !values.scheduler) throw new CliError("--run: only with --scheduler");
   if (values.scheduler) {
     const runId = values.run ?? `score-${Date.now().toString(36)}-${process.pid}`;

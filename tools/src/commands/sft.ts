@@ -2,11 +2,12 @@
 // (synthetic or real); the loop is @temper/training's runSft. Progress is a live bar on a terminal
 // and plain lines otherwise; held-out accuracy lines go to stdout and <out>/sft_eval.jsonl.
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { DEFAULT_INSTRUCTION, Gsm8kDataError, type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
 // ONNX Runtime and the model code load only once the flags and files check out (see run()).
 import type { SftEvalResult, SftStepInfo } from "@temper/training";
-import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
+import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
+import { bar, duration, Progress } from "../progress.ts";
 
 const USAGE = `usage: temper sft --model DIR --data TRAIN.jsonl [--eval EVAL.jsonl] --out DIR [options]
 
@@ -79,18 +80,12 @@ function readData(flag: string, path: string): Gsm8kExample[] {
   return rows;
 }
 
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
-
-/** Progress: a redrawn bar on a terminal, plain lines (at most ~100 per run) otherwise. */
-class Progress {
-  private readonly tty = process.stdout.isTTY === true;
-  private barShown = false;
+/**
+ * sft's progress on stdout (the shared live line / plain lines of ../progress.ts): a redrawn bar on a
+ * terminal, plain lines (at most ~100 per run) otherwise.
+ */
+class SftProgress {
+  private readonly progress = new Progress({ out: process.stdout, plainLines: 100 });
   private tokens = 0;
   private losses: number[] = [];
 
@@ -102,29 +97,19 @@ class Progress {
     const rate = this.tokens / i.trainSeconds;
     const eta = (i.trainSeconds / i.stepsThisRun) * (i.steps - i.step);
     const skipped = i.skipped ? " (update skipped: non-finite)" : "";
-    if (this.tty) {
-      const width = 24;
-      const filled = Math.round((width * i.step) / i.steps);
-      const bar = `${"=".repeat(filled)}${filled < width ? ">" : ""}${" ".repeat(Math.max(0, width - filled - 1))}`;
-      process.stdout.write(
-        `\r\x1b[Kstep ${i.step}/${i.steps} [${bar}] loss ${loss.toFixed(4)} lr ${i.learningRate.toExponential(2)} ${Math.round(rate)} tok/s ETA ${duration(eta)}${skipped}`,
-      );
-      this.barShown = true;
-      return;
-    }
-    const every = Math.max(1, Math.ceil(i.steps / 100));
-    if (i.step % every !== 0 && i.step !== i.steps && !i.skipped) return;
-    process.stdout.write(
-      `step ${i.step}/${i.steps} loss ${i.loss.toFixed(4)} (avg10 ${loss.toFixed(4)}) lr ${i.learningRate.toExponential(2)} grad_norm ${i.gradNorm.toFixed(3)} ${Math.round(rate)} tok/s elapsed ${duration(i.trainSeconds)} ETA ${duration(eta)}${skipped}\n`,
+    this.progress.update(
+      i.step,
+      i.steps,
+      (live) =>
+        live
+          ? `step ${i.step}/${i.steps} ${bar(i.step / i.steps)} loss ${loss.toFixed(4)} lr ${i.learningRate.toExponential(2)} ${Math.round(rate)} tok/s ETA ${duration(eta)}${skipped}`
+          : `step ${i.step}/${i.steps} loss ${i.loss.toFixed(4)} (avg10 ${loss.toFixed(4)}) lr ${i.learningRate.toExponential(2)} grad_norm ${i.gradNorm.toFixed(3)} ${Math.round(rate)} tok/s elapsed ${duration(i.trainSeconds)} ETA ${duration(eta)}${skipped}`,
+      i.skipped,
     );
   }
 
   line(text: string): void {
-    if (this.barShown) {
-      process.stdout.write("\r\x1b[K");
-      this.barShown = false;
-    }
-    process.stdout.write(`${text}\n`);
+    this.progress.line(text);
   }
 
   eval(e: SftEvalResult): void {
@@ -134,8 +119,7 @@ class Progress {
   }
 
   end(): void {
-    if (this.barShown) process.stdout.write("\n");
-    this.barShown = false;
+    this.progress.end();
   }
 }
 
@@ -220,6 +204,8 @@ async function sft(argv: string[]): Promise<void> {
   const partial = `${resolve(out)}.partial`;
   if (!resume && existsSync(partial))
     throw new CliError(`--out: ${partial} holds an unfinished run; pass --resume or remove it`);
+  // --out itself must not exist (the model is renamed into place at the end); its parents are made now.
+  outputDir("out", dirname(resolve(out)));
 
   let train: Gsm8kExample[];
   let evalRows: Gsm8kExample[] | undefined;
@@ -234,7 +220,7 @@ async function sft(argv: string[]): Promise<void> {
   const { runSft, SftError, ScheduleError, OptimizerError } = await import("@temper/training");
   const { ConfigError, GenerateError, SafetensorsError, TokenizerError, TrainInputError, WeightsError } =
     await import("@temper/qwen3");
-  const progress = new Progress();
+  const progress = new SftProgress();
   const started = performance.now();
   const cpuStart = process.cpuUsage();
   try {

@@ -7,7 +7,7 @@ import { CliError, numberFlag, parseFlags } from "../cli.ts";
 import { NATS_DEFAULT_PORT, SERVICES } from "../services.ts";
 import { ROOT, startStack } from "../stack-runtime.ts";
 
-const USAGE = `usage: temper stack [--check] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N]
+const USAGE = `usage: temper stack [--check] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
 
 Starts nats-server (JetStream) and every implemented service on 127.0.0.1, waits until each
 reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies is restarted
