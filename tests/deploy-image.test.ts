@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -80,23 +81,48 @@ function walk(dir: string, rel = ""): string[] {
   return files;
 }
 
+/** .dockerignore's patterns as a predicate on relative paths ("name", "a/b", "**\/name"). */
+function dockerIgnored(contextDir: string): (path: string) => boolean {
+  const patterns = readFileSync(join(contextDir, ".dockerignore"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  return (path) =>
+    patterns.some((p) => {
+      if (p.startsWith("**/")) {
+        const tail = p.slice(3);
+        if (tail.startsWith("*.")) return path.endsWith(tail.slice(1));
+        return `/${path}/`.includes(`/${tail}/`);
+      }
+      return path === p || path.startsWith(`${p}/`);
+    });
+}
+
 describe("the Docker image's steps, run without Docker (deploy/scripts)", { skip }, () => {
+  // One folder per stage, filled as deploy/Dockerfile fills it.
   let work = "";
-  let src = "";
-  let app = "";
+  let context = ""; // the build context: the checkout's files as git lists them, less .dockerignore
+  let manifests = ""; // manifests stage: /manifests
+  let build = ""; // build stage: /src
+  let out = ""; // build stage: /out
+  let app = ""; // runtime stage: /app
   let nats: TestNats | undefined;
   let service: ChildProcess | undefined;
 
-  before(() => {
+  before(async () => {
     work = mkdtempSync(join(tmpdir(), "temper-image-"));
-    src = join(work, "src");
-    app = join(work, "app");
-    // The build context: the checkout's files as git sees them (no node_modules, no generated code).
+    [context, manifests, build, out, app] = ["context", "manifests", "build", "out", "app"].map((d) =>
+      join(work, d),
+    );
     for (const file of gitFiles.stdout.split("\0")) {
       if (!file || !existsSync(join(repoRoot, file))) continue; // deleted in the working tree
-      mkdirSync(dirname(join(src, file)), { recursive: true });
-      copyFileSync(join(repoRoot, file), join(src, file));
+      mkdirSync(dirname(join(context, file)), { recursive: true });
+      copyFileSync(join(repoRoot, file), join(context, file));
     }
+    const ignored = dockerIgnored(context);
+    for (const f of walk(context).filter((f) => !f.endsWith("/") && ignored(f))) rmSync(join(context, f));
+    // manifests stage: COPY . . ; RUN manifests.sh /manifests
+    await run("bash", ["deploy/scripts/manifests.sh", manifests], context);
   });
 
   after(async () => {
@@ -105,21 +131,24 @@ describe("the Docker image's steps, run without Docker (deploy/scripts)", { skip
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  test("build stage: install-build.sh installs buf and ts-proto under NODE_ENV=production and generates the protos", async (t) => {
-    assert.equal(existsSync(join(src, "packages/proto/gen")), false);
+  test("build stage: install-build.sh, from the manifests alone, installs buf and ts-proto under NODE_ENV=production and generates the protos", async (t) => {
+    cpSync(join(manifests, "npm"), build, { recursive: true });
+    cpSync(join(manifests, "proto"), build, { recursive: true });
+    assert.equal(existsSync(join(build, "packages/proto/src")), false, "no sources yet");
     const t0 = Date.now();
-    await run("bash", ["deploy/scripts/install-build.sh"], src);
+    await run("bash", ["deploy/scripts/install-build.sh"], build);
     t.diagnostic(
       `install-build.sh (npm ci -w @temper/proto, buf generate): ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
-    assert.ok(existsSync(join(src, "packages/proto/gen/descriptor.binpb")));
+    assert.ok(existsSync(join(build, "packages/proto/gen/descriptor.binpb")));
     for (const dev of ["@bufbuild/buf", "ts-proto"])
-      assert.ok(existsSync(join(src, "node_modules", dev)), `${dev} (a dev dependency) was installed`);
+      assert.ok(existsSync(join(build, "node_modules", dev)), `${dev} (a dev dependency) was installed`);
   });
 
   test("build stage: build.sh assembles the runtime tree: sources and generated protos, no tests", async () => {
-    await run("bash", ["deploy/scripts/build.sh", app], src);
-    const files = walk(app);
+    cpSync(context, build, { recursive: true }); // COPY . .
+    await run("bash", ["deploy/scripts/build.sh", out], build);
+    const files = walk(out);
     for (const f of [
       "package.json",
       "package-lock.json",
@@ -143,19 +172,21 @@ describe("the Docker image's steps, run without Docker (deploy/scripts)", { skip
       ),
       [],
     );
-    assert.equal(existsSync(join(app, "node_modules")), false);
+    assert.equal(existsSync(join(out, "node_modules")), false);
     // The image's files belong to root and the service runs as `node`: all must be world-readable.
     const unreadable = files.filter((f) => {
-      const mode = statSync(join(app, f)).mode;
+      const mode = statSync(join(out, f)).mode;
       return f.endsWith("/") ? (mode & 0o005) !== 0o005 : (mode & 0o004) === 0;
     });
     assert.deepEqual(unreadable, [], "files another user could not read");
   });
 
-  test("runtime stage: install-production.sh installs production dependencies only", async (t) => {
+  test("runtime stage: install-production.sh, from the manifests alone, installs production dependencies only", async (t) => {
+    cpSync(join(manifests, "npm"), app, { recursive: true });
     const t0 = Date.now();
     await run("bash", ["deploy/scripts/install-production.sh"], app);
     t.diagnostic(`install-production.sh (npm ci --omit=dev): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    cpSync(out, app, { recursive: true }); // COPY --from=build /out/ ./
     const modules = join(app, "node_modules");
     for (const dev of ["typescript", "@bufbuild/buf", "ts-proto", "@biomejs/biome"])
       assert.equal(existsSync(join(modules, dev)), false, `${dev} (a dev dependency) is not installed`);
@@ -179,7 +210,7 @@ describe("the Docker image's steps, run without Docker (deploy/scripts)", { skip
     const t0 = Date.now();
     const env = cleanEnv({ SERVICE: "scheduler", HOST: "127.0.0.1", PORT: "0", NATS_URL: nats.url });
     // the Dockerfile's CMD, as it stands
-    const cmdLine = /^CMD (\[.*\])$/m.exec(readFileSync(join(src, "deploy/Dockerfile"), "utf8"));
+    const cmdLine = /^CMD (\[.*\])$/m.exec(readFileSync(join(context, "deploy/Dockerfile"), "utf8"));
     assert.ok(cmdLine, "deploy/Dockerfile has an exec-form CMD");
     const [cmd, ...args] = JSON.parse(cmdLine[1]) as string[];
     const child = spawn(cmd, args, {
