@@ -3,19 +3,30 @@
 // backoff, at most `maxRestarts` times in a row before it gives up). `temper stack` serves it until
 // Ctrl-C; `temper run` / `compare` hold one for a run's duration.
 import { spawnSync } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, type WriteStream } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  type WriteStream,
+} from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  type ClientSecurity,
   findNatsServer,
   type NatsServerHandle,
   type ServiceProcess,
+  securityConfigSchema,
   startNatsServer,
   startServiceProcess,
 } from "@temper/kit";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { CliError } from "./cli.ts";
+import { ensureSecrets, operatorEnv, type Secrets, secureServiceEnv } from "./secrets.ts";
 import { implementedServices, SERVICES, type ServiceSpec, serviceEntry, stackEnv } from "./services.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -43,6 +54,20 @@ export interface StackOptions {
   onEvent?: (line: string) => void;
   /** Extra environment for named services. */
   env?: Record<string, Record<string, string>>;
+  /**
+   * TLS with mutual TLS, credentials for mutating RPCs and NATS users with per-service permissions,
+   * from secrets made once under <dataDir>/secrets. Default off: plaintext on loopback.
+   */
+  secure?: boolean;
+}
+
+/** What a secure stack's callers need. */
+export interface StackSecurity {
+  secrets: Secrets;
+  /** The operator's client: CA, certificate (mutual TLS) and token. */
+  client: ClientSecurity;
+  /** The same as environment variables, for the CLI in another shell. */
+  env: Record<string, string>;
 }
 
 export interface ServiceRow {
@@ -54,6 +79,8 @@ export interface ServiceRow {
 
 export interface Stack {
   natsUrl: string;
+  /** Present on a secure stack. */
+  security?: StackSecurity;
   ports: Record<string, number>;
   modelDir: string | undefined;
   services: ServiceSpec[];
@@ -96,9 +123,19 @@ export function stackModel(flag: string | undefined, dataDir: string, say: (line
   return dir;
 }
 
+/** The security variables, all empty: a plaintext stack ignores what the calling shell exported. */
+const PLAINTEXT_ENV: Record<string, string> = Object.fromEntries(
+  [...Object.keys(securityConfigSchema()), "NATS_USER", "NATS_PASSWORD_FILE", "NATS_TLS_CA"].map((k) => [
+    k,
+    "",
+  ]),
+);
+
 /** What a service needs besides the common variables. */
 function serviceEnv(name: string, modelDir: string | undefined, dataDir: string): Record<string, string> {
   const out: Record<string, string> = {};
+  // Sources a run may name: loopback, so swapping in a service of one's own at runtime works here.
+  if (name === "scheduler") out.SOURCE_ENDPOINT_ALLOW = "loopback";
   if (TEXT_SERVICES.has(name)) out.ALLOW_EMPTY_TEXT = "true";
   if (modelDir && MODEL_SERVICES.has(name)) out.MODEL_DIR = modelDir;
   if (name === "learner") {
@@ -158,6 +195,28 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ? stackModel(o.model, o.dataDir, say)
     : undefined;
   const maxRestarts = o.maxRestarts ?? 5;
+  let security: StackSecurity | undefined;
+  if (o.secure) {
+    const secrets = await ensureSecrets({
+      dir: join(o.dataDir, "secrets"),
+      services: SERVICES.map((s) => s.name),
+    });
+    if (secrets.outcome === "created")
+      say(`made certificates, tokens and NATS users in ${secrets.dir} (${secrets.backend})`);
+    const env = operatorEnv(secrets.dir);
+    security = {
+      secrets,
+      env,
+      client: {
+        tls: {
+          ca: readFileSync(env.GRPC_TLS_CA),
+          cert: readFileSync(env.GRPC_TLS_CERT),
+          key: readFileSync(env.GRPC_TLS_KEY),
+        },
+        token: readFileSync(env.AUTH_TOKEN_FILE, "utf8").trim(),
+      },
+    };
+  }
 
   const running = new Map<string, ServiceProcess>();
   const rows = new Map<string, ServiceRow>(
@@ -181,9 +240,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       cwd: ROOT,
       env: {
         ...stackEnv(spec, ports, natsUrl),
+        ...(security ? secureServiceEnv(security.secrets.dir, spec.name) : PLAINTEXT_ENV),
         ...serviceEnv(spec.name, modelDir, o.dataDir),
         ...o.env?.[spec.name],
       },
+      security: security?.client ?? {},
       onLine: (line) => log.write(`${line}\n`),
       // loading (and hashing) a model takes long for a real checkpoint or on a busy machine
       readyTimeoutMs: MODEL_SERVICES.has(spec.name) ? 600_000 : 60_000,
@@ -239,7 +300,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
 
   try {
-    nats = await startNatsServer({ binary: natsBinary, port: o.natsPort, storeDir: join(o.dataDir, "nats") });
+    nats = await startNatsServer({
+      binary: natsBinary,
+      port: o.natsPort,
+      storeDir: join(o.dataDir, "nats"),
+      configFile: security?.secrets.natsConfig,
+    });
     const natsUrl = nats.url;
     const results = await Promise.allSettled(
       specs.map(async (spec) => {
@@ -258,6 +324,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
   return {
     natsUrl: nats.url,
+    security,
     ports,
     modelDir,
     services: specs,

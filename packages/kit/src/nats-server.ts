@@ -29,6 +29,8 @@ export interface NatsServerOptions {
   host?: string;
   /** JetStream store directory (created if missing). */
   storeDir: string;
+  /** A nats-server configuration file (e.g. users and permissions); the flags above override it. */
+  configFile?: string;
   readyTimeoutMs?: number;
 }
 
@@ -63,7 +65,16 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const host = options.host ?? "127.0.0.1";
   mkdirSync(options.storeDir, { recursive: true });
   // -p -1 is nats-server's "random port".
-  const args = ["-js", "-a", host, "-p", String(options.port || -1), "-sd", options.storeDir];
+  const args = [
+    ...(options.configFile ? ["-c", options.configFile] : []),
+    "-js",
+    "-a",
+    host,
+    "-p",
+    String(options.port || -1),
+    "-sd",
+    options.storeDir,
+  ];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const remember = (chunk: Buffer) => {

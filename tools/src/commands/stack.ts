@@ -7,13 +7,16 @@ import { CliError, numberFlag, parseFlags } from "../cli.ts";
 import { NATS_DEFAULT_PORT, SERVICES } from "../services.ts";
 import { ROOT, startStack } from "../stack-runtime.ts";
 
-const USAGE = `usage: temper stack [--check] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
+const USAGE = `usage: temper stack [--check] [--secure] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
 
 Starts nats-server (JetStream) and every implemented service on 127.0.0.1, waits until each
 reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies is restarted
 (after 1, 2, 4, 8, 16 s; it gives up after --max-restarts in a row and stops the stack).
 
   --check          start, verify health, stop, exit 0
+  --secure         TLS with mutual TLS on every gRPC hop, a credential for mutating RPCs, NATS
+                   users with per-service permissions; certificates, tokens and NATS passwords
+                   are made once under DATA_DIR/secrets (README "Security"); default: plaintext
   --max-restarts N restarts in a row before giving up on a service (default 5)
   --data-dir DIR   JetStream store, service logs, checkpoints (default .temper/stack in the repo)
   --model DIR      base model of rollout and learner (Hugging Face layout); default: a small
@@ -26,6 +29,7 @@ default ports: ${SERVICES.map((s) => `${s.name} ${s.port}`).join(", ")}, nats ${
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
     check: { type: "boolean" },
+    secure: { type: "boolean" },
     "data-dir": { type: "string" },
     "nats-port": { type: "string" },
     "port-offset": { type: "string" },
@@ -55,6 +59,7 @@ export async function run(argv: string[]): Promise<void> {
     model: values.model,
     maxRestarts,
     onEvent: say,
+    secure: values.secure,
   });
 
   const specs = stack.services;
@@ -70,6 +75,15 @@ export async function run(argv: string[]): Promise<void> {
   if (missing.length) process.stdout.write(`  not implemented yet: ${missing.join(", ")}\n`);
   if (stack.modelDir) process.stdout.write(`  model: ${stack.modelDir}\n`);
   process.stdout.write(`  logs: ${join(dataDir, "logs")}\n`);
+  if (stack.security) {
+    const env = Object.entries(stack.security.env).map(([k, v]) => `${k}=${v}`);
+    const s = stack.security.secrets;
+    process.stdout.write(
+      `  secure: mutual TLS, credentials on mutating RPCs, NATS users (secrets in ${s.dir})\n` +
+        `  the CLI as operator: export ${env.join(" ")}\n` +
+        `  grpcurl: grpcurl -cacert ${s.ca} -cert ${s.operator.cert} -key ${s.operator.key} -H "authorization: Bearer $(cat ${s.operator.token})" ${stack.address("scheduler")} list\n`,
+    );
+  }
 
   if (values.check) {
     const problems = await stack.stop();

@@ -1,0 +1,193 @@
+// The secrets of a secure deployment, made once into a directory: a private CA, one certificate
+// per service (and one for the operator), the operator's bearer token, and NATS users with
+// per-service permissions. `temper stack --secure` and compose's one-shot secrets-init use it; the
+// environment each service then needs comes from secureServiceEnv().
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Leaf, makeCertificates } from "@temper/kit";
+
+/** Who the operator is: the CLI user's certificate name and token name. */
+export const OPERATOR = "operator";
+
+/** JetStream buckets and the one service allowed to write each. */
+export const BUCKET_OWNERS: Record<string, { kind: "kv" | "obj"; bucket: string }[]> = {
+  scheduler: [{ kind: "kv", bucket: "temper_scheduler" }],
+  orchestrator: [{ kind: "kv", bucket: "temper_orchestrator" }],
+  learner: [{ kind: "obj", bucket: "temper_adapters" }],
+};
+
+/** Which client identities may call each service's mutating RPCs (AUTH_IDENTITIES). */
+export const CALLERS: Record<string, string[]> = {
+  scheduler: ["orchestrator", OPERATOR],
+  learner: ["orchestrator", OPERATOR],
+  orchestrator: [OPERATOR],
+};
+
+export interface SecretsOptions {
+  dir: string;
+  /** Service names: each gets a certificate (CN and DNS name = the service name) and a NATS user. */
+  services: string[];
+  /** Extra DNS names / IP addresses on every service certificate (localhost, 127.0.0.1 and ::1 always are). */
+  hosts?: string[];
+  /** "auto" (default): openssl when installed, else node-forge. */
+  backend?: "auto" | "openssl" | "forge";
+}
+
+export interface Secrets {
+  dir: string;
+  ca: string;
+  /** The operator's files, for the CLI, grpcurl and tests. */
+  operator: { cert: string; key: string; token: string };
+  natsConfig: string;
+  /** What was done: "created" or "kept" (every file was already there). */
+  outcome: "created" | "kept";
+  backend: "openssl" | "forge" | "none";
+}
+
+function files(dir: string, services: string[]) {
+  const names = [...services, OPERATOR];
+  return [
+    join(dir, "ca.crt"),
+    join(dir, "ca.key"),
+    join(dir, "tokens"),
+    join(dir, `${OPERATOR}.token`),
+    join(dir, "nats", "nats.conf"),
+    ...names.flatMap((n) => [join(dir, `${n}.crt`), join(dir, `${n}.key`)]),
+    ...services.map((n) => join(dir, "nats", `${n}.password`)),
+  ];
+}
+
+function secret(bytes: number): string {
+  return randomBytes(bytes).toString("base64url");
+}
+
+/** publish/subscribe allow-lists of a service's NATS user. */
+export function natsPermissions(service: string): { publish: string[]; subscribe: string[] } {
+  const own = BUCKET_OWNERS[service] ?? [];
+  const publish = [
+    // read side of JetStream: account info, stream info and lookups, direct and message gets,
+    // consumers (ordered consumers read KV keys and objects) and their acks and flow control
+    "$JS.API.INFO",
+    "$JS.API.STREAM.INFO.*",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.MSG.GET.*",
+    "$JS.API.DIRECT.GET.>",
+    "$JS.API.CONSUMER.>",
+    "$JS.ACK.>",
+    "$JS.FC.>",
+    // the events stream and its events
+    "$JS.API.STREAM.CREATE.TEMPER",
+    "$JS.API.STREAM.UPDATE.TEMPER",
+    "temper.>",
+  ];
+  for (const { kind, bucket } of own) {
+    const stream = kind === "kv" ? `KV_${bucket}` : `OBJ_${bucket}`;
+    publish.push(
+      kind === "kv" ? `$KV.${bucket}.>` : `$O.${bucket}.>`,
+      ...["CREATE", "UPDATE", "PURGE", "MSG.DELETE"].map((op) => `$JS.API.STREAM.${op}.${stream}`),
+    );
+  }
+  return { publish, subscribe: ["_INBOX.>", "temper.>"] };
+}
+
+/** nats-server configuration: one user per service, each with its permissions; no anonymous access. */
+export function natsConfig(passwords: Record<string, string>): string {
+  const users = Object.entries(passwords).map(([user, password]) => {
+    const p = natsPermissions(user);
+    return {
+      user,
+      password,
+      permissions: { publish: { allow: p.publish }, subscribe: { allow: p.subscribe } },
+    };
+  });
+  // JSON is valid nats-server configuration; quoted strings are taken literally ($ included).
+  return `# Made by temper: one user per service; only each bucket's owner may write it.\nauthorization ${JSON.stringify({ users }, null, 2)}\n`;
+}
+
+/**
+ * Makes the secrets under `dir` unless every file is already there (then keeps them, so a restart
+ * or a second `up` changes nothing). Files are written into a temporary directory and renamed.
+ */
+export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
+  const result = (outcome: Secrets["outcome"], backend: Secrets["backend"]): Secrets => ({
+    dir: o.dir,
+    ca: join(o.dir, "ca.crt"),
+    operator: {
+      cert: join(o.dir, `${OPERATOR}.crt`),
+      key: join(o.dir, `${OPERATOR}.key`),
+      token: join(o.dir, `${OPERATOR}.token`),
+    },
+    natsConfig: join(o.dir, "nats", "nats.conf"),
+    outcome,
+    backend,
+  });
+  if (files(o.dir, o.services).every((f) => existsSync(f))) return result("kept", "none");
+  if (existsSync(join(o.dir, "ca.crt")))
+    throw new Error(
+      `${o.dir}: holds some secrets but not all (for services ${o.services.join(", ")}): remove the directory to make new ones`,
+    );
+  let backend: Secrets["backend"] = "none";
+  const tmp = `${o.dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, "nats"), { recursive: true, mode: 0o700 });
+  try {
+    const common = ["localhost", "127.0.0.1", "::1", ...(o.hosts ?? [])];
+    const leaves: Leaf[] = [
+      ...o.services.map((name) => ({ name, sans: [name, ...common] })),
+      { name: OPERATOR, sans: [OPERATOR] },
+    ];
+    backend = await makeCertificates(tmp, leaves, o.backend ?? "auto");
+    const token = secret(32);
+    writeFileSync(join(tmp, `${OPERATOR}.token`), `${token}\n`);
+    writeFileSync(
+      join(tmp, "tokens"),
+      `# accepted bearer tokens: NAME TOKEN (AUTH_TOKENS_FILE)\n${OPERATOR} ${token}\n`,
+    );
+    const passwords: Record<string, string> = {};
+    for (const s of o.services) {
+      passwords[s] = secret(24);
+      writeFileSync(join(tmp, "nats", `${s}.password`), `${passwords[s]}\n`);
+    }
+    writeFileSync(join(tmp, "nats", "nats.conf"), natsConfig(passwords));
+    // Services in containers run as another user than the one making the files: readable by all in
+    // a directory only the deployment mounts; the CA key stays owner-only.
+    for (const f of files(tmp, o.services)) chmodSync(f, 0o644);
+    chmodSync(join(tmp, "ca.key"), 0o600);
+    chmodSync(tmp, 0o755);
+    chmodSync(join(tmp, "nats"), 0o755);
+    rmSync(o.dir, { recursive: true, force: true });
+    renameSync(tmp, o.dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return result("created", backend);
+}
+
+/** The environment of a service in a secure deployment (TLS, mutual TLS, credentials, NATS user). */
+export function secureServiceEnv(dir: string, service: string): Record<string, string> {
+  const env: Record<string, string> = {
+    GRPC_TLS_CERT: join(dir, `${service}.crt`),
+    GRPC_TLS_KEY: join(dir, `${service}.key`),
+    GRPC_TLS_CA: join(dir, "ca.crt"),
+    GRPC_TLS_CLIENT_AUTH: "require",
+    AUTH_TOKENS_FILE: join(dir, "tokens"),
+    NATS_USER: service,
+    NATS_PASSWORD_FILE: join(dir, "nats", `${service}.password`),
+  };
+  const callers = CALLERS[service];
+  if (callers) env.AUTH_IDENTITIES = callers.join(",");
+  return env;
+}
+
+/** The operator's client environment (the CLI, scripts): mutual TLS with its certificate, and its token. */
+export function operatorEnv(dir: string): Record<string, string> {
+  return {
+    GRPC_TLS_CA: join(dir, "ca.crt"),
+    GRPC_TLS_CERT: join(dir, `${OPERATOR}.crt`),
+    GRPC_TLS_KEY: join(dir, `${OPERATOR}.key`),
+    AUTH_TOKEN_FILE: join(dir, `${OPERATOR}.token`),
+  };
+}
