@@ -1,9 +1,11 @@
-// deploy/Dockerfile's steps without Docker (CI has no engine): the scripts its stages run, in a
-// clean copy of the repository and in the same order. Build stage: install-build.sh under
-// NODE_ENV=production (the dev dependencies must still come: buf and ts-proto generate the protos),
-// then build.sh. Runtime stage: install-production.sh in the tree build.sh assembled. Then the
-// scheduler starts from that tree as the image's CMD starts it, next to a nats-server on a free
-// port, and the compose health check (`temper health`) finds it SERVING.
+// deploy/Dockerfile's steps without Docker (CI has no engine): the scripts its stages run, in the
+// same order, each stage in a folder filled as the Dockerfile fills it (the build context is the
+// checkout's files less .dockerignore). Build stage: install-build.sh from the manifests alone
+// under NODE_ENV=production (the dev dependencies must still come: buf and ts-proto generate the
+// protos), then build.sh over the sources. Runtime stage: install-production.sh from the manifests
+// alone, then the tree build.sh assembled. Then the scheduler starts there as the image's CMD starts
+// it, next to a nats-server on a free port, and the compose health check (`temper health`) finds it
+// SERVING.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
@@ -34,13 +36,19 @@ const skip = !findNatsServer()
     ? `no git checkout to copy (git ls-files: ${gitFiles.error?.message ?? gitFiles.stderr.trim()})`
     : false;
 
+// npm settings the scripts keep: where npm fetches from and caches (the repository's own install
+// warmed that cache).
+const KEEP_NPM =
+  /^npm_config_(cache|cafile|registry|userconfig|globalconfig|proxy|https_proxy|noproxy|strict_ssl)$/i;
+
 // What the scripts see: this environment without what `npm test` adds (npm_* settings, the
 // repository's node_modules/.bin on PATH, which would hide a missing buf), under NODE_ENV=production
 // as in the image.
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^npm_/i.test(k) || k === "INIT_CWD" || k === "NODE_OPTIONS" || k === "NODE_PATH") continue;
+    if (/^npm_/i.test(k) && !KEEP_NPM.test(k)) continue; // npm_config_local_prefix is the repository
+    if (k === "INIT_CWD" || k === "NODE_OPTIONS" || k === "NODE_PATH") continue;
     env[k] = v;
   }
   env.PATH = (env.PATH ?? "")
