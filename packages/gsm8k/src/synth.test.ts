@@ -26,6 +26,40 @@ describe("synthetic grade-school problems", () => {
     assert.equal(chains.size, all.length);
   });
 
+  it("disjoint by question only: arithmetic recurs across sets in new wordings, never a question", () => {
+    const q = synthesizeSets({
+      sft: 400,
+      train: 100,
+      eval: 100,
+      seed: 3,
+      maxOperand: 6,
+      steps: { min: 1, max: 1 },
+      disjoint: "question",
+    });
+    const qAll = [...q.sft, ...q.train, ...q.eval];
+    assert.equal(new Set(qAll.map((e) => e.question)).size, qAll.length);
+    // operands ≤ 6 in one step allow fewer than 100 chains: chain-disjoint sets this size can't exist
+    assert.throws(
+      () =>
+        synthesizeSets({
+          sft: 400,
+          train: 100,
+          eval: 100,
+          seed: 3,
+          maxOperand: 6,
+          steps: { min: 1, max: 1 },
+        }),
+      SynthError,
+    );
+    const sftChains = new Set(q.sft.map((e) => chainOf(e.answer)));
+    const recurring = q.eval.filter((e) => sftChains.has(chainOf(e.answer))).length;
+    assert.ok(recurring > 50, `${recurring} of 100 eval chains also in sft`);
+    assert.throws(
+      () => synthesizeSets({ sft: 1, train: 1, eval: 1, seed: 3, disjoint: "words" as "chain" }),
+      /disjoint must be chain or question/,
+    );
+  });
+
   it("deterministic for a seed; another seed gives other problems; eval does not depend on the other sizes", () => {
     assert.deepEqual(synthesizeSets({ sft: 300, train: 300, eval: 200, seed: 7 }), sets);
     const other = synthesizeSets({ sft: 10, train: 10, eval: 10, seed: 8 });

@@ -57,11 +57,20 @@ export interface SynthOptions {
 
 export type SynthRationale = "terse" | "prose";
 
+/**
+ * What no two problems of the three sets may share: "chain" (default) their question text and their
+ * arithmetic chain, so held-out problems need arithmetic never seen in training; "question" only the
+ * question text, so the arithmetic facts recur in new wordings, as a pretrained model's knowledge
+ * recurs in GSM8K (the held-out skill is reading a new problem, not new arithmetic).
+ */
+export type SynthDisjointness = "chain" | "question";
+
 export interface SynthSetsOptions extends SynthOptions {
   sft: number;
   train: number;
   eval: number;
   seed: number;
+  disjoint?: SynthDisjointness;
 }
 
 export interface SynthSets {
@@ -556,6 +565,9 @@ export function synthesizeSets(options: SynthSetsOptions): SynthSets {
   }
   if (!Number.isSafeInteger(options.seed))
     throw new SynthError(`seed must be an integer, got ${options.seed}`);
+  const disjoint = options.disjoint ?? "chain";
+  if (disjoint !== "chain" && disjoint !== "question")
+    throw new SynthError(`disjoint must be chain or question, got ${disjoint}`);
   const keys = new Set<string>();
   const texts = new Set<string>();
   const make = (name: "sft" | "train" | "eval"): Gsm8kExample[] => {
@@ -564,10 +576,10 @@ export function synthesizeSets(options: SynthSetsOptions): SynthSets {
     let misses = 0;
     while (out.length < options[name]) {
       const p = synthesizeProblem(r, { ...knobs, steps: { min: knobs.min, max: knobs.max } });
-      if (keys.has(p.key) || texts.has(p.question)) {
+      if ((disjoint === "chain" && keys.has(p.key)) || texts.has(p.question)) {
         if (++misses > 10_000 + 20 * options[name])
           throw new SynthError(
-            `only ${keys.size} distinct problems found for ${knobs.min}..${knobs.max} steps and max operand ${knobs.maxOperand}; ask for fewer or widen the knobs`,
+            `only ${disjoint === "chain" ? keys.size : texts.size} distinct problems found for ${knobs.min}..${knobs.max} steps and max operand ${knobs.maxOperand}; ask for fewer or widen the knobs`,
           );
         continue;
       }

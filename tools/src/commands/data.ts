@@ -11,12 +11,12 @@ interface Subcommand {
   run(argv: string[]): Promise<void>;
 }
 
-const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] --out DIR
+const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] [--disjoint chain|question] --out DIR
 
 Writes DIR/sft.jsonl, DIR/train.jsonl and DIR/eval.jsonl: arithmetic word problems in GSM8K's
 format ({"question", "answer"}, the answer a rationale with <<a op b=c>> annotations ending in
 "#### N"), 1 to 3 steps of + − × ÷ with non-negative integer results. The three sets share no
-question and no arithmetic chain; the same flags give the same files.
+question (and by default no arithmetic chain); the same flags give the same files.
 
 options:
   --sft N, --train N, --eval N   set sizes (required; 0 allowed)
@@ -26,6 +26,9 @@ options:
   --max-result R                 largest value any step reaches (default M²)
   --rationale S                  terse: lines "4*6 = <<4*6=24>>24" (default); prose: GSM8K-like
                                  sentences "Sam has 4*6 = <<4*6=24>>24 pencils."
+  --disjoint D                   what the sets never share: chain (default) the question and its
+                                 arithmetic chain, so held-out problems need unseen arithmetic;
+                                 question only the question text, so facts recur in new wordings
   --out DIR                      output directory (created; existing files are replaced)`;
 
 const subcommands: Record<string, Subcommand> = {
@@ -93,6 +96,7 @@ async function runSynth(argv: string[]): Promise<void> {
     "max-operand": { type: "string" },
     "max-result": { type: "string" },
     rationale: { type: "string" },
+    disjoint: { type: "string" },
     out: { type: "string" },
   });
   const sft = integerFlag("sft", values.sft, 0);
@@ -105,6 +109,7 @@ async function runSynth(argv: string[]): Promise<void> {
   const maxResult =
     values["max-result"] === undefined ? undefined : integerFlag("max-result", values["max-result"], 2);
   const rationale = choiceFlag("rationale", values.rationale, ["terse", "prose"] as const, "terse");
+  const disjoint = choiceFlag("disjoint", values.disjoint, ["chain", "question"] as const, "chain");
   const out = values.out;
   if (!out) throw new CliError("--out is required");
 
@@ -119,6 +124,7 @@ async function runSynth(argv: string[]): Promise<void> {
       maxOperand,
       maxResult,
       rationale,
+      disjoint,
     });
   } catch (err) {
     if (err instanceof SynthError) throw new CliError(err.message);
