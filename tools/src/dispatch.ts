@@ -18,6 +18,10 @@ export const commands: Record<
     summary: "check a service's gRPC health (exit 0 when SERVING)",
     load: () => import("./commands/health.ts"),
   },
+  secrets: {
+    summary: "make certificates, tokens and NATS users for a secure deployment (once)",
+    load: () => import("./commands/secrets.ts"),
+  },
   model: { summary: "make, inspect and run Qwen3-layout models", load: () => import("./commands/model.ts") },
   report: {
     summary: "one self-contained HTML page comparing run directories",

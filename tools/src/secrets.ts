@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Leaf, makeCertificates } from "@temper/kit";
+import { type Leaf, makeCertificates, tokenDigest } from "@temper/kit";
 
 /** Who the operator is: the CLI user's certificate name and token name. */
 export const OPERATOR = "operator";
@@ -141,9 +141,10 @@ export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
     backend = await makeCertificates(tmp, leaves, o.backend ?? "auto");
     const token = secret(32);
     writeFileSync(join(tmp, `${OPERATOR}.token`), `${token}\n`);
+    // services read this file: it holds the token's digest, never the token
     writeFileSync(
       join(tmp, "tokens"),
-      `# accepted bearer tokens: NAME TOKEN (AUTH_TOKENS_FILE)\n${OPERATOR} ${token}\n`,
+      `# accepted bearer tokens (AUTH_TOKENS_FILE): NAME TOKEN or NAME sha256:<hex of the token>\n${OPERATOR} sha256:${tokenDigest(token)}\n`,
     );
     const passwords: Record<string, string> = {};
     for (const s of o.services) {

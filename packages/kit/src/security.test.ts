@@ -20,6 +20,7 @@ import {
   type ServerSecurity,
   securityConfigSchema,
   serverSecurityFromConfig,
+  tokenDigest,
 } from "./security.ts";
 import { type ServerHandle, service, startServer } from "./server.ts";
 import { checkHealth } from "./service-process.ts";
@@ -96,7 +97,11 @@ describe("gRPC TLS, mutual TLS and credentials", () => {
     await makeCertificates(join(dir, "rogue"), [{ name: "orchestrator", sans: ["orchestrator"] }]);
     server = await start({
       tls: { cert: pem("server.crt"), key: pem("server.key"), ca: pem("ca.crt"), clientAuth: "require" },
-      auth: { tokens: parseTokens(`ops ${TOKEN}\n`), identities: new Set(["orchestrator"]) },
+      // the file may hold a token's digest instead of the token
+      auth: {
+        tokens: parseTokens(`ops sha256:${tokenDigest(TOKEN)}\n`),
+        identities: new Set(["orchestrator"]),
+      },
     });
   });
   after(async () => {

@@ -71,7 +71,7 @@ export function securityConfigSchema() {
       doc: "Client certificates: none (not asked for), optional (verified against GRPC_TLS_CA when sent; the identity counts for AUTH_IDENTITIES), require (every application call without one is UNAUTHENTICATED; health and reflection stay open for probes).",
     }),
     AUTH_TOKENS_FILE: secretFile(
-      "Bearer tokens this server accepts for mutating RPCs: one per line, `NAME TOKEN` or `TOKEN` (16+ characters); `#` comments. Set (or AUTH_IDENTITIES set): mutating RPCs need a credential.",
+      "Bearer tokens this server accepts for mutating RPCs: one per line, `NAME TOKEN` or `TOKEN` (16+ characters, or `sha256:<hex>` of one); `#` comments. Set (or AUTH_IDENTITIES set): mutating RPCs need a credential.",
     ),
     AUTH_IDENTITIES: env.optional({
       doc: "Comma-separated client-certificate names (CN or DNS SAN) allowed to call mutating RPCs; `*` = any certificate the CA signed. Needs GRPC_TLS_CLIENT_AUTH optional or require.",
@@ -131,6 +131,12 @@ export function parseTokens(text: string, source = "AUTH_TOKENS_FILE"): Map<stri
       throw new ConfigError(source, `${source} line ${i + 1}: expected "NAME TOKEN" or "TOKEN"`);
     const token = parts.length === 2 ? parts[1] : parts[0];
     const name = parts.length === 2 ? parts[0] : `token-${i + 1}`;
+    // `sha256:<hex>`: the token's digest, so the file need not hold the token itself
+    const digest = /^sha256:([0-9a-f]{64})$/.exec(token);
+    if (digest) {
+      out.set(digest[1], name);
+      return;
+    }
     if (token.length < 16)
       throw new ConfigError(source, `${source} line ${i + 1}: a token needs at least 16 characters`);
     out.set(tokenDigest(token), name);
