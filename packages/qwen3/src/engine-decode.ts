@@ -32,7 +32,7 @@ import type * as ort from "onnxruntime-node";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { Qwen3Config } from "./config.ts";
 import { EngineInputError } from "./engine-batch.ts";
-import { attentionMask, rmsNormLayer } from "./forward-graph.ts";
+import { attentionMask } from "./forward-graph.ts";
 import {
   type LoraAdapter,
   type LoraConfig,
@@ -124,7 +124,9 @@ export function declareDecodeGraph(
   const cacheBias = g.floatInput("cache_bias", ["batch", "capacity"]);
   const past = Array.from({ length: L }, (_, i) => ({
     key: g.floatInput(`past_key_values.${i}.key`, ["batch", nKV, "capacity", d]),
-    value: g.floatInput(`past_key_values.${i}.value`, ["batch", nKV, "capacity", d]),
+    // [batch, kv_heads, 1, capacity, head_dim]: the unit axis lets every query row meet the values
+    // as its own M = 1 product (see below) without a node to add it.
+    value: g.floatInput(`past_key_values.${i}.value`, ["batch", nKV, 1, "capacity", d]),
   }));
   const r = lora?.rank ?? 0;
   const loraIn = new Map<string, { a: Value; b: Value }>();
@@ -161,7 +163,8 @@ export function declareDecodeGraph(
     );
     const y = g.matmul(x, g.transpose(weight, [1, 0]));
     const pair = loraIn.get(`${layer}/${group}`);
-    return pair ? g.add(y, g.matmul(g.matmul(x, pair.a), pair.b)) : y;
+    // y + (x·A)·B as one Gemm with C = y (x is 2-D [tokens, in]).
+    return pair ? g.gemm(g.matmul(x, pair.a), pair.b, y) : y;
   };
 
   // RoPE tables [max_positions, d/2], computed in float64 and rounded once.
@@ -188,30 +191,70 @@ export function declareDecodeGraph(
       },
     );
 
-  // Shared by every layer: which new keys each query sees (causal + padding), and the cache bias.
+  // Shared by every layer: which new keys each query sees (causal + padding), the cache bias, shapes.
   const newVisible = attentionMask(g, newMask, inputIds, rep); // [batch, 1, rep·seq, seq]
   const bias = g.unsqueeze(cacheBias, [1, 2]); // [batch, 1, 1, capacity]
   const capacity = g.slice(g.shapeOf(cacheBias), [1], [2], [0]); // [1]
   const batchSeq = g.slice(g.shapeOf(inputIds), [0], [2], [0]); // [2]
+  const toBatchSeq = (x: Value, ...rest: number[]) => g.reshape(x, g.concat([batchSeq, g.ints(rest)], 0));
+  // Per-head RMSNorm weights of q and k side by side; q's carry the attention scale d^-½ (RoPE is
+  // linear, so it commutes).
+  const headNorm = (i: number): Value => {
+    const p = layerPrefix(i);
+    const data = new Float32Array((nQ + nKV) * d);
+    const qn = read(`${p}.self_attn.q_norm.weight`, [d]);
+    const kn = read(`${p}.self_attn.k_norm.weight`, [d]);
+    for (let hd = 0; hd < nQ + nKV; hd++)
+      for (let j = 0; j < d; j++) data[hd * d + j] = hd < nQ ? qn[j] * d ** -0.5 : kn[j];
+    return g.weight(`${p}.self_attn.qk_norm.scaled`, "float32", [nQ + nKV, d], data);
+  };
+  const ones = g.constant(new Array(d).fill(1), "float32", [d]);
+  const rms = (x: Value, weight: Value) =>
+    g.op(
+      "SimplifiedLayerNormalization",
+      [x, weight],
+      { axis: -1, epsilon: eps, stash_type: 1 },
+      { outputTypes: [{ dtype: "float32", shape: x.shape }] },
+    );
+  /** (normed, input + skip): the residual add fused into the next RMSNorm. */
+  const skipRms = (x: Value, skip: Value, weight: Value): [Value, Value] => {
+    const outs = g.opMulti(
+      "SkipSimplifiedLayerNormalization",
+      [x, skip, weight],
+      { epsilon: eps },
+      {
+        domain: "com.microsoft",
+        outputTypes: [
+          { dtype: "float32", shape: x.shape },
+          { dtype: "float32", shape: [] },
+          { dtype: "float32", shape: [] },
+          { dtype: "float32", shape: x.shape },
+        ],
+      },
+    );
+    return [outs[0], outs[3]];
+  };
 
+  // Rows of every linear part are the batch·seq tokens, 2-D [tokens, features].
   const embed = w("model.embed_tokens.weight", [config.vocabSize, H]);
-  let h = g.gather(embed, inputIds, 0); // [batch, seq, H]
+  const h0 = g.gather(embed, g.reshape(inputIds, [-1]), 0); // [tokens, H]
+  let resid = h0;
+  let delta: Value | null = null;
   const newKv: Value[] = [];
   for (let i = 0; i < L; i++) {
     const p = layerPrefix(i);
     g.scope(`layer${i}`, () => {
-      const x = rmsNormLayer(g, h, w(`${p}.input_layernorm.weight`, [H]), eps);
-      const [q0, k0, v0] = g.split(project(x, i, "qkv"), [nQ * d, nKV * d, nKV * d], -1);
-      // q_norm's weight carries the attention scale d^-½ (RoPE is linear, so it commutes).
-      const qNormW = Float32Array.from(read(`${p}.self_attn.q_norm.weight`, [d]), (v) => v * d ** -0.5);
-      const qNorm = g.weight(`${p}.self_attn.q_norm.scaled`, "float32", [d], qNormW);
-      const kNorm = w(`${p}.self_attn.k_norm.weight`, [d]);
-      const qn = rmsNormLayer(g, g.reshape(q0, [0, 0, nQ, d]), qNorm, eps);
-      const kn = rmsNormLayer(g, g.reshape(k0, [0, 0, nKV, d]), kNorm, eps);
-      const q = rope(g.reshape(qn, [0, 0, nQ * d]), nQ); // [batch, seq, nQ·d]
-      const k = rope(g.reshape(kn, [0, 0, nKV * d]), nKV);
+      const inNorm = w(`${p}.input_layernorm.weight`, [H]);
+      let x: Value;
+      if (delta) [x, resid] = skipRms(delta, resid, inNorm);
+      else x = rms(resid, inNorm);
+      const [qk0, v0] = g.split(project(x, i, "qkv"), [(nQ + nKV) * d, nKV * d], -1);
+      // q_norm and k_norm in one RMSNorm over [tokens, heads, d], then one RoPE over both.
+      const qkn = g.mul(rms(g.reshape(qk0, [-1, nQ + nKV, d]), ones), headNorm(i));
+      const qk = rope(toBatchSeq(qkn, (nQ + nKV) * d), nQ + nKV); // [batch, seq, (nQ+nKV)·d]
+      const [q, k] = g.split(qk, [nQ * d, nKV * d], -1);
       const keys = g.transpose(g.reshape(k, [0, 0, nKV, d]), [0, 2, 1, 3]); // [batch, nKV, seq, d]
-      const values = g.transpose(g.reshape(v0, [0, 0, nKV, d]), [0, 2, 1, 3]);
+      const values = g.transpose(toBatchSeq(v0, nKV, d), [0, 2, 1, 3]);
       newKv.push(keys, values);
       // [batch, seq, nKV, rep, d] → [batch, nKV, rep, seq, d] → [batch, nKV, rep·seq, d]
       const grouped = g.reshape(g.transpose(g.reshape(q, [0, 0, nKV, rep, d]), [0, 2, 3, 1, 4]), [
@@ -230,27 +273,28 @@ export function declareDecodeGraph(
       const pFresh = g.op("Slice", [probs, capacity, g.ints([2 ** 62]), g.ints([-1])]);
       // One query row at a time (M = 1: MLAS's GEMV kernel, no packing of the cached values):
       // [batch, nKV, rep·seq, 1, capacity] · [batch, nKV, 1, capacity, d] → [batch, nKV, rep·seq, 1, d]
-      const fromCache = g.matmul(g.unsqueeze(pCached, [3]), g.unsqueeze(past[i].value, [2]));
+      const fromCache = g.matmul(g.unsqueeze(pCached, [3]), past[i].value);
       const context = g.add(
         g.reshape(fromCache, [0, 0, rep, -1, d]),
         g.reshape(g.matmul(pFresh, values), [0, 0, rep, -1, d]),
       );
-      // [batch, nKV, rep, seq, d] → [batch, seq, nKV, rep, d] → [batch, seq, nQ·d]
-      const merged = g.reshape(
-        g.transpose(context, [0, 3, 1, 2, 4]),
-        g.concat([batchSeq, g.ints([nQ * d])], 0),
+      // [batch, nKV, rep, seq, d] → [batch, seq, nKV, rep, d] → [tokens, nQ·d]
+      const merged = g.reshape(g.transpose(context, [0, 3, 1, 2, 4]), [-1, nQ * d]);
+      const [x2, mid] = skipRms(
+        project(merged, i, "o"),
+        resid,
+        w(`${p}.post_attention_layernorm.weight`, [H]),
       );
-      const mid = g.add(h, project(merged, i, "o"));
-      const x2 = rmsNormLayer(g, mid, w(`${p}.post_attention_layernorm.weight`, [H]), eps);
+      resid = mid;
       const [gate, up] = g.split(project(x2, i, "gateUp"), 2, -1);
       const act = g.mul(g.mul(gate, g.sigmoid(gate)), up);
-      h = g.add(mid, project(act, i, "down"));
+      delta = project(act, i, "down");
     });
   }
-  const last = g.slice(h, [-1], [2 ** 62], [1]); // [batch, 1, H]
-  const normed = rmsNormLayer(g, last, w("model.norm.weight", [H]), eps);
+  const [normed] = skipRms(delta!, resid, w("model.norm.weight", [H])); // [tokens, H]
+  const last = g.slice(toBatchSeq(normed, H), [-1], [2 ** 62], [1]); // [batch, 1, H]
   const head = config.tieWordEmbeddings ? embed : w("lm_head.weight", [config.vocabSize, H]);
-  const logits = g.matmul(normed, g.transpose(head, [1, 0])); // [batch, 1, vocab]
+  const logits = g.matmul(last, g.transpose(head, [1, 0])); // [batch, 1, vocab]
   g.output(g.reshape(logits, [0, -1]), "logits");
   g.output(g.concat(newKv, 1), "new_key_values");
 }
@@ -388,12 +432,11 @@ export class Qwen3DecodeEngine {
           `cache buffer ${i} has ${buf.length} values, [${batch}, ${kvh}, ${capacity}, ${d}] needs ${slots}`,
         );
       const data = buf.length === slots ? buf : buf.subarray(0, slots);
-      feeds[`past_key_values.${i >> 1}.${i & 1 ? "value" : "key"}`] = tensor("float32", data, [
-        batch,
-        kvh,
-        capacity,
-        d,
-      ]);
+      feeds[`past_key_values.${i >> 1}.${i & 1 ? "value" : "key"}`] = tensor(
+        "float32",
+        data,
+        i & 1 ? [batch, kvh, 1, capacity, d] : [batch, kvh, capacity, d],
+      );
     }
     const out = await this.session.run(feeds);
     return {

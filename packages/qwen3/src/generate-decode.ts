@@ -35,6 +35,8 @@ export class DecodeCacheBackend implements DecodeBackend {
   readonly maxPositions: number;
   private readonly compact: boolean;
   private readonly chunk: number;
+  /** Buffers of a closed session, reused by the next one (no fresh pages to fault in per call). */
+  private pool: CacheStorage | null = null;
 
   /** `engine` stays the caller's to release. */
   constructor(
@@ -87,7 +89,18 @@ export class DecodeCacheBackend implements DecodeBackend {
       cacheBias: new Float32Array(0),
       cache: this.engine.emptyCache,
     });
-    const session = new DecodeCacheSession(this.engine, this.compact, this.chunk, prompts.length);
+    const storage = this.pool ?? { cache: [], bias: new Float32Array(0) };
+    this.pool = null;
+    const session = new DecodeCacheSession(
+      this.engine,
+      this.compact,
+      this.chunk,
+      prompts.length,
+      storage,
+      (s) => {
+        this.pool = s;
+      },
+    );
     session.fill(out.newKeyValues, batch.seq, batch.lengths, source);
     const V = this.vocabSize;
     const logits = source.map((u) => out.logits.subarray(u * V, (u + 1) * V));
@@ -97,15 +110,25 @@ export class DecodeCacheBackend implements DecodeBackend {
 
 const roundUp = (n: number, step: number) => Math.ceil(n / step) * step;
 
+/** A session's buffers: per layer keys then values, and the bias (each at least as long as needed). */
+interface CacheStorage {
+  cache: Float32Array[];
+  bias: Float32Array;
+}
+
 class DecodeCacheSession implements DecodeSession {
   private readonly kvh: number;
   private readonly d: number;
   private readonly layers2: number;
   private capacity = 0;
-  /** Per layer key then value: [allocated rows, kv_heads, capacity, head_dim]. */
-  private cache: Float32Array[] = [];
-  /** [allocated rows, capacity] */
-  private bias = new Float32Array(0);
+  /**
+   * Per layer key then value: [rows, kv_heads, capacity, head_dim] at the start of each buffer. Slots
+   * at or past a row's length hold zeros (never a stale NaN that a hidden slot's 0 weight would
+   * still turn into NaN).
+   */
+  private cache: Float32Array[];
+  /** [rows, capacity] at the start of the buffer. */
+  private bias: Float32Array;
   /** Prompt row held at each batch index. */
   private rowAt: number[];
   /** Per batch index: tokens cached (the next slot, and the next token's position). */
@@ -119,6 +142,8 @@ class DecodeCacheSession implements DecodeSession {
     private readonly compact: boolean,
     private readonly chunk: number,
     rows: number,
+    storage: CacheStorage,
+    private readonly release: (storage: CacheStorage) => void,
   ) {
     const c = engine.config;
     this.kvh = c.numKeyValueHeads;
@@ -126,44 +151,67 @@ class DecodeCacheSession implements DecodeSession {
     this.layers2 = 2 * c.numHiddenLayers;
     this.rowAt = Array.from({ length: rows }, (_, b) => b);
     this.lastRows = [...this.rowAt];
+    this.cache = storage.cache;
+    this.bias = storage.bias;
+  }
+
+  /** Makes every buffer hold at least `floats` (and the bias `biasFloats`), keeping the first `keep`. */
+  private reserve(floats: number, biasFloats: number, keep: number, keepBias: number): void {
+    if (this.cache.length !== this.layers2 || this.cache[0].length < floats) {
+      const size = Math.ceil(floats * 1.25);
+      this.cache = Array.from({ length: this.layers2 }, (_, j) => {
+        const next = new Float32Array(size);
+        if (keep > 0) next.set(this.cache[j].subarray(0, keep));
+        return next;
+      });
+    }
+    if (this.bias.length < biasFloats) {
+      const next = new Float32Array(Math.ceil(biasFloats * 1.25));
+      if (keepBias > 0) next.set(this.bias.subarray(0, keepBias));
+      this.bias = next;
+    }
   }
 
   /** Copies each row's prompt keys/values out of the prefill's left-padded new_key_values. */
   fill(newKv: Float32Array, seq: number, lengths: number[], source: number[]): void {
     const { kvh, d, layers2 } = this;
     this.length = source.map((u) => lengths[u]);
-    this.allocate(roundUp(Math.max(...this.length) + 1, this.chunk));
-    const C = this.capacity;
+    const n = source.length;
+    const C = roundUp(Math.max(...this.length) + 1, this.chunk);
+    this.capacity = C;
+    this.reserve(n * kvh * C * d, n * C, 0, 0);
     source.forEach((u, k) => {
       const len = lengths[u];
       const pad = seq - len;
       for (let j = 0; j < layers2; j++)
         for (let h = 0; h < kvh; h++) {
           const from = ((u * layers2 + j) * kvh + h) * seq * d + pad * d;
-          this.cache[j].set(newKv.subarray(from, from + len * d), (k * kvh + h) * C * d);
+          const to = (k * kvh + h) * C * d;
+          this.cache[j].set(newKv.subarray(from, from + len * d), to);
+          this.cache[j].fill(0, to + len * d, to + C * d);
         }
       this.bias.fill(0, k * C, k * C + len);
+      this.bias.fill(HIDDEN_SLOT, k * C + len, (k + 1) * C);
     });
   }
 
-  /** New buffers of `capacity` slots for the rows in the batch, the cached slots copied over. */
-  private allocate(capacity: number): void {
+  /** Grows every row to `capacity` slots in place (blocks moved from the last one down). */
+  private grow(capacity: number): void {
     const { kvh, d } = this;
     const n = this.rowAt.length;
-    const old = this.cache;
-    const oldC = this.capacity;
-    this.cache = Array.from({ length: this.layers2 }, () => new Float32Array(n * kvh * capacity * d));
-    const bias = new Float32Array(n * capacity).fill(HIDDEN_SLOT);
-    for (let k = 0; k < n && oldC > 0; k++) {
+    const C = this.capacity;
+    this.reserve(n * kvh * capacity * d, n * capacity, n * kvh * C * d, n * C);
+    for (const buf of this.cache)
+      for (let block = n * kvh - 1; block >= 0; block--) {
+        const len = this.length[Math.floor(block / kvh)];
+        buf.copyWithin(block * capacity * d, block * C * d, block * C * d + len * d);
+        buf.fill(0, block * capacity * d + len * d, (block + 1) * capacity * d);
+      }
+    for (let k = n - 1; k >= 0; k--) {
       const len = this.length[k];
-      for (let j = 0; j < this.layers2; j++)
-        for (let h = 0; h < kvh; h++) {
-          const from = (k * kvh + h) * oldC * d;
-          this.cache[j].set(old[j].subarray(from, from + len * d), (k * kvh + h) * capacity * d);
-        }
-      bias.fill(0, k * capacity, k * capacity + len);
+      this.bias.copyWithin(k * capacity, k * C, k * C + len);
+      this.bias.fill(HIDDEN_SLOT, k * capacity + len, (k + 1) * capacity);
     }
-    this.bias = bias;
     this.capacity = capacity;
   }
 
@@ -216,7 +264,7 @@ class DecodeCacheSession implements DecodeSession {
       throw new EngineInputError(
         `decode: a row would reach ${longest + 1} tokens, more than max_position_embeddings ${this.engine.config.maxPositionEmbeddings}`,
       );
-    if (longest >= this.capacity) this.allocate(roundUp(longest + 1, this.chunk));
+    if (longest >= this.capacity) this.grow(roundUp(longest + 1, this.chunk));
     const C = this.capacity;
 
     const tokenOf = new Map(rows.map((r, i) => [r, tokens[i]]));
@@ -260,7 +308,9 @@ class DecodeCacheSession implements DecodeSession {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.release({ cache: this.cache, bias: this.bias });
     this.cache = [];
     this.bias = new Float32Array(0);
   }

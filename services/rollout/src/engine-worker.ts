@@ -3,12 +3,16 @@
 // batch only ever holds rows of one Generate call and nothing depends on timing.
 //
 // Sessions: one per LoRA layout (rank, scale, targets) asked for, built on first use from the
-// checkpoint kept open; the base model uses a session without LoRA inputs. Adapters: an LRU of
+// checkpoint kept open; the base model uses a session without LoRA inputs. Engine "fast" (float32
+// only): Qwen3DecodeEngine + DecodeCacheBackend (cache in place, distinct prompts prefilled once);
+// "kv", and every float64 engine: Qwen3KvEngine + KvCacheBackend (the exact float64 path). Adapters: an LRU of
 // decoded adapters keyed "<run_id>/<version>"; the main thread mirrors its keys (it gets them back
 // with every result) and sends an adapter's bytes only when the worker lacks it.
 import { serveEngineWorker, type WorkerCallContext } from "@temper/kit";
 import {
   type AdapterObject,
+  type DecodeBackend,
+  DecodeCacheBackend,
   decodeAdapterObject,
   type EngineDtype,
   type GenerateOptions,
@@ -20,8 +24,10 @@ import {
   loraScale,
   type ModelDir,
   openModelDir,
+  Qwen3DecodeEngine,
   Qwen3KvEngine,
 } from "@temper/qwen3";
+import { engineKind, type RolloutEngineKind } from "./engine-kind.ts";
 
 export interface WorkerInit {
   modelDir: string;
@@ -29,6 +35,7 @@ export interface WorkerInit {
   provider: "cpu" | "webgpu" | "cuda";
   threads?: number;
   adapterCache: number;
+  engine: RolloutEngineKind;
 }
 
 export interface AdapterRef {
@@ -90,17 +97,29 @@ serveEngineWorker<RolloutWorker>(async (raw) => {
   const model: ModelDir = openModelDir(init.modelDir);
   const tokenizer = await loadTokenizer(init.modelDir);
   const engineOptions = { dtype: init.dtype, provider: init.provider, threads: init.threads };
-  const base = new KvCacheBackend(
-    await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, engineOptions),
-  );
+  const fast = engineKind(init.dtype, init.engine) === "fast";
+  type Backend = DecodeBackend & { setAdapter(adapter: LoraAdapter | null): void };
+  const makeBackend = async (lora?: LoraConfig): Promise<Backend> =>
+    fast
+      ? new DecodeCacheBackend(
+          await Qwen3DecodeEngine.fromCheckpoint(model.config, model.checkpoint, {
+            provider: init.provider,
+            threads: init.threads,
+            lora,
+          }),
+        )
+      : new KvCacheBackend(
+          await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, { ...engineOptions, lora }),
+        );
+  const base = await makeBackend();
   /** LoRA sessions by layout. */
-  const loraBackends = new Map<string, KvCacheBackend>();
+  const loraBackends = new Map<string, Backend>();
   /** Decoded adapters, least recently used first. */
   const cache = new Map<string, LoraAdapter>();
 
   const keys = () => [...cache.keys()].reverse();
 
-  async function backendFor(ref: AdapterRef | null): Promise<KvCacheBackend> {
+  async function backendFor(ref: AdapterRef | null): Promise<Backend> {
     if (ref === null) return base;
     let adapter = cache.get(ref.key);
     if (adapter) cache.delete(ref.key);
@@ -116,11 +135,7 @@ serveEngineWorker<RolloutWorker>(async (raw) => {
     let backend = loraBackends.get(layout);
     if (!backend) {
       try {
-        const engine = await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, {
-          ...engineOptions,
-          lora: adapter.config,
-        });
-        backend = new KvCacheBackend(engine);
+        backend = await makeBackend(adapter.config);
       } catch (err) {
         throw new AdapterError(`cannot build a session for its LoRA layout: ${(err as Error).message}`);
       }

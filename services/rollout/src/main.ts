@@ -30,6 +30,10 @@ const config = {
     default: "cpu",
     doc: "ONNX Runtime execution provider",
   }),
+  ENGINE: env.enum(["fast", "kv"] as const, {
+    default: "fast",
+    doc: "generation engine: fast (float32: KV cache read in place, shared prompts prefilled once) or kv (the previous engine); float64 always runs kv",
+  }),
   THREADS: env.optional(
     env.int({ min: 1, max: 1024, doc: "intra-op threads of the engine (unset: ORT's choice)" }),
   ),
@@ -61,6 +65,7 @@ await runService({
         modelDir: c.MODEL_DIR,
         dtype: c.DTYPE,
         provider: c.PROVIDER,
+        engine: c.ENGINE,
         threads: c.THREADS,
         maxBatchRows: c.MAX_BATCH_ROWS,
         queueDepth: c.QUEUE_DEPTH,

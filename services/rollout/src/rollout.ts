@@ -27,6 +27,7 @@ import {
   type Qwen3Config,
   type Tokenizer,
 } from "@temper/qwen3";
+import { engineKind, type RolloutEngineKind } from "./engine-kind.ts";
 import type { AdapterRef, GenerateArgs, GenerateResult, RolloutWorker, WorkerInit } from "./engine-worker.ts";
 import { type PreparedCall, prepareGenerate, type RolloutLimits } from "./request.ts";
 
@@ -34,6 +35,8 @@ export interface RolloutOptions {
   modelDir: string;
   dtype: EngineDtype;
   provider: "cpu" | "webgpu" | "cuda";
+  /** "fast" (float32 only; float64 always runs "kv"). */
+  engine: RolloutEngineKind;
   threads?: number;
   /** Rows (prompt × completion) per engine batch. */
   maxBatchRows: number;
@@ -106,6 +109,7 @@ export class Rollout {
         content_hash: contentHash,
         dtype: options.dtype,
         provider: options.provider,
+        engine: engineKind(options.dtype, options.engine),
         load_ms: Date.now() - started,
       },
       "engine ready",
@@ -122,6 +126,7 @@ export class Rollout {
         provider: this.options.provider,
         threads: this.options.threads,
         adapterCache: this.options.adapterCache,
+        engine: this.options.engine,
       };
       try {
         const w = await EngineWorker.start<RolloutWorker>(WORKER_ENTRY, init, {
