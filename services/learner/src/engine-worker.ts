@@ -3,7 +3,7 @@
 // per LoRA layout and loss, cached), applies clipping, the schedule and AdamW, and writes every
 // checkpoint. The service thread validates requests, keeps exactly-once bookkeeping and publishes.
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { serveEngineWorker } from "@temper/kit";
 import {
   type FloatArray,
@@ -162,7 +162,8 @@ serveEngineWorker<LearnerWorker>(async (raw) => {
   };
 
   const writeStateDir = (dir: string, mem: RunMemory) => {
-    saveAdapter(dir, mem.adapter, { baseModel: init.modelDir, dtype: weightsDtype });
+    // PEFT looks a relative base model up on the Hub: always the absolute path
+    saveAdapter(dir, mem.adapter, { baseModel: resolve(init.modelDir), dtype: weightsDtype });
     saveAdamWState(join(dir, OPTIMIZER_FILE), mem.opt);
     writeFileSync(join(dir, TRAINER_STATE_FILE), `${JSON.stringify(mem.state, null, 1)}\n`);
   };

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import {
@@ -465,6 +465,9 @@ describe("learner service", { timeout: 600_000 }, () => {
     assert.equal(saved.directory, join(f64.exportDir, "exports", "ref-latest"));
     assert.deepEqual(weightsOf(saved.directory), weightsOf(join(f64.ckpt, "ref", "step-0")));
     assert.ok(loadAdapter(saved.directory, model, "float64").pairs.length > 0);
+    // PEFT would look a relative base model up on the Hub
+    const savedConfig = JSON.parse(readFileSync(join(saved.directory, "adapter_config.json"), "utf8"));
+    assert.equal(savedConfig.base_model_name_or_path, resolve(modelDir));
     assert.equal(await checkHealth(f64.svc.address, "", 1000), "SERVING");
   });
 
