@@ -48,8 +48,10 @@ export async function connect(o: ConnectOptions): Promise<Connection> {
     onEvent: (line) => o.say(line),
   });
   o.say(`stack SERVING in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  // the local stack's own terms (plaintext), whatever GRPC_TLS_* the shell exported
   const client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
     defaults: { timeoutMs: 60_000 },
+    security: stack.security?.client ?? {},
   });
   // Ctrl-C or SIGTERM stops the stack this command started (runs stay resumable), then exits.
   const onSignal = (signal: NodeJS.Signals) => {
