@@ -1,50 +1,109 @@
-// Decode throughput of KV-cached generation (KvCacheBackend over Qwen3KvEngine) for the `small`
-// preset (~12.7M parameters, byte tokenizer): prompts of 128 random tokens, 32 new tokens, greedy,
-// no EOS stop, at batch 1, 8 and 32, under several ORT settings. Prints per batch the prefill time,
-// decode tokens/s (31 decode steps × batch, after the prefill's first token) and the batch-32 /
-// batch-1 decode ratio; then the cost of finished rows kept padded vs compacted out of the cache
-// (batch 32, one row finishing per step); and the peak RSS.
+// Decode throughput of KV-cached generation for the `small` preset (~12.7M parameters, byte
+// tokenizer) with a LoRA adapter loaded (r=16 on all seven projections), greedy, no EOS:
 //
-// Run: node --import tsx tools/bench/qwen3-decode.ts [--provider cpu|webgpu]
+//   before  KvCacheBackend over Qwen3KvEngine: the path of main at 79d278a (its files are checked
+//           unchanged against that commit and the bench says so)
+//   after   DecodeCacheBackend over Qwen3DecodeEngine (cache in place, two-part attention)
+//
+// At batch 1, 8, 32, 64 and 128 (prompts of 128 random tokens, 64 new tokens), each measurement
+// repeated --repeats times, interleaved (MatMul, before, after) so that both paths share the machine's
+// moments; medians are printed. Decode tokens/s = batch × (new tokens − 1) / (generate time − prefill).
+//
+// The MatMul-bound rate is the same run's 1024³ float32 MatMul FLOP/s (constant B, as a linear layer)
+// divided by the FLOPs of one decode token at the mean context c of the decode steps:
+//   F = 2·P_matmul + 4·L·q·c,   P_matmul = L·(H·(q+2kv) + q·H + 3·H·I) + V·H   (LoRA FLOPs not counted)
+// Then the rollout's shape (16 prompts of 48–176 tokens × n = 4 and 8, sampled, rows ending on an
+// EOS id at different times), prefill times, and peak RSS.
+//
+// Run: node --import tsx tools/bench/qwen3-decode.ts [--batches 1,8,32,64,128] [--repeats 3]
+//        [--new-tokens 64] [--threads 2] [--provider cpu|webgpu] [--only after]
 // webgpu needs a GPU and a Vulkan loader; where it cannot start the bench says so and measures nothing.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { checkProvider, type ExecutionProvider } from "@temper/onnx";
+import { checkProvider, type ExecutionProvider, GraphBuilder, Session, tensor } from "@temper/onnx";
 import {
   type DecodeBackend,
+  DecodeCacheBackend,
+  type GenerateOptions,
   generate,
+  initLoraAdapter,
   initModel,
   KvCacheBackend,
+  LORA_MODULES,
+  type LoraConfig,
   loadTokenizer,
   parameterCount,
   presetConfig,
+  Qwen3DecodeEngine,
   Qwen3KvEngine,
+  type Tokenizer,
   tokenizerIds,
 } from "@temper/qwen3";
 
-const PROMPT = 128;
-const NEW_TOKENS = 32;
-const BATCHES = [1, 8, 32];
-const REPEATS = 2;
-const SETTINGS: { optimization: "all" | "basic"; threads: number }[] = [
-  { optimization: "all", threads: 2 },
-  { optimization: "basic", threads: 2 },
-  { optimization: "all", threads: 1 },
-];
-
-const { values } = parseArgs({ options: { provider: { type: "string", default: "cpu" } } });
+const { values } = parseArgs({
+  options: {
+    provider: { type: "string", default: "cpu" },
+    batches: { type: "string", default: "1,8,32,64,128" },
+    repeats: { type: "string", default: "3" },
+    "new-tokens": { type: "string", default: "64" },
+    threads: { type: "string", default: "2" },
+    only: { type: "string" },
+  },
+});
 const provider = values.provider as ExecutionProvider;
 if (!["cpu", "webgpu"].includes(provider)) {
   console.error(`--provider: expected cpu or webgpu, got "${provider}"`);
   process.exit(2);
 }
+const BATCHES = values.batches.split(",").map(Number);
+const REPEATS = Number(values.repeats);
+const NEW_TOKENS = Number(values["new-tokens"]);
+const THREADS = Number(values.threads);
+const PROMPT = 128;
+const PATHS = values.only ? [values.only] : ["before", "after"];
+const LORA: LoraConfig = { rank: 16, alpha: 32, useRslora: false, targetModules: [...LORA_MODULES] };
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-decode-"));
 const config = presetConfig("small", tokenizerIds("bytes"));
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** FLOPs of one decode token at context length c (see the header). */
+function tokenFlops(c: number): number {
+  const { hiddenSize: H, intermediateSize: I, numHiddenLayers: L, vocabSize: V } = config;
+  const q = config.numAttentionHeads * config.headDim;
+  const kv = config.numKeyValueHeads * config.headDim;
+  const matmulParams = L * (H * (q + 2 * kv) + q * H + 3 * H * I) + V * H;
+  return 2 * matmulParams + 4 * L * q * c;
+}
+
+/** Median GFLOP/s of a 1024³ MatMul with a constant B (a linear layer's shape), 10 runs. */
+async function matmulSession(): Promise<() => Promise<number>> {
+  const n = 1024;
+  const g = new GraphBuilder("matmul");
+  const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  g.output(g.matmul(g.floatInput("a", [n, n]), g.weight("b", "float32", [n, n], b)), "c");
+  const session = await Session.create(g.build(), { threads: THREADS });
+  const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 31) % 1000) / 1000 - 0.5);
+  const feeds = { a: tensor("float32", a, [n, n]) };
+  await session.run(feeds);
+  return async () => {
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await session.run(feeds);
+      times.push((performance.now() - t) / 1000);
+    }
+    return (2 * n ** 3) / median(times) / 1e9;
+  };
+}
 
 /** Wraps a backend to time its prefill (the rest of a generate call is decoding and sampling). */
 class TimedBackend implements DecodeBackend {
@@ -59,7 +118,7 @@ class TimedBackend implements DecodeBackend {
   async prefill(prompts: readonly (readonly number[])[]) {
     const t = performance.now();
     const out = await this.inner.prefill(prompts);
-    this.prefillSeconds = (performance.now() - t) / 1000;
+    this.prefillSeconds += (performance.now() - t) / 1000;
     return out;
   }
 }
@@ -71,90 +130,146 @@ const randomIds = (n: number) =>
     return seed % 256;
   });
 
-async function openEngine(dir: string, setting: (typeof SETTINGS)[number]): Promise<Qwen3KvEngine | null> {
+/** Whether the before-path's files are those of 79d278a (null: git could not tell). */
+function beforeUnchanged(): boolean | null {
+  const files = [
+    "packages/qwen3/src/engine-kv.ts",
+    "packages/qwen3/src/generate-kv.ts",
+    "packages/qwen3/src/forward-graph.ts",
+    "packages/qwen3/src/lora-graph.ts",
+    "packages/qwen3/src/generate.ts",
+    "packages/qwen3/src/sampler.ts",
+    "packages/onnx/src",
+  ];
   try {
-    checkProvider(provider);
-    return await Qwen3KvEngine.load(dir, { provider, ...setting });
+    execFileSync("git", ["diff", "--quiet", "79d278a", "--", ...files], { stdio: "ignore" });
+    return true;
   } catch (err) {
-    console.log(
-      `provider ${provider}: could not run here (${(err as Error).message}); no ${provider} figures were measured`,
-    );
-    return null;
+    return (err as { status?: number }).status === 1 ? false : null;
   }
+}
+
+interface Run {
+  seconds: number;
+  prefill: number;
+  tokens: number;
+}
+
+async function timeGenerate(
+  backend: DecodeBackend,
+  tokenizer: Tokenizer,
+  prompts: number[][],
+  options: GenerateOptions,
+): Promise<Run> {
+  const timed = new TimedBackend(backend);
+  const t = performance.now();
+  const out = await generate(timed, tokenizer, prompts, options);
+  const seconds = (performance.now() - t) / 1000;
+  return { seconds, prefill: timed.prefillSeconds, tokens: out.flat().reduce((a, c) => a + c.tokenIds.length, 0) };
 }
 
 try {
   const dir = join(root, "small");
   initModel({ config, tokenizer: "bytes", out: dir, seed: 1 });
   const tokenizer = await loadTokenizer(dir);
+  const adapter = initLoraAdapter(config, LORA, { seed: 7, initB: "random" });
+  const unchanged = beforeUnchanged();
   console.log(
-    `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters; prompts ${PROMPT} tokens, ${NEW_TOKENS} new tokens, greedy, no EOS; provider ${provider}; best of ${REPEATS}`,
+    `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters, LoRA r=16 on all 7 projections loaded; prompts ${PROMPT} tokens, ${NEW_TOKENS} new tokens, greedy, no EOS; provider ${provider}, ${THREADS} threads; medians of ${REPEATS} interleaved runs`,
   );
+  console.log(
+    `before = KvCacheBackend/Qwen3KvEngine, ${unchanged === true ? "its files identical to 79d278a" : unchanged === false ? "ITS FILES DIFFER FROM 79d278a" : "(git could not compare with 79d278a)"}; after = DecodeCacheBackend/Qwen3DecodeEngine`,
+  );
+  let engines: { before?: Qwen3KvEngine; after?: Qwen3DecodeEngine };
+  try {
+    checkProvider(provider);
+    engines = {
+      before: PATHS.includes("before")
+        ? await Qwen3KvEngine.load(dir, { provider, threads: THREADS, lora: LORA })
+        : undefined,
+      after: PATHS.includes("after")
+        ? await Qwen3DecodeEngine.load(dir, { provider, threads: THREADS, lora: LORA })
+        : undefined,
+    };
+  } catch (err) {
+    console.log(
+      `provider ${provider}: could not run here (${(err as Error).message}); no ${provider} figures were measured`,
+    );
+    process.exit(0);
+  }
+  engines.before?.setAdapter(adapter);
+  engines.after?.setAdapter(adapter);
+  const backends: Record<string, DecodeBackend> = {};
+  if (engines.before) backends.before = new KvCacheBackend(engines.before);
+  if (engines.after) backends.after = new DecodeCacheBackend(engines.after);
+  const matmul = await matmulSession();
   const prompts = Array.from({ length: Math.max(...BATCHES) }, () => randomIds(PROMPT));
-  let available = true;
-  for (const setting of SETTINGS) {
-    const engine = await openEngine(dir, setting);
-    if (!engine) {
-      available = false;
-      break;
-    }
-    const decodeRate = new Map<number, number>();
-    for (const batch of BATCHES) {
-      const timed = new TimedBackend(new KvCacheBackend(engine));
-      let best = { total: Number.POSITIVE_INFINITY, prefill: 0 };
-      for (let r = 0; r < REPEATS; r++) {
-        const t = performance.now();
-        const out = await generate(timed, tokenizer, prompts.slice(0, batch), {
-          temperature: 0,
-          maxNewTokens: NEW_TOKENS,
-        });
-        const total = (performance.now() - t) / 1000;
-        if (out.flat().some((c) => c.tokenIds.length !== NEW_TOKENS)) throw new Error("a row stopped early");
-        if (total < best.total) best = { total, prefill: timed.prefillSeconds };
+  const greedy: GenerateOptions = { temperature: 0, maxNewTokens: NEW_TOKENS };
+  const flops = tokenFlops(PROMPT + NEW_TOKENS / 2);
+  console.log(
+    `FLOPs per decode token (mean context ${PROMPT + NEW_TOKENS / 2}): ${(flops / 1e6).toFixed(1)} M`,
+  );
+  console.log(
+    "batch | MatMul GFLOP/s | MatMul-bound tokens/s | before tokens/s (ratio) | after tokens/s (ratio) | after/before | prefill before / after ms",
+  );
+  for (const batch of BATCHES) {
+    const gflops: number[] = [];
+    const rate: Record<string, number[]> = { before: [], after: [] };
+    const prefill: Record<string, number[]> = { before: [], after: [] };
+    for (let r = 0; r < REPEATS; r++) {
+      gflops.push(await matmul());
+      for (const path of PATHS) {
+        const run = await timeGenerate(backends[path], tokenizer, prompts.slice(0, batch), greedy);
+        if (run.tokens !== batch * NEW_TOKENS) throw new Error(`${path}: a row stopped early`);
+        rate[path].push((batch * (NEW_TOKENS - 1)) / (run.seconds - run.prefill));
+        prefill[path].push(run.prefill);
       }
-      const decodeSeconds = best.total - best.prefill;
-      const rate = (batch * (NEW_TOKENS - 1)) / decodeSeconds;
-      decodeRate.set(batch, rate);
-      console.log(
-        `optimization ${setting.optimization.padEnd(5)} threads ${setting.threads}  batch ${String(batch).padStart(2)}: prefill ${(best.prefill * 1000).toFixed(0).padStart(5)} ms, decode ${rate.toFixed(0).padStart(6)} tokens/s (${((decodeSeconds / (NEW_TOKENS - 1)) * 1000).toFixed(1)} ms/step), end to end ${((batch * NEW_TOKENS) / best.total).toFixed(0)} tokens/s`,
-      );
     }
-    const ratio = decodeRate.get(32)! / decodeRate.get(1)!;
-    console.log(`  decode batch 32 / batch 1 = ${ratio.toFixed(1)}× (target ≥ 10×)`);
-    await engine.release();
+    const bound = (median(gflops) * 1e9) / flops;
+    const cell = (path: string) =>
+      rate[path].length
+        ? `${median(rate[path]).toFixed(0).padStart(6)} (${((100 * median(rate[path])) / bound).toFixed(1).padStart(4)}%)`
+        : "     -        ";
+    const speedup = rate.before.length && rate.after.length ? median(rate.after) / median(rate.before) : Number.NaN;
+    const ms = (path: string) => (prefill[path].length ? (median(prefill[path]) * 1000).toFixed(0) : "-");
+    console.log(
+      `${String(batch).padStart(5)} | ${median(gflops).toFixed(0).padStart(14)} | ${bound.toFixed(0).padStart(21)} | ${cell("before").padStart(23)} | ${cell("after").padStart(21)} | ${Number.isNaN(speedup) ? "-" : `${speedup.toFixed(2)}×`.padStart(12)} | ${ms("before")} / ${ms("after")}`,
+    );
   }
 
-  // Finished rows: batch 32 where row r leaves after r decode steps; compacted out of the cache or
-  // kept in the batch with a padding token.
-  const engine = available ? await openEngine(dir, SETTINGS[0]) : null;
-  if (engine) {
-    for (const compact of [true, false]) {
-      const backend = new KvCacheBackend(engine, { compact });
-      let best = Number.POSITIVE_INFINITY;
-      for (let r = 0; r < REPEATS; r++) {
-        const { session } = await backend.prefill(prompts.slice(0, 32));
-        const t = performance.now();
-        for (let step = 0; step < NEW_TOKENS - 1; step++) {
-          const rows = Array.from({ length: 32 - step }, (_, i) => i + step);
-          await session.decode(
-            rows,
-            rows.map(() => 65),
-          );
-        }
-        best = Math.min(best, (performance.now() - t) / 1000);
-        session.close();
-      }
-      console.log(
-        `finished rows ${compact ? "compacted" : "kept padded"}: 31 decode steps of 32 → 2 live rows in ${(best * 1000).toFixed(0)} ms`,
-      );
-    }
-    await engine.release();
+  // The rollout's shape: 16 prompts of different lengths × n, sampled (temperature 1), rows ending
+  // on an EOS id at different steps; prefill and decode together, generated tokens / time.
+  const shapePrompts = Array.from({ length: 16 }, (_, i) => randomIds(48 + 8 * i));
+  const eos = [10, 32, 101];
+  for (const n of [4, 8]) {
+    const options: GenerateOptions = {
+      temperature: 1,
+      maxNewTokens: NEW_TOKENS,
+      n,
+      seed: 3,
+      eosTokenIds: eos,
+      batchSize: 16 * n,
+    };
+    const res: Record<string, Run[]> = { before: [], after: [] };
+    for (let r = 0; r < REPEATS; r++)
+      for (const path of PATHS) res[path].push(await timeGenerate(backends[path], tokenizer, shapePrompts, options));
+    const line = (path: string) => {
+      if (!res[path].length) return `${path} -`;
+      const tps = median(res[path].map((x) => x.tokens / x.seconds));
+      return `${path} ${tps.toFixed(0)} tokens/s (prefill ${(median(res[path].map((x) => x.prefill)) * 1000).toFixed(0)} ms)`;
+    };
+    const tokens = (res.after[0] ?? res.before[0]).tokens;
+    console.log(
+      `rollout shape 16 prompts (48–168 tokens) × ${n} = ${16 * n} rows, sampled, EOS at different steps (${tokens} tokens): ${line("before")}; ${line("after")}`,
+    );
   }
-  if (available) console.log(`peak RSS ${mib(peakRss())} MiB`);
+  console.log(`peak RSS ${mib(peakRss())} MiB`);
   if (provider === "cpu")
     console.log(
       "GPU (webgpu): not measured in this run (no GPU lent to this session; pass --provider webgpu on one)",
     );
+  await engines.before?.release();
+  await engines.after?.release();
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

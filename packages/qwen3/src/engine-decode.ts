@@ -11,11 +11,13 @@
 //   - Attention has two parts: the queries against the cached slots (a per-row additive bias hides
 //     free and padding slots) and against the new tokens (causal, padding masked), joined by one
 //     softmax. Which slot holds which token does not matter: keys are stored after RoPE.
-//   - Fewer nodes per layer: q/k/v and gate/up are one MatMul each (weights concatenated at build),
-//     RoPE is com.microsoft RotaryEmbedding on a constant cos/sin table, RMSNorm is fused by ORT, the
-//     attention scale is folded into q_norm's weight.
-//   - LoRA A/B stay graph inputs (packed per fused projection: A of the group's targets side by side,
-//     B block-diagonal with the scale folded in), so setAdapter swaps feeds, never the session.
+//   - Fewer nodes per layer: the linear parts run on 2-D [tokens, features]; q/k/v are one MatMul
+//     (weights concatenated at build); residual adds are fused into SkipSimplifiedLayerNormalization;
+//     q_norm and k_norm are one RMSNorm and RoPE one com.microsoft RotaryEmbedding (constant cos/sin
+//     table) for q and k together; the attention scale is folded into q_norm's weight.
+//   - LoRA A/B stay graph inputs (packed per projection group: A of the group's targets side by side,
+//     B block-diagonal with the scale folded in; y + (x·A)·B is one Gemm), so setAdapter swaps feeds,
+//     never the session.
 //
 // float32 only: RotaryEmbedding and the fusions ORT applies have no float64 kernels; the float64 path
 // (Qwen3KvEngine at dtype float64) stays the oracle the exactness tests use.
@@ -49,7 +51,8 @@ import { layerPrefix } from "./weights.ts";
 export const DECODE_GROUPS = {
   qkv: ["q_proj", "k_proj", "v_proj"],
   o: ["o_proj"],
-  gateUp: ["gate_proj", "up_proj"],
+  gate: ["gate_proj"],
+  up: ["up_proj"],
   down: ["down_proj"],
 } as const satisfies Record<string, readonly LoraModule[]>;
 export type DecodeGroup = keyof typeof DECODE_GROUPS;
@@ -286,7 +289,10 @@ export function declareDecodeGraph(
         w(`${p}.post_attention_layernorm.weight`, [H]),
       );
       resid = mid;
-      const [gate, up] = g.split(project(x2, i, "gateUp"), 2, -1);
+      // gate and up stay two MatMuls: one fused [tokens, 2·I] output and its Split cost a prefill more
+      // memory traffic than the node they save a decode step.
+      const gate = project(x2, i, "gate");
+      const up = project(x2, i, "up");
       const act = g.mul(g.mul(gate, g.sigmoid(gate)), up);
       delta = project(act, i, "down");
     });
