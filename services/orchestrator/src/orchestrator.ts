@@ -13,6 +13,7 @@ import {
   failedPrecondition,
   GrpcError,
   invalidArgument,
+  isGrpcError,
   type Logger,
   Status,
 } from "@temper/kit";
@@ -189,11 +190,22 @@ export class Orchestrator {
     return { spec: resolved, data };
   }
 
-  /** Configure the scheduler and create the learner's run (both idempotent). */
-  private async register(spec: orchestrator.RunSpec, ctx?: CallContext): Promise<void> {
+  /**
+   * Configure the scheduler and create the learner's run (both idempotent). A resumed run whose
+   * scheduler run exists keeps the scheduler's configuration: a source swapped at runtime (a
+   * Configure with expected_version) stays swapped, and a spec that no longer matches the
+   * scheduler's defaults does not stop the resume.
+   */
+  private async register(spec: orchestrator.RunSpec, ctx?: CallContext, resuming = false): Promise<void> {
     const opts = { timeoutMs: 30_000, ...(ctx ? { parent: ctx } : {}) };
     try {
-      await this.clients.scheduler.configure({ config: spec.reward }, opts);
+      const existing = resuming
+        ? await this.clients.scheduler.getState({ runId: spec.runId }, opts).catch((err) => {
+            if (isGrpcError(err, Status.NOT_FOUND)) return undefined;
+            throw err;
+          })
+        : undefined;
+      if (!existing) await this.clients.scheduler.configure({ config: spec.reward }, opts);
     } catch (err) {
       throw prefixed(err, "spec.reward", "scheduler Configure");
     }
@@ -300,7 +312,7 @@ export class Orchestrator {
     rec.leaseUntilMs = Date.now() + LEASE_MS;
     await this.table.save(rec); // compare-and-set: only one orchestrator wins
     const data = this.datasets(spec);
-    await this.register(spec);
+    await this.register(spec, undefined, true);
     this.logger.info({ run_id: rec.runId, next_step: rec.stepsDone }, "resuming run");
     this.drive(rec, new RunDir(rec.directory), data);
   }
