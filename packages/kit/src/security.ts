@@ -225,9 +225,29 @@ export function setDefaultClientSecurity(security: ClientSecurity | undefined): 
   defaultClient = security;
 }
 
+let ipServerNameQuiet = false;
+
+/**
+ * grpc-js sets the TLS server name (SNI) to the target host even when it is an IP address, and
+ * Node then prints DEP0123 once per process. The certificate is still checked against the IP, so
+ * the warning says nothing to a user: this drops that one warning and passes every other through.
+ */
+function quietIpServerNameWarning(): void {
+  if (ipServerNameQuiet) return;
+  ipServerNameQuiet = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, type, code] = args;
+    const c = typeof type === "object" && type !== null ? (type as { code?: unknown }).code : code;
+    if (c === "DEP0123") return;
+    emit(...args);
+  }) as typeof process.emitWarning;
+}
+
 /** grpc-js channel credentials for a client. */
 export function channelCredentials(security: ClientSecurity): ChannelCredentials {
   if (!security.tls) return credentials.createInsecure();
+  quietIpServerNameWarning();
   const { ca, cert, key } = security.tls;
   return credentials.createSsl(ca ?? null, key ?? null, cert ?? null);
 }
