@@ -103,7 +103,12 @@ export {
   serviceName,
   startServer,
 } from "./server.ts";
-export { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
+export {
+  commonConfigSchema,
+  natsConfigSchema,
+  type ServiceDeclaration,
+  serviceSchema,
+} from "./service-config.ts";
 export {
   checkHealth,
   type ServiceProcess,

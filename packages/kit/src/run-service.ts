@@ -12,8 +12,14 @@ import {
   serverSecurityFromConfig,
   setDefaultClientSecurity,
 } from "./security.ts";
-import { type ServerHandle, type ServiceRegistration, serviceName, startServer } from "./server.ts";
-import { commonConfigSchema, natsConfigSchema } from "./service-config.ts";
+import {
+  type ServerHandle,
+  type ServiceDefinition,
+  type ServiceRegistration,
+  serviceName,
+  startServer,
+} from "./server.ts";
+import { type commonConfigSchema, type natsConfigSchema, serviceSchema } from "./service-config.ts";
 import { onShutdown, type ShutdownStep } from "./shutdown.ts";
 import { startTelemetry, type Telemetry } from "./telemetry.ts";
 
@@ -39,6 +45,8 @@ export interface RunServiceOptions<S extends Schema> {
   /** FileDescriptorSet bytes or path (descriptorSetPath from @temper/proto). */
   descriptorSet: Uint8Array | string;
   services(deps: ServiceDeps<S>): Promise<ServiceRegistration[]> | ServiceRegistration[];
+  /** The declaration's application service (ServiceDeclaration); the registrations say what is served. */
+  api?: ServiceDefinition;
   /** Extra steps run after the server has closed and before NATS is drained. */
   onShutdown?: ShutdownStep[];
 }
@@ -52,11 +60,7 @@ export interface RunningService<S extends Schema> extends ServiceDeps<S> {
 export async function runService<S extends Schema = Record<string, never>>(
   options: RunServiceOptions<S>,
 ): Promise<RunningService<S>> {
-  const schema = {
-    ...commonConfigSchema({ port: options.defaultPort, name: options.name }),
-    ...(options.nats ? natsConfigSchema() : {}),
-    ...(options.config ?? {}),
-  } as Schema;
+  const schema = serviceSchema(options);
   const config = loadConfigOrExit(schema, options.name) as ServiceDeps<S>["config"];
   // The common variables, typed without the service's generic part.
   const c = config as ConfigOf<Common> & Partial<ConfigOf<NatsVars>>;

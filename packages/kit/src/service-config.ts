@@ -3,8 +3,37 @@
 import { readFileSync } from "node:fs";
 import { env, type Schema } from "./config.ts";
 import { LOG_LEVELS } from "./logger.ts";
+import type { StreamSpec } from "./nats.ts";
 import { securityConfigSchema } from "./security.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, type ServiceDefinition } from "./server.ts";
+
+/**
+ * What a deployment needs to know about a service, in one place: each service's main runs from it
+ * (runService) and the deployment checks (tests/deploy-config.test.ts) read it, so compose and the
+ * Kubernetes manifests are checked against the variables the code actually reads.
+ */
+export interface ServiceDeclaration<S extends Schema = Schema> {
+  /** Process name, the directory under services/ and the host name in compose and Kubernetes. */
+  name: string;
+  defaultPort: number;
+  /** The application's gRPC service; its name is the health name readiness probes ask about. */
+  api: ServiceDefinition;
+  /** The service's own variables (the common ones, and NATS's when `nats` is set, are added). */
+  config?: S;
+  /** Connect to NATS_URL and ensure these streams (true: the TEMPER stream). */
+  nats?: boolean | StreamSpec[];
+}
+
+/** Every variable a service reads: the common ones, NATS's when it uses NATS, then its own. */
+export function serviceSchema(
+  d: Pick<ServiceDeclaration, "name" | "defaultPort" | "config" | "nats">,
+): Schema {
+  return {
+    ...commonConfigSchema({ port: d.defaultPort, name: d.name }),
+    ...(d.nats ? natsConfigSchema() : {}),
+    ...(d.config ?? {}),
+  };
+}
 
 export function commonConfigSchema(defaults: { port: number; name: string }) {
   return {

@@ -10,6 +10,7 @@ export {
 export {
   rewardServiceImplementation,
   rewardSourceConfig,
+  rewardSourceDeclaration,
   type ServeRewardSourceOptions,
   serveRewardSource,
 } from "./serve.ts";

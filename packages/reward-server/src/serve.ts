@@ -1,6 +1,13 @@
 // Serves one reward source (a pure @temper/rewards RewardSource) as temper.reward.v1.RewardService:
 // request limits from the environment, INVALID_ARGUMENT naming the field, one result per completion.
-import { env, invalidArgument, type RunningService, runService, service } from "@temper/kit";
+import {
+  env,
+  invalidArgument,
+  type RunningService,
+  runService,
+  type ServiceDeclaration,
+  service,
+} from "@temper/kit";
 import { descriptorSetPath, reward } from "@temper/proto";
 import { DEFAULT_SCORE_LIMITS, type RewardSource, validateScoreRequest } from "@temper/rewards";
 import { groupsFromProto, paramsFromProto, scoreToProto, unknownEnumField } from "./convert.ts";
@@ -29,6 +36,16 @@ export const rewardSourceConfig = {
     doc: "score an empty completion (0) instead of rejecting it",
   }),
 };
+
+/** A reward source service's declaration (ServiceDeclaration): its name, port, API and variables. */
+export function rewardSourceDeclaration(name: string, defaultPort: number) {
+  return {
+    name,
+    defaultPort,
+    api: reward.RewardServiceService,
+    config: rewardSourceConfig,
+  } satisfies ServiceDeclaration<typeof rewardSourceConfig>;
+}
 
 export interface ServeRewardSourceOptions {
   source: RewardSource;

@@ -1,11 +1,12 @@
 // reward-perplexity: the "perplexity" reward source over gRPC (temper.reward.v1.RewardService), from
 // supplied logprobs or under a frozen reference model (REFERENCE_MODEL_DIR), see service.ts.
 import { loadConfigOrExit, runService, service } from "@temper/kit";
-import { descriptorSetPath, reward } from "@temper/proto";
+import { descriptorSetPath } from "@temper/proto";
+import { declaration } from "./declaration.ts";
 import type { ReferenceModel } from "./reference-model.ts";
 import { defaultMode, perplexityConfig, perplexityServiceImplementation, serviceVersion } from "./service.ts";
 
-const NAME = "reward-perplexity";
+const NAME = declaration.name;
 
 function exitWithConfigError(message: string): never {
   process.stderr.write(`${NAME}: invalid configuration: ${message}\n`);
@@ -21,11 +22,9 @@ if (mode === "reference" && !early.REFERENCE_MODEL_DIR)
 let model: ReferenceModel | undefined;
 
 await runService({
-  name: NAME,
+  ...declaration,
   version: serviceVersion(mode, early.REFERENCE_MODEL_DIR ? early.REFERENCE_DTYPE : undefined),
-  defaultPort: 50052,
   descriptorSet: descriptorSetPath,
-  config: perplexityConfig,
   services: async ({ config, logger }) => {
     if (config.REFERENCE_MODEL_DIR) {
       // ONNX Runtime is only loaded (in the worker) when a reference model is configured.
@@ -59,7 +58,7 @@ await runService({
     logger.info({ defaultMode: mode, reference: model !== undefined }, "perplexity modes");
     return [
       service(
-        reward.RewardServiceService,
+        declaration.api,
         perplexityServiceImplementation({
           limits: {
             maxGroups: config.MAX_GROUPS,

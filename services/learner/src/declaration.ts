@@ -1,0 +1,45 @@
+// learner's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
+// runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { env, type ServiceDeclaration } from "@temper/kit";
+import { learner } from "@temper/proto";
+
+const config = {
+  MODEL_DIR: env.string({ doc: "the base model (Hugging Face layout directory)" }),
+  CHECKPOINT_DIR: env.string({
+    default: ".temper/learner/checkpoints",
+    doc: "training checkpoints: <dir>/<run_id>/step-<N>/",
+  }),
+  EXPORT_DIR: env.string({
+    default: ".temper/learner/exports",
+    doc: "root of SaveCheckpoint's directories (a path outside it is INVALID_ARGUMENT)",
+  }),
+  DTYPE: env.enum(["float32", "float64"] as const, {
+    default: "float32",
+    doc: "compute precision of the training graph (float64 checkpoints hold F64 adapters)",
+  }),
+  THREADS: env.optional(
+    env.int({ min: 1, max: 1024, doc: "ONNX Runtime intra-op threads (default: ORT's)" }),
+  ),
+  KEEP_CHECKPOINTS: env.int({ default: 3, min: 1, max: 1_000_000, doc: "step checkpoints kept per run" }),
+  KEEP_ADAPTER_VERSIONS: env.int({
+    default: 3,
+    min: 1,
+    max: 1_000_000,
+    doc: "adapter versions kept per run in the object store",
+  }),
+  MAX_SEQUENCES: env.int({ default: 4096, min: 1, max: 1 << 20, doc: "most sequences in one Train" }),
+  MAX_SEQUENCE_TOKENS: env.int({
+    default: 32768,
+    min: 2,
+    max: 1 << 20,
+    doc: "longest sequence (prompt + completion tokens) in a Train",
+  }),
+};
+
+export const declaration = {
+  name: "learner",
+  defaultPort: 50080,
+  api: learner.LearnerServiceService,
+  config,
+  nats: true,
+} satisfies ServiceDeclaration<typeof config>;

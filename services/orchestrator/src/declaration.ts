@@ -1,0 +1,54 @@
+// orchestrator's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
+// runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { env, type ServiceDeclaration, type VarSpec } from "@temper/kit";
+import { orchestrator } from "@temper/proto";
+
+const endpoints: VarSpec<string[]> = {
+  default: ["127.0.0.1:50070"],
+  kind: "comma-separated host:port list",
+  doc: "rollout endpoints; a step's prompts are sharded over them in this order",
+  parse(raw) {
+    const list = raw.split(",").map((s) => s.trim());
+    for (const e of list) {
+      const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(e);
+      if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+        throw new Error(`${JSON.stringify(e)} is not host:port with a port in [1, 65535]`);
+    }
+    return list;
+  },
+};
+
+const config = {
+  ROLLOUT_ADDR: endpoints,
+  SCHEDULER_ADDR: env.hostPort({ default: "127.0.0.1:50060", doc: "the scheduler" }),
+  LEARNER_ADDR: env.hostPort({ default: "127.0.0.1:50080", doc: "the learner" }),
+  REWARD_CORRECTNESS_ADDR: env.hostPort({
+    default: "127.0.0.1:50051",
+    doc: "the correctness source, which scores held-out evaluations",
+  }),
+  RUNS_DIR: env.string({ default: ".temper/runs", doc: "run directories: <dir>/<run_id>/" }),
+  RETRY_WAIT_MS: env.int({
+    default: 120_000,
+    min: 0,
+    max: 86_400_000,
+    doc: "how long a call failing with UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED or ABORTED is retried before the run fails",
+  }),
+  CALL_TIMEOUT_MS: env.int({
+    default: 600_000,
+    min: 1000,
+    max: 86_400_000,
+    doc: "deadline of one Generate, Score or Train attempt",
+  }),
+  INSTANCE_ID: env.string({
+    default: "",
+    doc: "this orchestrator's name in run leases (default: host + RUNS_DIR); a restart with the same name resumes its runs at once",
+  }),
+};
+
+export const declaration = {
+  name: "orchestrator",
+  defaultPort: 50090,
+  api: orchestrator.OrchestratorServiceService,
+  config,
+  nats: true,
+} satisfies ServiceDeclaration<typeof config>;

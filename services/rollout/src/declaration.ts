@@ -1,0 +1,59 @@
+// rollout's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
+// runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { env, type ServiceDeclaration, type VarSpec } from "@temper/kit";
+import { rollout } from "@temper/proto";
+import { readConfig } from "@temper/qwen3";
+
+const modelDir: VarSpec<string> = {
+  doc: "Hugging Face-layout model directory (config.json, *.safetensors, tokenizer files)",
+  kind: "model directory",
+  parse(raw) {
+    try {
+      readConfig(raw);
+    } catch (err) {
+      throw new Error(`expected a model directory: ${(err as Error).message}`);
+    }
+    return raw;
+  },
+};
+
+const limit = (def: number, max: number, doc: string) => env.int({ default: def, min: 1, max, doc });
+
+const config = {
+  MODEL_DIR: modelDir,
+  DTYPE: env.enum(["float32", "float64"] as const, {
+    default: "float32",
+    doc: "engine precision (float64: exact across batch sizes, slower)",
+  }),
+  PROVIDER: env.enum(["cpu", "webgpu", "cuda"] as const, {
+    default: "cpu",
+    doc: "ONNX Runtime execution provider",
+  }),
+  ENGINE: env.enum(["fast", "kv"] as const, {
+    default: "fast",
+    doc: "generation engine: fast (float32: KV cache read in place, shared prompts prefilled once) or kv (the previous engine); float64 always runs kv",
+  }),
+  THREADS: env.optional(
+    env.int({ min: 1, max: 1024, doc: "intra-op threads of the engine (unset: ORT's choice)" }),
+  ),
+  MAX_BATCH_ROWS: limit(64, 65_536, "rows (prompt × completion) per engine batch"),
+  MAX_PROMPTS: limit(1024, 65_536, "most prompts in one Generate"),
+  MAX_COMPLETIONS: limit(64, 4096, "most completions per prompt (num_completions)"),
+  MAX_NEW_TOKENS: limit(1024, 1 << 20, "largest sampling.max_new_tokens"),
+  MAX_PROMPT_TOKENS: limit(4096, 1 << 20, "longest prompt in tokens (after the chat template)"),
+  QUEUE_DEPTH: env.int({
+    default: 8,
+    min: 0,
+    max: 65_536,
+    doc: "Generate calls that may wait behind the running one; more get RESOURCE_EXHAUSTED",
+  }),
+  ADAPTER_CACHE: limit(4, 1024, "adapter versions kept decoded in the engine (LRU)"),
+};
+
+export const declaration = {
+  name: "rollout",
+  defaultPort: 50070,
+  api: rollout.RolloutServiceService,
+  config,
+  nats: true,
+} satisfies ServiceDeclaration<typeof config>;

@@ -1,0 +1,219 @@
+// deploy/compose*.yaml against the services' own declarations (services/*/src/declaration.ts, what
+// each main.ts runs from): every service is deployed with the variables it reads and needs, on its
+// own port, checked by gRPC health, after the peers it calls. No Docker needed: CI has no engine
+// (`docker-compose config -q` in .ci/run checks the files' syntax; this checks their meaning).
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import { parse } from "yaml";
+import { SERVICES } from "../tools/src/services.ts";
+import { type Declared, envProblems, loadDeclarations } from "./src/deploy.ts";
+import { repoRoot } from "./src/index.ts";
+
+interface ComposeService {
+  image?: string;
+  environment?: Record<string, string | number | boolean | null>;
+  volumes?: string[];
+  ports?: string[];
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: { test?: string[]; disable?: boolean };
+  command?: string[] | string;
+  deploy?: unknown;
+}
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+function readCompose(file: string): ComposeFile {
+  return parse(readFileSync(join(repoRoot, "deploy", file), "utf8"), { merge: true }) as ComposeFile;
+}
+
+/** `-f a -f b`: b's keys over a's, maps (environment, depends_on, deploy) merged, lists replaced. */
+function overlay(base: ComposeFile, top: ComposeFile): ComposeFile {
+  const services: Record<string, ComposeService> = { ...base.services };
+  for (const [name, s] of Object.entries(top.services ?? {})) {
+    const b = services[name] ?? {};
+    services[name] = {
+      ...b,
+      ...s,
+      environment: { ...(b.environment ?? {}), ...(s.environment ?? {}) },
+      depends_on: {
+        ...(b.depends_on as object),
+        ...(s.depends_on as object),
+      } as ComposeService["depends_on"],
+    };
+  }
+  return { services, volumes: { ...(base.volumes ?? {}), ...(top.volumes ?? {}) } };
+}
+
+const stringEnv = (s: ComposeService) =>
+  Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, v === null ? "" : String(v)]));
+
+function dependsOn(s: ComposeService): Record<string, { condition?: string }> {
+  if (Array.isArray(s.depends_on)) return Object.fromEntries(s.depends_on.map((n) => [n, {}]));
+  return s.depends_on ?? {};
+}
+
+/** Every problem of a compose project against the declarations (empty when it is right). */
+function composeProblems(project: ComposeFile, declared: Map<string, Declared>): string[] {
+  const problems: string[] = [];
+  const byService = new Map<string, string>();
+  for (const [key, s] of Object.entries(project.services)) {
+    const env = stringEnv(s);
+    if (env.SERVICE) byService.set(env.SERVICE, key);
+  }
+  for (const [name, d] of declared) {
+    const key = byService.get(name);
+    if (!key) {
+      problems.push(`${name}: no compose service runs it`);
+      continue;
+    }
+    if (key !== name) problems.push(`${name}: runs as compose service ${key} (its peers call it ${name})`);
+    const s = project.services[key];
+    const env = stringEnv(s);
+    const mounts = (s.volumes ?? []).map((v) => v.split(":")[1]);
+    const after = dependsOn(s);
+    problems.push(
+      ...envProblems(name, d, env, {
+        mounts,
+        peer(host, port) {
+          const peer = project.services[host];
+          if (!peer) return `no compose service ${host}`;
+          const peerPort = host === "nats" ? "4222" : stringEnv(peer).PORT;
+          if (String(port) !== peerPort) return `${host} listens on ${peerPort}, not ${port}`;
+          if (after[host]?.condition !== "service_healthy")
+            return `${key} does not wait for ${host} (depends_on condition service_healthy)`;
+          return undefined;
+        },
+      }),
+    );
+    const test = s.healthcheck?.test ?? [];
+    const expected = ["CMD", "node", "tools/bin/temper.mjs", "health", `127.0.0.1:${env.PORT}`];
+    if (s.healthcheck?.disable || JSON.stringify(test) !== JSON.stringify(expected))
+      problems.push(`${name}: health check ${JSON.stringify(test)}, expected ${JSON.stringify(expected)}`);
+    for (const v of s.volumes ?? []) {
+      const volume = v.split(":")[0];
+      if (!volume.startsWith(".") && !volume.startsWith("/") && !(volume in (project.volumes ?? {})))
+        problems.push(`${name}: volume ${volume} is not declared`);
+    }
+  }
+  for (const [svc, key] of byService)
+    if (!declared.has(svc)) problems.push(`compose service ${key} runs ${svc}, which services/ lacks`);
+  // Published host ports: one owner each.
+  const owners = new Map<string, string>();
+  for (const [key, s] of Object.entries(project.services))
+    for (const p of s.ports ?? []) {
+      const host = String(p).split(":").slice(0, -1).join(":");
+      if (owners.has(host)) problems.push(`host port ${host}: ${owners.get(host)} and ${key}`);
+      owners.set(host, key);
+    }
+  return problems;
+}
+
+let declared: Map<string, Declared>;
+before(async () => {
+  declared = await loadDeclarations();
+});
+
+describe("deployment declarations (services/*/src/declaration.ts)", () => {
+  test("one per service directory, each on its own default port", () => {
+    assert.ok(declared.size >= 8, `found ${[...declared.keys()].join(", ")}`);
+    const ports = new Map<number, string>();
+    for (const [name, d] of declared) {
+      assert.equal(d.declaration.name, name, `services/${name} declares itself as ${d.declaration.name}`);
+      const other = ports.get(d.declaration.defaultPort);
+      assert.equal(other, undefined, `${name} and ${other} share port ${d.declaration.defaultPort}`);
+      ports.set(d.declaration.defaultPort, name);
+    }
+  });
+
+  test("`temper stack` starts the same services on the same ports", () => {
+    assert.deepEqual(
+      Object.fromEntries(SERVICES.map((s) => [s.name, s.port])),
+      Object.fromEntries([...declared].map(([name, d]) => [name, d.declaration.defaultPort])),
+    );
+  });
+
+  test("the check finds what a broken deployment gets wrong", () => {
+    const d = declared.get("orchestrator");
+    assert.ok(d);
+    const problems = envProblems(
+      "orchestrator",
+      d,
+      { SERVICE: "orchestrator", PORT: "50090", RUNS_DIRR: "/runs", ROLLOUT_ADDR: "rollout:50071" },
+      { mounts: [], peer: (host, port) => (port === 50070 ? undefined : `${host}:${port} is not served`) },
+    );
+    const has = (re: RegExp) =>
+      assert.ok(
+        problems.some((p) => re.test(p)),
+        `${re} in\n${problems.join("\n")}`,
+      );
+    has(/RUNS_DIRR is set but the service does not read it/);
+    has(/HOST defaults to 127\.0\.0\.1/);
+    has(/SCHEDULER_ADDR defaults to 127\.0\.0\.1:50060/);
+    has(/NATS_URL defaults to nats:\/\/127\.0\.0\.1:4222/);
+    has(/ROLLOUT_ADDR=rollout:50071: rollout:50071 is not served/);
+    has(/GRPC_TLS_CERT is not set/);
+    has(/NATS_USER=undefined/);
+    const learner = declared.get("learner");
+    assert.ok(learner);
+    const l = envProblems(
+      "learner",
+      learner,
+      { SERVICE: "learner", CHECKPOINT_DIR: "/ckpt" },
+      { mounts: ["/x"], peer: () => undefined },
+    );
+    assert.ok(
+      l.some((p) => /MODEL_DIR is required/.test(p)),
+      l.join("\n"),
+    );
+    assert.ok(
+      l.some((p) => /CHECKPOINT_DIR=\/ckpt is on no mounted volume/.test(p)),
+      l.join("\n"),
+    );
+    assert.ok(
+      l.some((p) => /PORT=undefined, not the service's default port 50080/.test(p)),
+      l.join("\n"),
+    );
+    const bad = envProblems("learner", learner, { DTYPE: "float16" }, { mounts: [], peer: () => undefined });
+    assert.ok(
+      bad.some((p) => /DTYPE="float16": /.test(p)),
+      bad.join("\n"),
+    );
+  });
+});
+
+describe("deploy/compose*.yaml", () => {
+  test("compose.yaml runs every service with the variables it reads and needs", () => {
+    assert.deepEqual(composeProblems(readCompose("compose.yaml"), declared), []);
+  });
+
+  test("compose.observability.yaml sends every service's traces to the collector", () => {
+    const project = overlay(readCompose("compose.yaml"), readCompose("compose.observability.yaml"));
+    assert.deepEqual(composeProblems(project, declared), []);
+    for (const name of declared.keys())
+      assert.equal(
+        stringEnv(project.services[name]).OTEL_EXPORTER_OTLP_ENDPOINT,
+        "http://otel-collector:4318",
+        `${name} exports no traces`,
+      );
+  });
+
+  test("nats: JetStream on a volume, health from the monitoring port's /healthz", () => {
+    const nats = readCompose("compose.yaml").services.nats;
+    const cmd = (nats.command as string[]).join(" ");
+    assert.match(cmd, /-js\b/);
+    assert.match(cmd, /-sd \/data/);
+    assert.ok(nats.volumes?.some((v) => v.startsWith("nats-data:/data")));
+    assert.deepEqual(nats.healthcheck?.test, [
+      "CMD",
+      "wget",
+      "-q",
+      "-O",
+      "/dev/null",
+      "http://127.0.0.1:8222/healthz",
+    ]);
+  });
+});
