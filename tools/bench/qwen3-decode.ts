@@ -6,8 +6,10 @@
 //   after   DecodeCacheBackend over Qwen3DecodeEngine (cache in place, two-part attention)
 //
 // At batch 1, 8, 32, 64 and 128 (prompts of 128 random tokens, 64 new tokens), each measurement
-// repeated --repeats times, interleaved (MatMul, before, after) so that both paths share the machine's
-// moments; medians are printed. Decode tokens/s = batch × (new tokens − 1) / (generate time − prefill).
+// repeated --repeats times, interleaved (MatMul, before, MatMul, after, MatMul …) so that both paths
+// share the machine's moments; medians are printed, the ratio as the median of each run's ratio to
+// the MatMul measured just before and after it. Decode tokens/s = batch × (new tokens − 1) /
+// (generate time − prefill).
 //
 // The MatMul-bound rate is the same run's 1024³ float32 MatMul FLOP/s (constant B, as a linear layer)
 // divided by the FLOPs of one decode token at the mean context c of the decode steps:
@@ -16,7 +18,8 @@
 // EOS id at different times), prefill times, and peak RSS.
 //
 // Run: node --import tsx tools/bench/qwen3-decode.ts [--batches 1,8,32,64,128] [--repeats 3]
-//        [--new-tokens 64] [--threads 2] [--provider cpu|webgpu] [--only after]
+//        [--new-tokens 64] [--threads 2] [--provider cpu|webgpu] [--only before|after] [--spin on|off]
+// (--spin on: the after engine's idle intra-op threads spin as ORT's default; off, its default, yield)
 // webgpu needs a GPU and a Vulkan loader; where it cannot start the bench says so and measures nothing.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     "new-tokens": { type: "string", default: "64" },
     threads: { type: "string", default: "2" },
     only: { type: "string" },
+    spin: { type: "string", default: "off" },
   },
 });
 const provider = values.provider as ExecutionProvider;
@@ -165,7 +169,11 @@ async function timeGenerate(
   const t = performance.now();
   const out = await generate(timed, tokenizer, prompts, options);
   const seconds = (performance.now() - t) / 1000;
-  return { seconds, prefill: timed.prefillSeconds, tokens: out.flat().reduce((a, c) => a + c.tokenIds.length, 0) };
+  return {
+    seconds,
+    prefill: timed.prefillSeconds,
+    tokens: out.flat().reduce((a, c) => a + c.tokenIds.length, 0),
+  };
 }
 
 try {
@@ -175,7 +183,7 @@ try {
   const adapter = initLoraAdapter(config, LORA, { seed: 7, initB: "random" });
   const unchanged = beforeUnchanged();
   console.log(
-    `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters, LoRA r=16 on all 7 projections loaded; prompts ${PROMPT} tokens, ${NEW_TOKENS} new tokens, greedy, no EOS; provider ${provider}, ${THREADS} threads; medians of ${REPEATS} interleaved runs`,
+    `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters, LoRA r=16 on all 7 projections loaded; prompts ${PROMPT} tokens, ${NEW_TOKENS} new tokens, greedy, no EOS; provider ${provider}, ${THREADS} threads (after: spinning ${values.spin}); medians of ${REPEATS} interleaved runs`,
   );
   console.log(
     `before = KvCacheBackend/Qwen3KvEngine, ${unchanged === true ? "its files identical to 79d278a" : unchanged === false ? "ITS FILES DIFFER FROM 79d278a" : "(git could not compare with 79d278a)"}; after = DecodeCacheBackend/Qwen3DecodeEngine`,
@@ -188,7 +196,12 @@ try {
         ? await Qwen3KvEngine.load(dir, { provider, threads: THREADS, lora: LORA })
         : undefined,
       after: PATHS.includes("after")
-        ? await Qwen3DecodeEngine.load(dir, { provider, threads: THREADS, lora: LORA })
+        ? await Qwen3DecodeEngine.load(dir, {
+            provider,
+            threads: THREADS,
+            lora: LORA,
+            spin: values.spin !== "off",
+          })
         : undefined,
     };
   } catch (err) {
@@ -216,21 +229,30 @@ try {
     const gflops: number[] = [];
     const rate: Record<string, number[]> = { before: [], after: [] };
     const prefill: Record<string, number[]> = { before: [], after: [] };
+    // Each decode run is bracketed by MatMul measurements; its ratio uses their mean (the load of a
+    // shared machine changes within seconds), and the medians of the per-run ratios are printed.
+    const ratio: Record<string, number[]> = { before: [], after: [] };
+    let last = await matmul();
     for (let r = 0; r < REPEATS; r++) {
-      gflops.push(await matmul());
+      gflops.push(last);
       for (const path of PATHS) {
         const run = await timeGenerate(backends[path], tokenizer, prompts.slice(0, batch), greedy);
         if (run.tokens !== batch * NEW_TOKENS) throw new Error(`${path}: a row stopped early`);
-        rate[path].push((batch * (NEW_TOKENS - 1)) / (run.seconds - run.prefill));
+        const next = await matmul();
+        const tps = (batch * (NEW_TOKENS - 1)) / (run.seconds - run.prefill);
+        rate[path].push(tps);
+        ratio[path].push(tps / ((((last + next) / 2) * 1e9) / flops));
         prefill[path].push(run.prefill);
+        last = next;
       }
     }
     const bound = (median(gflops) * 1e9) / flops;
     const cell = (path: string) =>
       rate[path].length
-        ? `${median(rate[path]).toFixed(0).padStart(6)} (${((100 * median(rate[path])) / bound).toFixed(1).padStart(4)}%)`
+        ? `${median(rate[path]).toFixed(0).padStart(6)} (${(100 * median(ratio[path])).toFixed(1).padStart(4)}%)`
         : "     -        ";
-    const speedup = rate.before.length && rate.after.length ? median(rate.after) / median(rate.before) : Number.NaN;
+    const speedup =
+      rate.before.length && rate.after.length ? median(rate.after) / median(rate.before) : Number.NaN;
     const ms = (path: string) => (prefill[path].length ? (median(prefill[path]) * 1000).toFixed(0) : "-");
     console.log(
       `${String(batch).padStart(5)} | ${median(gflops).toFixed(0).padStart(14)} | ${bound.toFixed(0).padStart(21)} | ${cell("before").padStart(23)} | ${cell("after").padStart(21)} | ${Number.isNaN(speedup) ? "-" : `${speedup.toFixed(2)}×`.padStart(12)} | ${ms("before")} / ${ms("after")}`,
@@ -252,7 +274,8 @@ try {
     };
     const res: Record<string, Run[]> = { before: [], after: [] };
     for (let r = 0; r < REPEATS; r++)
-      for (const path of PATHS) res[path].push(await timeGenerate(backends[path], tokenizer, shapePrompts, options));
+      for (const path of PATHS)
+        res[path].push(await timeGenerate(backends[path], tokenizer, shapePrompts, options));
     const line = (path: string) => {
       if (!res[path].length) return `${path} -`;
       const tps = median(res[path].map((x) => x.tokens / x.seconds));

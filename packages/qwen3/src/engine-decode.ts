@@ -314,6 +314,13 @@ export interface DecodeEngineOptions {
   optimization?: CreateSessionOptions["optimization"];
   /** Declares packed LoRA inputs of this layout (see setAdapter); omitted: a base-model graph. */
   lora?: LoraConfig;
+  /**
+   * Whether idle intra-op threads spin for the next parallel section (default false; ORT's own
+   * default is to spin). A decode step is hundreds of short parallel sections: on a machine other
+   * processes keep busy, a spinning thread burns the time slice its partner needs (measured in
+   * tools/bench/qwen3-decode.ts, --spin on|off).
+   */
+  spin?: boolean;
   /** Extra ORT session options (profiling, an optimized-model path). */
   ortOptions?: CreateSessionOptions["ortOptions"];
 }
@@ -389,7 +396,10 @@ export class Qwen3DecodeEngine {
       provider,
       threads: options.threads,
       optimization: options.optimization ?? "all",
-      ortOptions: options.ortOptions,
+      ortOptions:
+        options.spin !== true
+          ? { ...options.ortOptions, extra: { session: { intra_op: { allow_spinning: "0" } } } }
+          : options.ortOptions,
     });
     return new Qwen3DecodeEngine(config, provider, lora, session);
   }
