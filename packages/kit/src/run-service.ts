@@ -119,6 +119,7 @@ export async function runService<S extends Schema = Record<string, never>>(
     logger,
     tracer: telemetry.tracer,
     security: serverSecurity,
+    healthPort: c.HEALTH_PORT,
   });
   if (bus) {
     // Readiness follows the store: each application service is NOT_SERVING while NATS is down and

@@ -55,8 +55,9 @@ async function code(p: Promise<unknown>): Promise<number | "OK"> {
   }
 }
 
-function start(security: ServerSecurity): Promise<ServerHandle> {
+function start(security: ServerSecurity, healthPort?: number): Promise<ServerHandle> {
   return startServer({
+    healthPort,
     name: "security-test",
     version: "0.0.1",
     port: 0,
@@ -108,6 +109,43 @@ describe("gRPC TLS, mutual TLS and credentials", () => {
     for (const c of clients) c.$close();
     await server?.shutdown(100);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("HEALTH_PORT: plaintext health alone, for probes without TLS (Kubernetes gRPC probes)", async () => {
+    const tls = {
+      cert: pem("server.crt"),
+      key: pem("server.key"),
+      ca: pem("ca.crt"),
+      clientAuth: "require" as const,
+    };
+    const s = await start({ tls }, 0);
+    assert.ok(s.healthPort && s.healthPort !== s.port, `health port ${s.healthPort}, gRPC port ${s.port}`);
+    const probe = `127.0.0.1:${s.healthPort}`;
+    try {
+      assert.equal(await checkHealth(probe, "", 5000, {}), "SERVING");
+      assert.equal(await checkHealth(probe, "temper.reward.v1.RewardService", 5000, {}), "SERVING");
+      // readiness follows the application's status (runService sets it from NATS)
+      s.setHealth("temper.reward.v1.RewardService", "NOT_SERVING");
+      assert.equal(await checkHealth(probe, "temper.reward.v1.RewardService", 5000, {}), "NOT_SERVING");
+      assert.equal(await checkHealth(probe, "", 5000, {}), "SERVING");
+      // nothing but health there: the application's RPCs and reflection are not served in plaintext
+      const c = createClient(reward.RewardServiceService, probe, {
+        security: {},
+        defaults: { timeoutMs: 5000, attempts: 1 },
+      });
+      clients.push(c);
+      assert.equal(await code(c.info({})), status.UNIMPLEMENTED);
+      // the TLS port stays TLS only
+      const plain = createClient(reward.RewardServiceService, s.address, {
+        security: {},
+        defaults: { timeoutMs: 5000, attempts: 1 },
+      });
+      clients.push(plain);
+      assert.equal(await code(plain.info({})), status.UNAVAILABLE);
+    } finally {
+      await s.shutdown(100);
+    }
+    await assert.rejects(checkHealth(probe, "", 1000, {}));
   });
 
   test("a plaintext client cannot talk to a TLS server", async () => {

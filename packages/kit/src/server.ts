@@ -1,7 +1,7 @@
 // Starts a grpc-js server with the application services, grpc.health.v1 and reflection (v1 and
 // v1alpha), explicit message-size limits, and a graceful shutdown.
 import type { MethodDefinition } from "@grpc/grpc-js";
-import { Server } from "@grpc/grpc-js";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { builtinDescriptorFiles, HEALTH_SERVICE, REFLECTION_SERVICES } from "./builtin-descriptors.ts";
@@ -76,6 +76,11 @@ export interface StartServerOptions {
   tracer?: Tracer;
   /** TLS / mutual TLS and the credentials mutating RPCs need; default plaintext, no credentials. */
   security?: ServerSecurity;
+  /**
+   * Also serve grpc.health.v1 alone, in plaintext, on this port (same host, same statuses): for
+   * probes that cannot speak TLS, like Kubernetes' native gRPC probes. Unset: no such listener.
+   */
+  healthPort?: number;
 }
 
 export interface ServerHandle {
@@ -83,6 +88,8 @@ export interface ServerHandle {
   readonly host: string;
   /** "host:port", ready for a client. */
   readonly address: string;
+  /** The plaintext health-only port (StartServerOptions.healthPort), when there is one. */
+  readonly healthPort?: number;
   /** Calls currently being handled. */
   inFlight(): number;
   /** Sets the health status of one service ("" = the whole server). */
@@ -177,6 +184,24 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
       err ? reject(new Error(`cannot listen on ${host}:${options.port}: ${err.message}`)) : resolve(bound),
     ),
   );
+  // The health-only listener: no application service, no reflection, no credentials to check.
+  let healthServer: Server | undefined;
+  let healthPort: number | undefined;
+  if (options.healthPort !== undefined) {
+    const hs = new Server();
+    health.addToServer(hs);
+    healthPort = await new Promise<number>((resolve, reject) =>
+      hs.bindAsync(`${host}:${options.healthPort}`, ServerCredentials.createInsecure(), (err, bound) =>
+        err
+          ? reject(new Error(`cannot listen on ${host}:${options.healthPort}: ${err.message}`))
+          : resolve(bound),
+      ),
+    ).catch((err: Error) => {
+      server.forceShutdown();
+      throw err;
+    });
+    healthServer = hs;
+  }
   health.setAll("SERVING");
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   logger.info(
@@ -191,6 +216,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
           : `mtls-${security.tls.clientAuth}`
         : "off",
       credentials: security.auth ? "required for mutating RPCs" : "off",
+      ...(healthPort !== undefined ? { healthPort } : {}),
     },
     "listening",
   );
@@ -202,15 +228,20 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
       health.close();
       reflection.close();
       logger.info({ inFlight, graceMs: grace }, "shutting down");
+      // The health-only listener goes last, so probes read NOT_SERVING while calls finish.
+      const done = () => {
+        healthServer?.forceShutdown();
+        resolve();
+      };
       const timer = setTimeout(() => {
         logger.warn({ inFlight }, "grace period over, cancelling remaining calls");
         server.forceShutdown();
-        resolve();
+        done();
       }, grace);
       server.tryShutdown(() => {
         clearTimeout(timer);
         logger.info("server closed");
-        resolve();
+        done();
       });
     });
     return closing;
@@ -220,6 +251,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
     port,
     host,
     address,
+    healthPort,
     inFlight: () => inFlight,
     setHealth: (s, v) => health.set(s, v),
     shutdown,

@@ -44,6 +44,13 @@ export function commonConfigSchema(defaults: { port: number; name: string }) {
       max: 65535,
       doc: "gRPC port; 0 picks a free one (logged).",
     }),
+    HEALTH_PORT: env.optional(
+      env.int({
+        min: 1,
+        max: 65535,
+        doc: "Also serve grpc.health.v1 alone in plaintext on this port, for probes without TLS (Kubernetes gRPC probes); unset: none.",
+      }),
+    ),
     LOG_LEVEL: env.enum(LOG_LEVELS, { default: "info", doc: "pino log level." }),
     SHUTDOWN_GRACE_MS: env.int({
       default: 10_000,
