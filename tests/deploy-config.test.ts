@@ -3,10 +3,11 @@
 // own port, checked by gRPC health, after the peers it calls. No Docker needed: CI has no engine
 // (`docker-compose config -q` in .ci/run checks the files' syntax; this checks their meaning).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { parse } from "yaml";
+import { EndpointPolicy } from "../services/scheduler/src/endpoint-policy.ts";
 import { SERVICES } from "../tools/src/services.ts";
 import { type Declared, envProblems, loadDeclarations } from "./src/deploy.ts";
 import { repoRoot } from "./src/index.ts";
@@ -59,20 +60,19 @@ function dependsOn(s: ComposeService): Record<string, { condition?: string }> {
 /** Every problem of a compose project against the declarations (empty when it is right). */
 function composeProblems(project: ComposeFile, declared: Map<string, Declared>): string[] {
   const problems: string[] = [];
-  const byService = new Map<string, string>();
+  for (const name of declared.keys())
+    if (stringEnv(project.services[name] ?? {}).SERVICE !== name)
+      problems.push(`${name}: no compose service ${name} runs it (its peers call it by that name)`);
+  // Every container that runs a Temper service (a drop-in replacement may run one under another name).
   for (const [key, s] of Object.entries(project.services)) {
     const env = stringEnv(s);
-    if (env.SERVICE) byService.set(env.SERVICE, key);
-  }
-  for (const [name, d] of declared) {
-    const key = byService.get(name);
-    if (!key) {
-      problems.push(`${name}: no compose service runs it`);
+    if (!env.SERVICE) continue;
+    const name = env.SERVICE;
+    const d = declared.get(name);
+    if (!d) {
+      problems.push(`compose service ${key} runs ${name}, which services/ lacks`);
       continue;
     }
-    if (key !== name) problems.push(`${name}: runs as compose service ${key} (its peers call it ${name})`);
-    const s = project.services[key];
-    const env = stringEnv(s);
     const mounts = (s.volumes ?? []).map((v) => v.split(":")[1]);
     const after = dependsOn(s);
     problems.push(
@@ -87,20 +87,25 @@ function composeProblems(project: ComposeFile, declared: Map<string, Declared>):
             return `${key} does not wait for ${host} (depends_on condition service_healthy)`;
           return undefined;
         },
-      }),
+      }).map((p) => (key === name ? p : `${key} (${p})`)),
     );
+    // The scheduler refuses to start when its allow-list rejects one of its own default endpoints.
+    if (name === "scheduler" && env.SOURCE_ENDPOINT_ALLOW) {
+      const policy = new EndpointPolicy(env.SOURCE_ENDPOINT_ALLOW);
+      for (const [k, v] of Object.entries(env))
+        if (/^REWARD_.*_ADDR$/.test(k) && policy.problem(v))
+          problems.push(`scheduler: ${k}=${v}: ${policy.problem(v)}`);
+    }
     const test = s.healthcheck?.test ?? [];
     const expected = ["CMD", "node", "tools/bin/temper.mjs", "health", `127.0.0.1:${env.PORT}`];
     if (s.healthcheck?.disable || JSON.stringify(test) !== JSON.stringify(expected))
-      problems.push(`${name}: health check ${JSON.stringify(test)}, expected ${JSON.stringify(expected)}`);
+      problems.push(`${key}: health check ${JSON.stringify(test)}, expected ${JSON.stringify(expected)}`);
     for (const v of s.volumes ?? []) {
       const volume = v.split(":")[0];
       if (!volume.startsWith(".") && !volume.startsWith("/") && !(volume in (project.volumes ?? {})))
-        problems.push(`${name}: volume ${volume} is not declared`);
+        problems.push(`${key}: volume ${volume} is not declared`);
     }
   }
-  for (const [svc, key] of byService)
-    if (!declared.has(svc)) problems.push(`compose service ${key} runs ${svc}, which services/ lacks`);
   // Published host ports: one owner each.
   const owners = new Map<string, string>();
   for (const [key, s] of Object.entries(project.services))
@@ -190,15 +195,64 @@ describe("deploy/compose*.yaml", () => {
     assert.deepEqual(composeProblems(readCompose("compose.yaml"), declared), []);
   });
 
+  // Every combination of the overlays, as CI's `docker-compose -f … config -q` loop renders them.
+  const overlays = readdirSync(join(repoRoot, "deploy"))
+    .filter((f) => /^compose\..+\.yaml$/.test(f))
+    .sort();
+  const combine = (mask: number) =>
+    overlays.reduce(
+      (project, f, i) => (mask & (1 << i) ? overlay(project, readCompose(f)) : project),
+      readCompose("compose.yaml"),
+    );
+
+  test("every combination of the overlays keeps every service right", () => {
+    assert.ok(overlays.length >= 3, overlays.join(", "));
+    for (let mask = 1; mask < 1 << overlays.length; mask++) {
+      const names = overlays.filter((_, i) => mask & (1 << i));
+      assert.deepEqual(composeProblems(combine(mask), declared), [], names.join(" + "));
+    }
+  });
+
   test("compose.observability.yaml sends every service's traces to the collector", () => {
     const project = overlay(readCompose("compose.yaml"), readCompose("compose.observability.yaml"));
-    assert.deepEqual(composeProblems(project, declared), []);
     for (const name of declared.keys())
       assert.equal(
         stringEnv(project.services[name]).OTEL_EXPORTER_OTLP_ENDPOINT,
         "http://otel-collector:4318",
         `${name} exports no traces`,
       );
+  });
+
+  test("compose.gpu.yaml: rollout and the reference model on CUDA, a GPU each, from the gpu image", () => {
+    const project = overlay(readCompose("compose.yaml"), readCompose("compose.gpu.yaml"));
+    for (const [name, variable] of [
+      ["rollout", "PROVIDER"],
+      ["reward-perplexity", "REFERENCE_PROVIDER"],
+    ]) {
+      const s = project.services[name] as ComposeService & { build?: { target?: string } };
+      assert.equal(s.build?.target, "gpu", name);
+      assert.equal(s.image, "temper:gpu", name);
+      assert.deepEqual(
+        (s.deploy as { resources: { reservations: { devices: unknown[] } } }).resources.reservations.devices,
+        [{ driver: "nvidia", count: 1, capabilities: ["gpu"] }],
+        name,
+      );
+      assert.equal(stringEnv(s)[variable], "cuda", name);
+    }
+    assert.match(readFileSync(join(repoRoot, "deploy/Dockerfile"), "utf8"), /^FROM \S+ AS gpu$/m);
+  });
+
+  test("compose.swap-reasoning.yaml: the scheduler's reasoning endpoint is another image's server", () => {
+    const project = overlay(readCompose("compose.yaml"), readCompose("compose.swap-reasoning.yaml"));
+    const scheduler = stringEnv(project.services.scheduler);
+    const host = scheduler.REWARD_REASONING_ADDR.split(":")[0];
+    assert.notEqual(host, "reward-reasoning");
+    const alt = project.services[host];
+    assert.equal(stringEnv(alt).SERVICE, "reward-reasoning");
+    assert.match(String(alt.image), /REASONING_IMAGE/);
+    // its certificate names it: secrets-init adds the host to every certificate
+    const cmd = project.services["secrets-init"].command as string[];
+    assert.equal(cmd[cmd.indexOf("--hosts") + 1], host);
   });
 
   test("nats: JetStream on a volume, health from the monitoring port's /healthz", () => {
