@@ -6,10 +6,13 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
+import { DescriptorIndex } from "@temper/kit";
+import { descriptorSetPath } from "@temper/proto";
 import { parse } from "yaml";
+import { builtinDescriptorFiles } from "../packages/kit/src/builtin-descriptors.ts";
 import { EndpointPolicy } from "../services/scheduler/src/endpoint-policy.ts";
 import { SERVICES } from "../tools/src/services.ts";
-import { type Declared, envProblems, loadDeclarations } from "./src/deploy.ts";
+import { type Declared, envProblems, loadDeclarations, readmeDeployCommands } from "./src/deploy.ts";
 import { repoRoot } from "./src/index.ts";
 
 interface ComposeService {
@@ -269,5 +272,73 @@ describe("deploy/compose*.yaml", () => {
       "/dev/null",
       "http://127.0.0.1:8222/healthz",
     ]);
+  });
+});
+
+describe('README "Deploy": its commands are the ones the checks cover', () => {
+  const lines = readmeDeployCommands();
+
+  test("compose: deploy/compose.yaml first, then overlays CI combines", () => {
+    const compose = lines.filter((l) => /\bdocker compose\b/.test(l));
+    assert.ok(compose.length >= 4, compose.join("\n"));
+    for (const l of compose) {
+      const files = [...l.matchAll(/-f (\S+)/g)].map((m) => m[1]);
+      assert.equal(files[0], "deploy/compose.yaml", l);
+      for (const f of files.slice(1)) {
+        assert.match(f, /^deploy\/compose\.[^/]+\.yaml$/, l);
+        assert.doesNotThrow(() => readCompose(f.slice("deploy/".length)), l);
+      }
+    }
+  });
+
+  test("kubectl: every path is a kustomization the k8s test renders", () => {
+    const kube = lines.filter((l) => /^kubectl (apply -k|kustomize) /.test(l));
+    assert.ok(kube.length >= 3, kube.join("\n"));
+    for (const l of kube) {
+      const dir = l.split(" ").at(-1) ?? "";
+      assert.match(dir, /^deploy\/k8s\/(secrets|overlays\/(dev|gpu|scale))$/, l);
+      assert.doesNotThrow(() => readFileSync(join(repoRoot, dir, "kustomization.yaml")), l);
+    }
+  });
+
+  test("grpcurl: every service on its port, methods and request fields that exist", () => {
+    const index = DescriptorIndex.fromPath(descriptorSetPath);
+    for (const file of builtinDescriptorFiles()) index.addFile(file); // grpc.health.v1, as servers add it
+    const byPort = new Map([...declared.values()].map((d) => [d.declaration.defaultPort, d]));
+    const loop = lines.find((l) => l.startsWith("for port in "));
+    assert.deepEqual(
+      loop
+        ?.match(/for port in ([\d ]+);/)?.[1]
+        .trim()
+        .split(/\s+/)
+        .map(Number)
+        .sort(),
+      [...byPort.keys()].sort(),
+    );
+    const calls = lines.filter((l) => l.startsWith("grpcurl ") && /\s\S+\/\S+$/.test(l));
+    const served = new Set<number>();
+    for (const l of calls) {
+      const [, address, method] = /\s(\S+:\d+) (\S+\/\S+)$/.exec(l) ?? [];
+      const port = Number(address?.split(":").at(-1));
+      const d = byPort.get(port);
+      assert.ok(d, `${l}: port ${port} is no service's`);
+      const [svc] = method.split("/");
+      assert.ok(
+        svc === d.healthName || svc === "grpc.health.v1.Health",
+        `${l}: ${svc} is not served on ${port}`,
+      );
+      const input = index.methodInputs.get(`/${method}`);
+      assert.ok(input, `${l}: no method ${method}`);
+      const body = /-d '(\{.*?\})'/.exec(l)?.[1];
+      if (body) {
+        const fields = (index.messages.get(input)?.field ?? []).flatMap((f) => [f.name, f.jsonName]);
+        for (const k of Object.keys(JSON.parse(body)))
+          assert.ok(fields.includes(k), `${l}: ${input} has no field ${k}`);
+        const health = JSON.parse(body).service;
+        if (svc === "grpc.health.v1.Health") assert.ok(health === "" || health === d.healthName, l);
+      }
+      served.add(port);
+    }
+    assert.deepEqual([...served].sort(), [...byPort.keys()].sort(), "an RPC for every service");
   });
 });

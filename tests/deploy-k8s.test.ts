@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { type Declared, envProblems, loadDeclarations } from "./src/deploy.ts";
+import { type Declared, envProblems, loadDeclarations, readmeDeployCommands } from "./src/deploy.ts";
 import { repoRoot } from "./src/index.ts";
 
 const KUBECTL = process.env.KUBECTL ?? "kubectl";
@@ -202,18 +202,16 @@ describe("deploy/k8s (kustomize overlays)", { skip }, () => {
     // A copy with the Secret's files made as the README says (`temper secrets`), so the Secret renders.
     work = mkdtempSync(join(tmpdir(), "temper-k8s-"));
     cpSync(join(repoRoot, "deploy", "k8s"), join(work, "k8s"), { recursive: true });
-    const made = spawnSync(
-      process.execPath,
-      [
-        join(repoRoot, "tools/bin/temper.mjs"),
-        "secrets",
-        "--dir",
-        join(work, "k8s/secrets/files"),
-        "--hosts",
-        "rollout-pods",
-      ],
-      { encoding: "utf8" },
+    // README "Deploy"'s command, with the copy's directory
+    const readme = readmeDeployCommands().find((l) =>
+      l.startsWith("temper secrets --dir deploy/k8s/secrets/files"),
     );
+    assert.ok(readme, 'README "Deploy" shows how the Secret\'s files are made');
+    const args = readme.split(/\s+/).slice(1);
+    args[args.indexOf("--dir") + 1] = join(work, "k8s/secrets/files");
+    const made = spawnSync(process.execPath, [join(repoRoot, "tools/bin/temper.mjs"), ...args], {
+      encoding: "utf8",
+    });
     assert.equal(made.status, 0, made.stderr);
     const secrets = kustomize(join(work, "k8s/secrets"));
     for (const o of OVERLAYS) rendered.set(o, [...kustomize(join(work, "k8s/overlays", o)), ...secrets]);

@@ -1,7 +1,7 @@
 // The deployment checks' shared part: each service's declaration (the ServiceDeclaration its main.ts
 // runs from) and one check of the environment a deployment gives a service, used for compose and
 // for the Kubernetes manifests alike.
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type ServiceDeclaration, serviceName, serviceSchema } from "@temper/kit";
@@ -111,4 +111,23 @@ export function envProblems(
     if (!env.NATS_PASSWORD_FILE) say("NATS_PASSWORD_FILE is not set");
   }
   return problems;
+}
+
+/** The shell lines of README.md's "Deploy" section (its ```sh blocks, continuations joined). */
+export function readmeDeployCommands(): string[] {
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const start = readme.indexOf("\n## Deploy\n");
+  if (start < 0) throw new Error('README.md has no "## Deploy" section');
+  const end = readme.indexOf("\n## ", start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  const lines: string[] = [];
+  for (const block of section.matchAll(/```sh\n([\s\S]*?)```/g))
+    lines.push(
+      ...block[1]
+        .replace(/\\\n\s*/g, "")
+        .split("\n")
+        .map((l) => l.replace(/\s+#.*$/, "").trim())
+        .filter((l) => l && !l.startsWith("#")),
+    );
+  return lines;
 }
