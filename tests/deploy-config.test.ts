@@ -226,10 +226,11 @@ describe("deploy/compose*.yaml", () => {
       );
   });
 
-  test("compose.gpu.yaml: rollout and the reference model on CUDA, a GPU each, from the gpu image", () => {
+  test("compose.gpu.yaml: rollout, learner and the reference model on CUDA, a GPU each, from the gpu image", () => {
     const project = overlay(readCompose("compose.yaml"), readCompose("compose.gpu.yaml"));
     for (const [name, variable] of [
       ["rollout", "PROVIDER"],
+      ["learner", "PROVIDER"],
       ["reward-perplexity", "REFERENCE_PROVIDER"],
     ]) {
       const s = project.services[name] as ComposeService & { build?: { target?: string } };

@@ -303,10 +303,11 @@ describe("deploy/k8s (kustomize overlays)", { skip }, () => {
     assert.ok((find(scale, "Deployment", "rollout")?.spec.replicas ?? 0) > 1);
   });
 
-  test("gpu: rollout and the reference model on CUDA, a GPU each, on GPU nodes, from the gpu image", () => {
+  test("gpu: rollout, learner and the reference model on CUDA, a GPU each, on GPU nodes, from the gpu image", () => {
     const objs = rendered.get("gpu") ?? [];
     for (const [name, variable] of [
       ["rollout", "PROVIDER"],
+      ["learner", "PROVIDER"],
       ["reward-perplexity", "REFERENCE_PROVIDER"],
     ]) {
       const pod = find(objs, "Deployment", name)?.spec.template.spec;

@@ -17,6 +17,10 @@ const config = {
     default: "float32",
     doc: "compute precision of the training graph (float64 checkpoints hold F64 adapters)",
   }),
+  PROVIDER: env.enum(["cpu", "webgpu", "cuda"] as const, {
+    default: "cpu",
+    doc: "ONNX Runtime execution provider of the training graphs (cuda: the image's gpu target)",
+  }),
   THREADS: env.optional(
     env.int({ min: 1, max: 1024, doc: "ONNX Runtime intra-op threads (default: ORT's)" }),
   ),

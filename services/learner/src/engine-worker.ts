@@ -49,6 +49,7 @@ import {
 export interface WorkerInit {
   modelDir: string;
   dtype: "float32" | "float64";
+  provider: "cpu" | "webgpu" | "cuda";
   threads?: number;
   checkpointDir: string;
   keepCheckpoints: number;
@@ -152,6 +153,7 @@ serveEngineWorker<LearnerWorker>(async (raw) => {
         lora: loraConfigOf(c),
         loss,
         dtype: init.dtype,
+        provider: init.provider,
         threads: init.threads,
         evaluate,
       });

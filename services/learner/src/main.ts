@@ -2,12 +2,25 @@
 // Training runs in an engine worker thread; checkpoints live under CHECKPOINT_DIR; adapters are
 // published to the JetStream object store (bucket temper_adapters) and announced by policy.updated.
 import { resolve } from "node:path";
-import { EngineWorker, runService, service } from "@temper/kit";
+import { EngineWorker, loadConfigOrExit, runService, service } from "@temper/kit";
+import { checkProvider } from "@temper/onnx";
 import { descriptorSetPath } from "@temper/proto";
 import { ADAPTER_BUCKET, readConfig } from "@temper/qwen3";
 import { declaration } from "./declaration.ts";
 import type { LearnerWorker, WorkerInit } from "./engine-worker.ts";
 import { Learner } from "./learner.ts";
+
+// The trainers load lazily (at a run's first Train): a provider this installation lacks is a
+// configuration error now, not a failed Train later (runService reads the variables again).
+const early = loadConfigOrExit(declaration.config, declaration.name);
+try {
+  checkProvider(early.PROVIDER);
+} catch (err) {
+  process.stderr.write(
+    `learner: invalid configuration: PROVIDER=${early.PROVIDER}: ${(err as Error).message}\n`,
+  );
+  process.exit(2);
+}
 
 let worker: EngineWorker<LearnerWorker> | undefined;
 let stopping = false;
@@ -29,6 +42,7 @@ await runService({
     const init: WorkerInit = {
       modelDir,
       dtype: c.DTYPE,
+      provider: c.PROVIDER,
       threads: c.THREADS,
       checkpointDir: resolve(c.CHECKPOINT_DIR),
       keepCheckpoints: c.KEEP_CHECKPOINTS,
