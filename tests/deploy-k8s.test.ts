@@ -270,6 +270,11 @@ describe("deploy/k8s (kustomize overlays)", { skip }, () => {
         ),
       );
       assert.equal(c.readinessProbe.httpGet.path, "/healthz");
+      // what the services create (streams, KV, object stores) lives on every server
+      const users = objs.filter((o) => o.kind === "ConfigMap" && o.data?.NATS_USER);
+      assert.ok(users.length >= 4, overlay);
+      for (const cm of users)
+        assert.equal(cm.data.NATS_REPLICAS, String(sts.spec.replicas), cm.metadata.name);
     }
   });
 

@@ -28,6 +28,25 @@ describe("connectBus", { skip: binary ? false : "nats-server not installed" }, (
     rmSync(storeDir, { recursive: true, force: true });
   });
 
+  test("replicas reach the server: 3 on a single, unclustered server is refused", async () => {
+    await assert.rejects(
+      connectBus({
+        url: nats.url,
+        name: "kit-test-r3",
+        replicas: 3,
+        streams: [{ name: "R3", subjects: ["r3.>"] }],
+      }),
+      /replicas > 1 not supported in non-clustered mode/,
+    );
+    const r3 = await connectBus({ url: nats.url, name: "kit-test-r3", replicas: 3 });
+    try {
+      await assert.rejects(r3.kv("r3_kv"), /replicas > 1 not supported in non-clustered mode/);
+      await assert.rejects(r3.objectStore("r3_obj"), /replicas > 1 not supported in non-clustered mode/);
+    } finally {
+      await r3.drain();
+    }
+  });
+
   test("a repeated Nats-Msg-Id is stored once", async () => {
     const data = new TextEncoder().encode("step 1");
     const first = await bus.publish("temper.r1.reward.blended", data, { msgId: "r1.1.reward.blended" });

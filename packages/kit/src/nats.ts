@@ -87,6 +87,11 @@ export interface ConnectBusOptions {
   password?: string;
   /** CA file to verify a TLS NATS server (NATS_TLS_CA). */
   tlsCaFile?: string;
+  /**
+   * Replicas of the streams, KV buckets and object stores this client creates (NATS_REPLICAS;
+   * default 1; a JetStream cluster of 3 servers keeps each on 3 with 3).
+   */
+  replicas?: number;
 }
 
 /** A trace context continued from a received message's headers. */
@@ -113,6 +118,7 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
   }
+  const replicas = options.replicas ?? 1;
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(js);
@@ -157,6 +163,7 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
         subjects: spec.subjects,
         duplicate_window: nanos(spec.duplicateWindowMs ?? 24 * 3600_000),
         max_age: nanos(spec.maxAgeMs ?? 0),
+        num_replicas: replicas,
       };
       try {
         await jsm.streams.info(spec.name);
@@ -178,14 +185,19 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
       const ack = await js.publish(subject, data, { msgID: opts.msgId, headers: h });
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     },
-    kv: (bucket, o) => kvm.create(bucket, o),
-    objectStore: (bucket, o) => objm.create(bucket, o),
+    kv: (bucket, o) => kvm.create(bucket, { replicas, ...o }),
+    objectStore: (bucket, o) => objm.create(bucket, { replicas, ...o }),
     async drain() {
       if (nc.isClosed()) return;
       await nc.drain();
     },
   };
-  for (const s of options.streams ?? []) await bus.ensureStream(s);
+  try {
+    for (const s of options.streams ?? []) await bus.ensureStream(s);
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
   options.logger?.info({ url, streams: (options.streams ?? []).map((s) => s.name) }, "connected to NATS");
   return bus;
 }

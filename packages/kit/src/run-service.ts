@@ -100,6 +100,7 @@ export async function runService<S extends Schema = Record<string, never>>(
       user: c.NATS_USER,
       password: c.NATS_PASSWORD_FILE ? readFileSync(c.NATS_PASSWORD_FILE, "utf8").trim() : undefined,
       tlsCaFile: c.NATS_TLS_CA,
+      replicas: c.NATS_REPLICAS,
     });
   }
   const deps: ServiceDeps<S> = { config, logger, telemetry, bus };

@@ -82,6 +82,12 @@ export function natsConfigSchema() {
       protocols: ["nats", "tls"],
       doc: "NATS server with JetStream (events, KV, object store).",
     }),
+    NATS_REPLICAS: env.int({
+      default: 1,
+      min: 1,
+      max: 5,
+      doc: "Replicas of the streams, KV buckets and object stores the service creates (3 on a 3-server JetStream cluster).",
+    }),
     NATS_USER: env.optional(
       env.string({ doc: "NATS user name (the server's authorization block); needs NATS_PASSWORD_FILE." }),
     ),
