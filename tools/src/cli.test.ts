@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CliError, outputDir, outputFile, parseFlags } from "./cli.ts";
+import { errorOf } from "./cli-testing.ts";
 import { dispatch } from "./dispatch.ts";
 import { Progress } from "./progress.ts";
 
@@ -32,17 +33,6 @@ function temper(...args: string[]): Promise<Result> {
     child.on("error", fail);
     child.on("close", (code) => done({ code, stdout, stderr }));
   });
-}
-
-/** The CliError `temper <argv...>` ends with, run in this process (for commands that print nothing first). */
-async function errorOf(argv: string[]): Promise<string> {
-  try {
-    await dispatch(argv);
-  } catch (err) {
-    assert.ok(err instanceof CliError, String(err));
-    return err.message;
-  }
-  assert.fail(`temper ${argv.join(" ")} succeeded`);
 }
 
 /** An assert.throws check: a CliError whose message matches. */

@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { checkTrainBatch, parameterCount, presetConfig, tokenizerIds } from "@temper/qwen3";
-import { CliError } from "./cli.ts";
+import { errorOf } from "./cli-testing.ts";
 import { BATCH_FIELDS, parseBatchFile } from "./commands/model-grads.ts";
-import { commands, dispatch } from "./dispatch.ts";
+import { commands } from "./dispatch.ts";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 const tmp = mkdtempSync(join(tmpdir(), "temper-readme-"));
@@ -58,17 +58,6 @@ function help(argv: string[]): string {
   const text = helpTexts.get(argv.join(" "));
   assert.ok(text !== undefined, `no help fetched for temper ${argv.join(" ")}`);
   return text;
-}
-
-/** The CliError message `temper <argv...>` ends with (in this process: nothing is written to stdout). */
-async function errorOf(argv: string[]): Promise<string> {
-  try {
-    await dispatch(argv);
-  } catch (err) {
-    assert.ok(err instanceof CliError, String(err));
-    return err.message;
-  }
-  assert.fail(`temper ${argv.join(" ")} succeeded`);
 }
 
 /** Flags written as `--name` or `-n` after a space, bracket, parenthesis or pipe. */
