@@ -44,7 +44,7 @@ import {
   loraScale,
   validateLoraConfig,
 } from "./lora.ts";
-import { openModelDir } from "./model-dir.ts";
+import { fromModelDir } from "./model-dir.ts";
 import { layerPrefix } from "./weights.ts";
 
 /** The four fused projections of a layer and the checkpoint modules each concatenates (output axis). */
@@ -373,12 +373,9 @@ export class Qwen3DecodeEngine {
   /** Opens a Hugging Face-layout directory (validated), builds the graph and its session. */
   static async load(dir: string, options: DecodeEngineOptions = {}): Promise<Qwen3DecodeEngine> {
     checkProvider(options.provider ?? "cpu");
-    const model = openModelDir(dir);
-    try {
-      return await Qwen3DecodeEngine.fromCheckpoint(model.config, model.checkpoint, options);
-    } finally {
-      model.checkpoint.close();
-    }
+    return fromModelDir(dir, (config, checkpoint) =>
+      Qwen3DecodeEngine.fromCheckpoint(config, checkpoint, options),
+    );
   }
 
   /** Builds from an open checkpoint (not closed here). */

@@ -33,7 +33,7 @@ import {
   validateLoraConfig,
 } from "./lora.ts";
 import { declareLoraInputs, type LoraGraphInputs, loraFeeds } from "./lora-graph.ts";
-import { openModelDir } from "./model-dir.ts";
+import { fromModelDir } from "./model-dir.ts";
 
 /**
  * Declares the KV-cached forward graph on `g`: inputs input_ids, attention_mask, position_ids,
@@ -114,12 +114,9 @@ export class Qwen3KvEngine {
   /** Opens a Hugging Face-layout directory (validated), builds the graph and its session. */
   static async load(dir: string, options: KvEngineOptions = {}): Promise<Qwen3KvEngine> {
     checkProvider(options.provider ?? "cpu");
-    const model = openModelDir(dir);
-    try {
-      return await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, options);
-    } finally {
-      model.checkpoint.close();
-    }
+    return fromModelDir(dir, (config, checkpoint) =>
+      Qwen3KvEngine.fromCheckpoint(config, checkpoint, options),
+    );
   }
 
   /** Builds from an open checkpoint (not closed here). */

@@ -13,7 +13,7 @@ import type { Qwen3Config } from "./config.ts";
 import { checkSequences, EngineInputError, leftPad, type PaddedBatch } from "./engine-batch.ts";
 import { declareLogprobsGraph, type LoraSource } from "./forward-graph.ts";
 import { checkpointWeights } from "./graph-weights.ts";
-import { openModelDir } from "./model-dir.ts";
+import { fromModelDir } from "./model-dir.ts";
 
 export type EngineDtype = "float32" | "float64";
 
@@ -75,12 +75,7 @@ export class Qwen3Engine {
   /** Opens a Hugging Face-layout directory (validated), builds the graph and its session. */
   static async load(dir: string, options: EngineOptions = {}): Promise<Qwen3Engine> {
     checkProvider(options.provider ?? "cpu");
-    const model = openModelDir(dir);
-    try {
-      return await Qwen3Engine.fromCheckpoint(model.config, model.checkpoint, options);
-    } finally {
-      model.checkpoint.close();
-    }
+    return fromModelDir(dir, (config, checkpoint) => Qwen3Engine.fromCheckpoint(config, checkpoint, options));
   }
 
   /** Builds from an open checkpoint (not closed here). */

@@ -63,3 +63,16 @@ export function openModelDir(dir: string): ModelDir {
     generationConfig.eosTokenIds.length > 0 ? generationConfig.eosTokenIds : config.eosTokenIds;
   return { dir, config, generationConfig, eosTokenIds, checkpoint };
 }
+
+/** Builds something from a model directory's config and checkpoint; the checkpoint is closed after. */
+export async function fromModelDir<T>(
+  dir: string,
+  build: (config: Qwen3Config, checkpoint: Checkpoint) => Promise<T>,
+): Promise<T> {
+  const model = openModelDir(dir);
+  try {
+    return await build(model.config, model.checkpoint);
+  } finally {
+    model.checkpoint.close();
+  }
+}

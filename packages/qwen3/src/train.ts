@@ -20,7 +20,7 @@ import { checkpointWeights } from "./graph-weights.ts";
 import type { LoraAdapter, LoraConfig } from "./lora.ts";
 import { declareLoraInputs, loraFeeds } from "./lora-graph.ts";
 import { LOSS_AGGREGATIONS, lossScales } from "./loss.ts";
-import { openModelDir } from "./model-dir.ts";
+import { fromModelDir } from "./model-dir.ts";
 import type { FloatArray } from "./safetensors.ts";
 import {
   checkTrainBatch,
@@ -122,12 +122,9 @@ export class Qwen3Trainer {
 
   /** Opens a Hugging Face-layout model directory and builds the training session. */
   static async load(dir: string, options: TrainerOptions): Promise<Qwen3Trainer> {
-    const model = openModelDir(dir);
-    try {
-      return await Qwen3Trainer.fromCheckpoint(model.config, model.checkpoint, options);
-    } finally {
-      model.checkpoint.close();
-    }
+    return fromModelDir(dir, (config, checkpoint) =>
+      Qwen3Trainer.fromCheckpoint(config, checkpoint, options),
+    );
   }
 
   /** Builds from an open checkpoint (not closed here; full mode reads nothing from it). */
