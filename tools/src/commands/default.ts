@@ -3,7 +3,7 @@
 // data dir), then runs the four reward structures of examples/default.yaml with one seed — so on
 // the same prompts with the same random numbers — on a local stack, writes the report and prints
 // the summary table. `--smoke` runs the same path on a tiny model in about a minute (CI runs it).
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadComparison } from "@temper/experiment";
 import { type Gsm8kExample, synthesizeSets } from "@temper/gsm8k";
@@ -27,7 +27,7 @@ prompts), every service a process; then one HTML report and the summary table.
   --out FILE       the report (default <data-dir>/report.html)`;
 
 /** The two settings. Numbers for the full one are chosen to fit the budget of a 2-core CPU. */
-interface Setting {
+export interface Setting {
   preset: "mini" | "tiny";
   synth: {
     sft: number;
@@ -74,7 +74,7 @@ const FULL: Setting = {
 /** Longer: the same warm start and runs, over three seeds (mean and spread in the report). */
 const LONG: Setting = { ...FULL, seeds: [1, 2, 3] };
 
-const SMOKE: Setting = {
+export const SMOKE: Setting = {
   preset: "tiny",
   synth: {
     sft: 64,
@@ -97,6 +97,29 @@ function writeJsonl(path: string, rows: readonly Gsm8kExample[]): void {
     path,
     rows.map((r) => JSON.stringify({ question: r.question, answer: r.answer })).join("\n") + "\n",
   );
+}
+
+/**
+ * What the cached data, base model and warm start were made from, kept in <data-dir>/setting.json.
+ * A cache made by another setting (an older Temper, or --smoke's dir reused) is remade rather than
+ * silently reused: the report would otherwise compare structures on a warm start nobody asked for.
+ */
+export function invalidateStaleCache(dir: string, s: Setting, parts: readonly string[]): void {
+  const path = join(dir, "setting.json");
+  const want = JSON.stringify({ preset: s.preset, synth: s.synth, sft: s.sft });
+  let have: string | undefined;
+  try {
+    have = JSON.stringify(JSON.parse(readFileSync(path, "utf8")));
+  } catch {
+    have = undefined;
+  }
+  if (have === want) return;
+  const cached = parts.filter((p) => existsSync(join(dir, p)));
+  if (cached.length) {
+    say(`${dir} was made by another setting: remaking ${cached.join(", ")}`);
+    for (const p of cached) rmSync(join(dir, p), { recursive: true, force: true });
+  }
+  writeFileSync(path, `${want}\n`);
 }
 
 /** data/{sft,train,eval}.jsonl, made once. */
@@ -207,6 +230,7 @@ export async function run(argv: string[]): Promise<void> {
   outputDir("data-dir", dir);
   // the report's directory is made (or found unusable) now, not after an hour of training
   const reportPath = outputFile("out", resolve(values.out ?? join(dir, "report.html")));
+  invalidateStaleCache(dir, setting, ["data", "model-base", "model-warm", "model-warm.partial"]);
   ensureData(data, setting);
   ensureBase(base, setting);
   await ensureWarmStart(base, warm, data, setting);
