@@ -10,6 +10,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { context as otelContext, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { grpcTarget, ROUND_ROBIN_OPTIONS } from "./endpoints.ts";
 import { GrpcError } from "./errors.ts";
 import type { CallContext } from "./handler.ts";
 import { type ClientSecurity, channelCredentials, defaultClientSecurity } from "./security.ts";
@@ -53,6 +54,17 @@ export interface ClientOptions {
   security?: ClientSecurity;
   /** Applied to every call unless the call overrides them. */
   defaults?: CallOptions;
+  /**
+   * Balance calls over every server of the endpoint (round_robin): every address its name
+   * resolves to, or each entry of an `ip:port,ip:port` list (see endpoints.ts; a list is always
+   * balanced). Default: one connection, to the first address.
+   */
+  balance?: boolean;
+  /**
+   * The name the server's certificate is checked against and the call's :authority, when the
+   * address is not that name (an IP the caller resolved itself). Default: the address's host.
+   */
+  authority?: string;
 }
 
 function effectiveDeadline(o: CallOptions): Date | undefined {
@@ -185,9 +197,14 @@ export function createClient<D extends ServiceDefinition>(
   options: ClientOptions = {},
 ): PromiseClient<D> {
   const security = options.security ?? defaultClientSecurity();
-  const client = new Client(address, channelCredentials(security), {
+  const target = grpcTarget(address);
+  const client = new Client(target, channelCredentials(security), {
     "grpc.max_receive_message_length": options.limits?.maxReceiveMessageBytes ?? -1,
     "grpc.max_send_message_length": options.limits?.maxSendMessageBytes ?? -1,
+    ...(options.balance || target !== address ? ROUND_ROBIN_OPTIONS : {}),
+    ...(options.authority
+      ? { "grpc.ssl_target_name_override": options.authority, "grpc.default_authority": options.authority }
+      : {}),
   });
   if (security.token) tokens.set(client, security.token);
   const out: Record<string, unknown> = {

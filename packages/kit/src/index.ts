@@ -18,6 +18,7 @@ export {
   type VarSpec,
 } from "./config.ts";
 export { DescriptorIndex } from "./descriptor-index.ts";
+export { grpcTarget, type HostPort, parseEndpoint, parseHostPort, ROUND_ROBIN_OPTIONS } from "./endpoints.ts";
 export {
   type CallOptions as WorkerCallOptions,
   EngineWorker,

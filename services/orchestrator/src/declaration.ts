@@ -1,12 +1,12 @@
 // orchestrator's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
 // runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
-import { env, type ServiceDeclaration, type VarSpec } from "@temper/kit";
+import { env, parseEndpoint, type ServiceDeclaration, type VarSpec } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
 
 const endpoints: VarSpec<string[]> = {
   default: ["127.0.0.1:50070"],
   kind: "comma-separated host:port list",
-  doc: "rollout endpoints; a step's prompts are sharded over them in this order",
+  doc: "rollout endpoints; a step's prompts are sharded over every server they name, in this order: a name is resolved before each Generate and each of its addresses is one server (a headless Service: every ready pod)",
   parse(raw) {
     const list = raw.split(",").map((s) => s.trim());
     for (const e of list) {
@@ -22,10 +22,15 @@ const config = {
   ROLLOUT_ADDR: endpoints,
   SCHEDULER_ADDR: env.hostPort({ default: "127.0.0.1:50060", doc: "the scheduler" }),
   LEARNER_ADDR: env.hostPort({ default: "127.0.0.1:50080", doc: "the learner" }),
-  REWARD_CORRECTNESS_ADDR: env.hostPort({
+  REWARD_CORRECTNESS_ADDR: {
     default: "127.0.0.1:50051",
-    doc: "the correctness source, which scores held-out evaluations",
-  }),
+    kind: "host:port, or a comma-separated list of ip:port (replicas)",
+    doc: "the correctness source, which scores held-out evaluations; calls are balanced over every address of the name, or over the list",
+    parse(raw: string) {
+      parseEndpoint(raw);
+      return raw.trim();
+    },
+  } satisfies VarSpec<string>,
   RUNS_DIR: env.string({ default: ".temper/runs", doc: "run directories: <dir>/<run_id>/" }),
   RETRY_WAIT_MS: env.int({
     default: 120_000,

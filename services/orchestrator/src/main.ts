@@ -7,6 +7,7 @@ import { createClient, runService, service } from "@temper/kit";
 import { descriptorSetPath, learner, reward, rollout, scheduler } from "@temper/proto";
 import { declaration } from "./declaration.ts";
 import { Orchestrator } from "./orchestrator.ts";
+import { RolloutPool } from "./rollout-pool.ts";
 import { RUNS_BUCKET, RunTable } from "./run-store.ts";
 
 let impl: Orchestrator | undefined;
@@ -20,10 +21,20 @@ await runService({
     const table = new RunTable(kv, c.INSTANCE_ID || `${hostname()}:${runsDir}`);
     const defaults = { defaults: { timeoutMs: 30_000 } };
     const clients = {
-      rollouts: c.ROLLOUT_ADDR.map((a) => createClient(rollout.RolloutServiceService, a, defaults)),
+      // every server behind each entry (a headless Service: every ready pod), resolved per Generate
+      rollouts: new RolloutPool(
+        c.ROLLOUT_ADDR,
+        (address, authority) =>
+          createClient(rollout.RolloutServiceService, address, { ...defaults, authority }),
+        { closeAfterMs: c.CALL_TIMEOUT_MS + 60_000 },
+      ),
       scheduler: createClient(scheduler.SchedulerServiceService, c.SCHEDULER_ADDR, defaults),
       learner: createClient(learner.LearnerServiceService, c.LEARNER_ADDR, defaults),
-      correctness: createClient(reward.RewardServiceService, c.REWARD_CORRECTNESS_ADDR, defaults),
+      // replicas of the source (a name with several addresses, or a list) share the evaluations
+      correctness: createClient(reward.RewardServiceService, c.REWARD_CORRECTNESS_ADDR, {
+        ...defaults,
+        balance: true,
+      }),
     };
     const o = new Orchestrator(
       table,

@@ -148,8 +148,9 @@ export class Orchestrator {
       check.that(data.eval.length > 0, "spec.eval_data", "holds no problems");
 
     // The rollout must serve the spec's model: same content hash on every endpoint.
+    const servers = await this.clients.rollouts.endpoints();
     const infos = await Promise.all(
-      this.clients.rollouts.map((c) =>
+      servers.map((c) =>
         c.getModelInfo({}, { timeoutMs: 30_000, parent: ctx }).catch((err: GrpcError) => {
           throw new GrpcError(Status.UNAVAILABLE, `rollout ${c.$address}: ${err.message}`);
         }),
@@ -169,7 +170,7 @@ export class Orchestrator {
     for (const [i, info] of infos.entries())
       if (info.contentHash !== modelHash)
         throw failedPrecondition(
-          `spec.model: rollout ${this.clients.rollouts[i].$address} serves ${info.model} (content ${info.contentHash.slice(0, 12)}), not ${model} (content ${modelHash.slice(0, 12)})`,
+          `spec.model: rollout ${servers[i].$address} serves ${info.model} (content ${info.contentHash.slice(0, 12)}), not ${model} (content ${modelHash.slice(0, 12)})`,
         );
 
     const runId = spec.runId || freshRunId(spec.name);

@@ -10,6 +10,7 @@ import { common, events, type learner, type orchestrator, reward, rollout, sched
 import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
 import { type Ballot, majorityCorrect } from "./majority.ts";
 import { drawStep, shardRanges } from "./prompts.ts";
+import type { RolloutPool } from "./rollout-pool.ts";
 import {
   decodeSpec,
   type EvalRecord,
@@ -20,7 +21,8 @@ import {
 } from "./run-store.ts";
 
 export interface Clients {
-  rollouts: PromiseClient<typeof rollout.RolloutServiceService>[];
+  /** The rollout servers, resolved again for every Generate (rollout-pool.ts). */
+  rollouts: RolloutPool;
   scheduler: PromiseClient<typeof scheduler.SchedulerServiceService>;
   learner: PromiseClient<typeof learner.LearnerServiceService>;
   correctness: PromiseClient<typeof reward.RewardServiceService>;
@@ -141,7 +143,10 @@ export class Runner {
     return this.spec.chat ? ex.question : plainPrompt(ex.question, this.spec.instruction);
   }
 
-  /** Generate over the rollout endpoints: shard k goes to endpoint (k + attempt) mod endpoints. */
+  /**
+   * Generate over the rollout servers as resolved now (every pod behind a headless Service): the
+   * prompts in contiguous shards, one per server; shard k goes to server (k + attempt) mod servers.
+   */
   private async generate(
     prompts: rollout.PromptInput[],
     sampling: rollout.SamplingParams,
@@ -149,7 +154,7 @@ export class Runner {
     step: number,
     tag: string,
   ): Promise<{ groups: common.Group[]; engineSeconds: number }> {
-    const endpoints = this.clients.rollouts;
+    const endpoints = await this.retry(`rollout servers (${tag})`, () => this.clients.rollouts.endpoints());
     const shards = shardRanges(prompts.length, endpoints.length);
     const parts = await Promise.all(
       shards.map(([from, to], k) =>

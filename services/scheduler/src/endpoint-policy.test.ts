@@ -22,6 +22,9 @@ test("rules: loopback, HOST:PORT, HOST:*, *:PORT, *", () => {
       no,
     );
   assert.equal(new EndpointPolicy("*").problem("a:1"), undefined);
+  // replicas: a list is admitted when every entry is
+  assert.equal(p.problem("127.0.0.1:5,127.0.0.2:6"), undefined);
+  assert.match(p.problem("127.0.0.1:5,10.0.0.9:5") ?? "", /endpoint "10\.0\.0\.9:5" is not admitted/);
   assert.throws(() => new EndpointPolicy("host"), /rule "host": expected loopback, HOST:PORT/);
   assert.throws(() => new EndpointPolicy(" , "), /at least one rule/);
   assert.ok(isLoopback("127.0.0.1") && !isLoopback("128.0.0.1"));

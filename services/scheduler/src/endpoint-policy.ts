@@ -61,11 +61,17 @@ export class EndpointPolicy {
     return this.rules.map((r) => r.text).join(", ");
   }
 
-  /** Why `endpoint` is not admitted, naming the list; undefined when a rule admits it. */
+  /**
+   * Why `endpoint` is not admitted, naming the list; undefined when a rule admits it. A list of
+   * replicas (`ip:port,ip:port`) is admitted when every entry is.
+   */
   problem(endpoint: string): string | undefined {
-    const e = splitEndpoint(endpoint);
-    if (!e) return `must be host:port, got ${JSON.stringify(endpoint.slice(0, 80))}`;
-    if (this.rules.some((r) => r.matches(e.host, e.port))) return undefined;
-    return `endpoint ${JSON.stringify(endpoint)} is not admitted by ${this.source} = ${this.description}`;
+    for (const entry of endpoint.split(",")) {
+      const e = splitEndpoint(entry);
+      if (!e) return `must be host:port, got ${JSON.stringify(entry.trim().slice(0, 80))}`;
+      if (!this.rules.some((r) => r.matches(e.host, e.port)))
+        return `endpoint ${JSON.stringify(entry.trim())} is not admitted by ${this.source} = ${this.description}`;
+    }
+    return undefined;
   }
 }

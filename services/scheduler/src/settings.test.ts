@@ -37,6 +37,11 @@ test("defaults fill the unset fields and a run overrides a source", () => {
   assert.equal(s.config.failurePolicy, scheduler.FailurePolicy.FAILURE_POLICY_SKIP);
 });
 
+test("replicas of a source: a list of ip:port is one endpoint, kept as written", () => {
+  const s = resolveRunConfig({ ...base, sources: { correctness: "127.0.0.1:1,127.0.0.1:11" } }, defaults);
+  assert.equal(s.sources.correctness, "127.0.0.1:1,127.0.0.1:11");
+});
+
 test("an adaptive time schedule maps every shape", () => {
   for (const [shape, name] of [
     [scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE, "cosine"],
@@ -87,6 +92,10 @@ test("bad configurations name their field", () => {
     [
       { sources: { reasoning: "127.0.0.1:70000" } },
       /config\.sources\["reasoning"\]: port must be in \[1, 65535\]/,
+    ],
+    [
+      { sources: { reasoning: "127.0.0.1:3,reasoning-2:3" } },
+      /config\.sources\["reasoning"\]: a list of servers takes IP addresses \(reasoning-2:3 is a name\)/,
     ],
     [
       {

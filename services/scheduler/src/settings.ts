@@ -1,6 +1,6 @@
 // A run's configuration: the proto RunConfig validated, with every default filled in, and the
 // resolved reward structure the blend uses.
-import { check, fieldPath, invalidArgument } from "@temper/kit";
+import { check, fieldPath, invalidArgument, parseEndpoint } from "@temper/kit";
 import { reward, scheduler } from "@temper/proto";
 import { definedEnumValue } from "@temper/reward-server";
 import {
@@ -17,21 +17,24 @@ import type { EndpointPolicy } from "./endpoint-policy.ts";
 export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** The sources a run may name; a replacement implementation takes one of these names. */
 export const SOURCE_NAMES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
-const ENDPOINT_PATTERN = /^(?:[A-Za-z0-9.\-_]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/;
-
-/** Why `endpoint` is not a usable host:port (port in 1–65535), or undefined when it is. */
+/**
+ * Why `endpoint` is not a usable endpoint, or undefined when it is: `host:port` (port in 1–65535;
+ * calls are balanced over every address the name resolves to), or replicas of one source as a
+ * comma-separated list of `ip:port` (balanced per call).
+ */
 export function endpointProblem(endpoint: string): string | undefined {
-  const m = ENDPOINT_PATTERN.exec(endpoint);
-  if (!m) return `must be host:port, got ${JSON.stringify(endpoint.slice(0, 80))}`;
-  const port = Number(m[1]);
-  if (port < 1 || port > 65535) return `port must be in [1, 65535], got ${port}`;
-  return undefined;
+  try {
+    parseEndpoint(endpoint);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 export interface RunSettings {
   runId: string;
   structure: Structure;
-  /** Source name → host:port. */
+  /** Source name → host:port, or a list of ip:port (replicas). */
   sources: Record<string, string>;
   advantageScale: AdvantageScale;
   failurePolicy: "skip" | "fail";

@@ -37,7 +37,9 @@ export class SourcePool {
     let ch = this.channels.get(endpoint);
     if (!ch) {
       ch = {
+        // balanced: replicas behind one name (or a list of them) share the calls, not the channel
         client: createClient(reward.RewardServiceService, endpoint, {
+          balance: true,
           limits: { maxReceiveMessageBytes: this.maxMessageBytes, maxSendMessageBytes: this.maxMessageBytes },
         }),
         active: 0,
