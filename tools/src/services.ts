@@ -45,17 +45,34 @@ export function addressVariable(name: string): string {
   return `${name.toUpperCase().replace(/-/g, "_")}_ADDR`;
 }
 
-/** The environment `temper stack` gives a service: its port, NATS, and the address of every service. */
+/** Services a stack may run several of: stateless, so any instance serves any call. */
+export const REPLICABLE: ReadonlySet<string> = new Set([
+  "rollout",
+  "reward-correctness",
+  "reward-perplexity",
+  "reward-reasoning",
+  "reward-consistency",
+]);
+
+/** Replica k (from 0) of a service: its name (`rollout`, `rollout-2`, …) and port (+1000 per replica). */
+export function replica(spec: ServiceSpec, k: number, portOffset: number): { name: string; port: number } {
+  return { name: k === 0 ? spec.name : `${spec.name}-${k + 1}`, port: spec.port + portOffset + 1000 * k };
+}
+
+/**
+ * The environment `temper stack` gives a service: its port, NATS, and every service's endpoint
+ * (`endpoints`: service name → host:port, or an ip:port list where it runs replicas).
+ */
 export function stackEnv(
-  spec: ServiceSpec,
-  ports: Record<string, number>,
+  port: number,
+  endpoints: Record<string, string>,
   natsUrl: string,
 ): Record<string, string> {
   const env: Record<string, string> = {
     HOST: "127.0.0.1",
-    PORT: String(ports[spec.name]),
+    PORT: String(port),
     NATS_URL: natsUrl,
   };
-  for (const s of SERVICES) env[addressVariable(s.name)] = `127.0.0.1:${ports[s.name]}`;
+  for (const s of SERVICES) env[addressVariable(s.name)] = endpoints[s.name];
   return env;
 }

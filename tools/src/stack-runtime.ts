@@ -27,9 +27,24 @@ import {
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { CliError } from "./cli.ts";
 import { ensureSecrets, operatorEnv, type Secrets, secureServiceEnv } from "./secrets.ts";
-import { implementedServices, SERVICES, type ServiceSpec, serviceEntry, stackEnv } from "./services.ts";
+import {
+  implementedServices,
+  REPLICABLE,
+  replica,
+  SERVICES,
+  type ServiceSpec,
+  serviceEntry,
+  stackEnv,
+} from "./services.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..", "..");
+
+/** One process of the stack: a service, or one of its replicas. */
+export interface Instance {
+  name: string;
+  spec: ServiceSpec;
+  port: number;
+}
 
 /** Services that load the base model. */
 const MODEL_SERVICES = new Set(["rollout", "learner"]);
@@ -55,6 +70,13 @@ export interface StackOptions {
   /** Extra environment for named services. */
   env?: Record<string, Record<string, string>>;
   /**
+   * Instances of a service (default 1): rollout and the reward sources only (README "Deploy").
+   * Replica k ≥ 1 is named `<service>-<k+1>` on the service's port + 1000·k; the orchestrator
+   * shards each step over every rollout, and the scheduler (and the orchestrator's evaluation)
+   * balance calls over a source's replicas, given to them as one endpoint, an ip:port list.
+   */
+  replicas?: Record<string, number>;
+  /**
    * TLS with mutual TLS, credentials for mutating RPCs and NATS users with per-service permissions,
    * from secrets made once under <dataDir>/secrets. Default off: plaintext on loopback.
    */
@@ -71,7 +93,9 @@ export interface StackSecurity {
 }
 
 export interface ServiceRow {
+  /** The instance: the service's name, or `<service>-<k>` for its k-th replica. */
   name: string;
+  service: string;
   address: string;
   restarts: number;
   state: "serving" | "restarting" | "failed";
@@ -81,10 +105,16 @@ export interface Stack {
   natsUrl: string;
   /** Present on a secure stack. */
   security?: StackSecurity;
+  /** Port of every instance (a service's name is its first instance). */
   ports: Record<string, number>;
   modelDir: string | undefined;
   services: ServiceSpec[];
+  /** Every instance, in start order. */
+  instances: Instance[];
+  /** host:port of an instance (a service's name: its first instance). */
   address(name: string): string;
+  /** What a client of a service is given: its address, or an ip:port list of its replicas. */
+  endpoint(service: string): string;
   /** The services and what the supervisor did to them. */
   table(): ServiceRow[];
   /** The running process of a service (tests kill it to see the supervisor restart it). */
@@ -182,10 +212,41 @@ export function ensureNatsServer(): string {
 export async function startStack(o: StackOptions): Promise<Stack> {
   const say = o.onEvent ?? (() => {});
   const specs = implementedServices(ROOT);
-  const ports = Object.fromEntries(SERVICES.map((s) => [s.name, s.port + o.portOffset]));
+  for (const [name, n] of Object.entries(o.replicas ?? {})) {
+    if (!SERVICES.some((s) => s.name === name))
+      throw new CliError(`replicas of ${name}: no such service (${SERVICES.map((s) => s.name).join(", ")})`);
+    if (n !== 1 && !REPLICABLE.has(name))
+      throw new CliError(
+        `replicas of ${name}: only ${[...REPLICABLE].join(", ")} run as several processes (learner, scheduler and orchestrator own state)`,
+      );
+    if (!Number.isInteger(n) || n < 1 || n > 16)
+      throw new CliError(`replicas of ${name}: expected an integer in [1, 16], got ${n}`);
+  }
+  const instances: Instance[] = specs.flatMap((spec) =>
+    Array.from({ length: o.replicas?.[spec.name] ?? 1 }, (_, k) => ({
+      ...replica(spec, k, o.portOffset),
+      spec,
+    })),
+  );
+  const tooHigh = instances.find((i) => i.port > 65535);
+  if (tooHigh)
+    throw new CliError(`${tooHigh.name} would listen on port ${tooHigh.port}: use a lower --port-offset`);
+  const ports: Record<string, number> = Object.fromEntries(
+    SERVICES.map((s) => [s.name, replica(s, 0, o.portOffset).port]),
+  );
+  for (const i of instances) ports[i.name] = i.port;
+  const endpoints: Record<string, string> = Object.fromEntries(
+    SERVICES.map((s) => [
+      s.name,
+      instances
+        .filter((i) => i.spec === s)
+        .map((i) => `127.0.0.1:${i.port}`)
+        .join(",") || `127.0.0.1:${ports[s.name]}`,
+    ]),
+  );
   for (const [name, port] of [
     ["nats", o.natsPort] as const,
-    ...specs.map((s) => [s.name, ports[s.name]] as const),
+    ...instances.map((i) => [i.name, i.port] as const),
   ])
     if (!(await portFree(port)))
       throw new CliError(`port ${port} (${name}) is in use: stop what holds it, or pass --port-offset`);
@@ -220,9 +281,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
   const running = new Map<string, ServiceProcess>();
   const rows = new Map<string, ServiceRow>(
-    specs.map((s) => [
-      s.name,
-      { name: s.name, address: `127.0.0.1:${ports[s.name]}`, restarts: 0, state: "serving" },
+    instances.map((i) => [
+      i.name,
+      { name: i.name, service: i.spec.name, address: `127.0.0.1:${i.port}`, restarts: 0, state: "serving" },
     ]),
   );
   const logs: WriteStream[] = [];
@@ -233,13 +294,14 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     reportFailure = r;
   });
 
-  const launch = async (spec: ServiceSpec, log: WriteStream, natsUrl: string): Promise<ServiceProcess> => {
+  const launch = async (inst: Instance, log: WriteStream, natsUrl: string): Promise<ServiceProcess> => {
+    const spec = inst.spec;
     const svc = await startServiceProcess({
-      name: spec.name,
+      name: inst.name,
       entry: serviceEntry(ROOT, spec.name),
       cwd: ROOT,
       env: {
-        ...stackEnv(spec, ports, natsUrl),
+        ...stackEnv(inst.port, endpoints, natsUrl),
         ...(security ? secureServiceEnv(security.secrets.dir, spec.name) : PLAINTEXT_ENV),
         ...serviceEnv(spec.name, modelDir, o.dataDir),
         ...o.env?.[spec.name],
@@ -249,38 +311,38 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       // loading (and hashing) a model takes long for a real checkpoint or on a busy machine
       readyTimeoutMs: MODEL_SERVICES.has(spec.name) ? 600_000 : 60_000,
     });
-    running.set(spec.name, svc);
-    void svc.exited.then(({ code, signal }) => supervise(spec, log, natsUrl, signal ?? `code ${code}`));
+    running.set(inst.name, svc);
+    void svc.exited.then(({ code, signal }) => supervise(inst, log, natsUrl, signal ?? `code ${code}`));
     return svc;
   };
 
   // A service that dies is started again after 1, 2, 4 … 16 s; a service that stayed up a minute
   // has its count reset. Past maxRestarts in a row the stack reports it failed.
   const upSince = new Map<string, number>();
-  const supervise = async (spec: ServiceSpec, log: WriteStream, natsUrl: string, how: string) => {
+  const supervise = async (inst: Instance, log: WriteStream, natsUrl: string, how: string) => {
     if (stopping) return;
-    const row = rows.get(spec.name)!;
-    if (Date.now() - (upSince.get(spec.name) ?? 0) > 60_000) row.restarts = 0;
+    const row = rows.get(inst.name)!;
+    if (Date.now() - (upSince.get(inst.name) ?? 0) > 60_000) row.restarts = 0;
     if (row.restarts >= maxRestarts) {
       row.state = "failed";
-      say(`${spec.name} exited (${how}) ${row.restarts} times in a row; not restarting it`);
-      reportFailure(spec.name);
+      say(`${inst.name} exited (${how}) ${row.restarts} times in a row; not restarting it`);
+      reportFailure(inst.name);
       return;
     }
     row.restarts++;
     row.state = "restarting";
     const delay = Math.min(16_000, 1000 * 2 ** (row.restarts - 1));
-    say(`${spec.name} exited (${how}); restart ${row.restarts}/${maxRestarts} in ${delay / 1000} s`);
+    say(`${inst.name} exited (${how}); restart ${row.restarts}/${maxRestarts} in ${delay / 1000} s`);
     await sleep(delay);
     if (stopping) return;
     try {
-      await launch(spec, log, natsUrl);
-      upSince.set(spec.name, Date.now());
+      await launch(inst, log, natsUrl);
+      upSince.set(inst.name, Date.now());
       row.state = "serving";
-      say(`${spec.name} restarted and SERVING`);
+      say(`${inst.name} restarted and SERVING`);
     } catch (err) {
-      say(`${spec.name} did not come back: ${(err as Error).message.split("\n")[0]}`);
-      void supervise(spec, log, natsUrl, "failed to start");
+      say(`${inst.name} did not come back: ${(err as Error).message.split("\n")[0]}`);
+      void supervise(inst, log, natsUrl, "failed to start");
     }
   };
 
@@ -288,7 +350,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     stopping = true;
     const problems: string[] = [];
     // Reverse registry order: callers stop before the services they call.
-    const order = (name: string) => SERVICES.findIndex((s) => s.name === name);
+    const order = (name: string) => SERVICES.findIndex((s) => s.name === rows.get(name)?.service);
     for (const svc of [...running.values()].sort((a, b) => order(b.name) - order(a.name))) {
       const { code, signal } = await svc.stop("SIGTERM", 20_000);
       if (code !== 0 && rows.get(svc.name)?.state === "serving")
@@ -308,11 +370,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     });
     const natsUrl = nats.url;
     const results = await Promise.allSettled(
-      specs.map(async (spec) => {
-        const log = createWriteStream(join(o.dataDir, "logs", `${spec.name}.log`), { flags: "a" });
+      instances.map(async (inst) => {
+        const log = createWriteStream(join(o.dataDir, "logs", `${inst.name}.log`), { flags: "a" });
         logs.push(log);
-        await launch(spec, log, natsUrl);
-        upSince.set(spec.name, Date.now());
+        await launch(inst, log, natsUrl);
+        upSince.set(inst.name, Date.now());
       }),
     );
     const bad = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
@@ -328,7 +390,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ports,
     modelDir,
     services: specs,
+    instances,
     address: (name) => `127.0.0.1:${ports[name]}`,
+    endpoint: (service) => endpoints[service],
     table: () => [...rows.values()].map((r) => ({ ...r })),
     process: (name) => running.get(name),
     failed,

@@ -7,7 +7,7 @@ import { CliError, numberFlag, parseFlags } from "../cli.ts";
 import { NATS_DEFAULT_PORT, SERVICES } from "../services.ts";
 import { ROOT, startStack } from "../stack-runtime.ts";
 
-const USAGE = `usage: temper stack [--check] [--secure] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
+const USAGE = `usage: temper stack [--check] [--secure] [--rollout-workers N] [--replicas SOURCE=N,...] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
 
 Starts nats-server (JetStream) and every implemented service on 127.0.0.1, waits until each
 reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies is restarted
@@ -17,6 +17,13 @@ reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies
   --secure         TLS with mutual TLS on every gRPC hop, a credential for mutating RPCs, NATS
                    users with per-service permissions; certificates, tokens and NATS passwords
                    are made once under DATA_DIR/secrets (README "Security"); default: plaintext
+  --rollout-workers N  rollout processes (default 1); the orchestrator shards each step over
+                   all of them (ROLLOUT_ADDR lists them); worker k ≥ 2 is rollout-k on port
+                   50070 + 1000·(k−1)
+  --replicas SOURCE=N,...  processes of a reward source (correctness, perplexity, reasoning,
+                   consistency; default 1 each) behind one endpoint: the scheduler balances
+                   calls over them (round_robin over an ip:port list); replica k ≥ 2 is
+                   reward-SOURCE-k on the source's port + 1000·(k−1)
   --max-restarts N restarts in a row before giving up on a service (default 5)
   --data-dir DIR   JetStream store, service logs, checkpoints (default .temper/stack in the repo)
   --model DIR      base model of rollout and learner (Hugging Face layout); default: a small
@@ -35,6 +42,8 @@ export async function run(argv: string[]): Promise<void> {
     "port-offset": { type: "string" },
     "max-restarts": { type: "string" },
     model: { type: "string" },
+    "rollout-workers": { type: "string" },
+    replicas: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -50,6 +59,11 @@ export async function run(argv: string[]): Promise<void> {
   const maxRestarts = numberFlag("max-restarts", values["max-restarts"], 5)!;
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 1000)
     throw new CliError(`--max-restarts: expected an integer in [0, 1000], got ${maxRestarts}`);
+  const replicas = parseReplicas(values.replicas);
+  const workers = numberFlag("rollout-workers", values["rollout-workers"], 1)!;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 16)
+    throw new CliError(`--rollout-workers: expected an integer in [1, 16], got ${workers}`);
+  replicas.rollout = workers;
   const dataDir = resolve(values["data-dir"] ?? join(ROOT, ".temper", "stack"));
   const say = (line: string) => process.stdout.write(`temper stack: ${line}\n`);
   const stack = await startStack({
@@ -58,19 +72,23 @@ export async function run(argv: string[]): Promise<void> {
     portOffset: offset,
     model: values.model,
     maxRestarts,
+    replicas,
     onEvent: say,
     secure: values.secure,
   });
 
   const specs = stack.services;
-  const width = Math.max(4, ...specs.map((s) => s.name.length));
+  const width = Math.max(4, ...stack.instances.map((i) => i.name.length));
   const lines = [
     `${"nats".padEnd(width)}  ${stack.natsUrl}  (JetStream store ${join(dataDir, "nats")})`,
-    ...specs.map((s) => `${s.name.padEnd(width)}  ${stack.address(s.name)}`),
+    ...stack.instances.map((i) => `${i.name.padEnd(width)}  ${stack.address(i.name)}`),
   ];
+  for (const s of specs)
+    if (stack.endpoint(s.name).includes(","))
+      lines.push(`${s.name} endpoint (balanced over its replicas): ${stack.endpoint(s.name)}`);
   const missing = SERVICES.filter((s) => !specs.includes(s)).map((s) => s.name);
   process.stdout.write(
-    `temper stack: ${specs.length} service(s) SERVING\n${lines.map((l) => `  ${l}`).join("\n")}\n`,
+    `temper stack: ${specs.length} service(s) in ${stack.instances.length} process(es) SERVING\n${lines.map((l) => `  ${l}`).join("\n")}\n`,
   );
   if (missing.length) process.stdout.write(`  not implemented yet: ${missing.join(", ")}\n`);
   if (stack.modelDir) process.stdout.write(`  model: ${stack.modelDir}\n`);
@@ -112,4 +130,24 @@ export async function run(argv: string[]): Promise<void> {
       stop(`${name} keeps failing`);
     });
   });
+}
+
+/** `--replicas correctness=2,reasoning=3`: reward source → processes. */
+export function parseReplicas(raw: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (raw === undefined) return out;
+  for (const part of raw.split(",")) {
+    const m = /^\s*(?:reward-)?([a-z]+)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m)
+      throw new CliError(`--replicas: expected SOURCE=N (e.g. correctness=2), got ${JSON.stringify(part)}`);
+    const service = `reward-${m[1]}`;
+    if (!SERVICES.some((s) => s.name === service))
+      throw new CliError(
+        `--replicas: ${m[1]} is not a reward source (correctness, perplexity, reasoning, consistency); rollout workers: --rollout-workers`,
+      );
+    const n = Number(m[2]);
+    if (n < 1 || n > 16) throw new CliError(`--replicas ${m[1]}: expected an integer in [1, 16], got ${n}`);
+    out[service] = n;
+  }
+  return out;
 }
