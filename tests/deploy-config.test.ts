@@ -259,6 +259,83 @@ describe("deploy/compose*.yaml", () => {
     assert.equal(cmd[cmd.indexOf("--hosts") + 1], host);
   });
 
+  test("compose.experiment.yaml: the default experiment end to end, on shared volumes at the same paths", () => {
+    const project = overlay(readCompose("compose.yaml"), readCompose("compose.experiment.yaml"));
+    const prepare = project.services["experiment-prepare"];
+    const experiment = project.services.experiment;
+    const flag = (s: ComposeService, name: string) => {
+      const cmd = s.command as string[];
+      assert.deepEqual(cmd.slice(0, 3), ["node", "tools/bin/temper.mjs", "default"]);
+      const i = cmd.indexOf(name);
+      return i < 0 ? undefined : cmd[i + 1];
+    };
+    const dataDir = flag(prepare, "--data-dir")!;
+    assert.ok((prepare.command as string[]).includes("--prepare"));
+    assert.equal(flag(experiment, "--data-dir"), dataDir);
+    // what the experiment's runs name: the warm start the rollout and the learner serve
+    const mountOf = (s: ComposeService, volume: string) =>
+      (s.volumes ?? []).find((v) => v.split(":")[0] === volume)?.split(":")[1];
+    for (const name of ["rollout", "learner"]) {
+      const s = project.services[name];
+      assert.equal(stringEnv(s).MODEL_DIR, `${dataDir}/model-warm`, name);
+      assert.equal(dependsOn(s)["experiment-prepare"]?.condition, "service_completed_successfully", name);
+    }
+    // the data dir on the models volume, mounted at one path wherever it is read
+    const models = mountOf(prepare, "models")!;
+    assert.ok(dataDir.startsWith(`${models}/`), `${dataDir} is on the models volume (${models})`);
+    for (const name of ["rollout", "learner", "orchestrator", "experiment"])
+      assert.equal(mountOf(project.services[name], "models"), models, name);
+    // the run directories the orchestrator writes are where the CLI reads them for the report
+    const runs = stringEnv(project.services.orchestrator).RUNS_DIR;
+    assert.equal(mountOf(experiment, "runs"), runs);
+    assert.equal(mountOf(project.services.orchestrator, "runs"), runs);
+    assert.ok(flag(experiment, "--out")!.startsWith(`${runs}/`));
+    // on the orchestrator the stack serves, once it is healthy, as the operator (StartRun mutates)
+    const orch = stringEnv(project.services.orchestrator);
+    assert.equal(flag(experiment, "--orchestrator"), `orchestrator:${orch.PORT}`);
+    assert.equal(dependsOn(experiment).orchestrator?.condition, "service_healthy");
+    assert.match(orch.AUTH_IDENTITIES, /\boperator\b/);
+    const env = stringEnv(experiment);
+    const secrets = mountOf(experiment, "secrets")!;
+    for (const k of ["GRPC_TLS_CA", "GRPC_TLS_CERT", "GRPC_TLS_KEY", "AUTH_TOKEN_FILE"])
+      assert.ok(env[k]?.startsWith(`${secrets}/`), `${k}=${env[k]} on the secrets volume`);
+    assert.match(env.GRPC_TLS_CERT, /operator\.crt$/);
+    // both one-shot: they run once and exit
+    for (const s of [prepare, experiment]) assert.equal((s as { restart?: string }).restart, "no");
+  });
+
+  test("compose.observability.yaml: collector and Jaeger answer real health checks; the collector waits for Jaeger", () => {
+    const obs = readCompose("compose.observability.yaml");
+    const collector = obs.services["otel-collector"];
+    const jaeger = obs.services.jaeger;
+    assert.deepEqual(collector.healthcheck?.test, [
+      "CMD",
+      "wget",
+      "-q",
+      "-O",
+      "/dev/null",
+      "http://127.0.0.1:13133/",
+    ]);
+    assert.deepEqual(jaeger.healthcheck?.test, [
+      "CMD",
+      "wget",
+      "-q",
+      "-O",
+      "/dev/null",
+      "http://127.0.0.1:14269/",
+    ]);
+    assert.equal(dependsOn(collector).jaeger?.condition, "service_healthy");
+    // 13133 is the collector's health_check extension, and the collector runs it
+    const config = parse(readFileSync(join(repoRoot, "deploy", "otel-collector.yaml"), "utf8"));
+    assert.equal(config.extensions.health_check.endpoint, "0.0.0.0:13133");
+    assert.ok(config.service.extensions.includes("health_check"));
+    // the image has wget: built from deploy/otel-collector.Dockerfile on Alpine (BusyBox)
+    const build = (collector as { build?: { context: string; dockerfile: string } }).build!;
+    const dockerfile = readFileSync(join(repoRoot, "deploy", build.context, build.dockerfile), "utf8");
+    assert.match(dockerfile, /^FROM alpine:\S+$/m);
+    assert.match(dockerfile, /^COPY --from=otelcol \/otelcol-contrib \/otelcol-contrib$/m);
+  });
+
   test("nats: JetStream on a volume, health from the monitoring port's /healthz", () => {
     const nats = readCompose("compose.yaml").services.nats;
     const cmd = (nats.command as string[]).join(" ");

@@ -13,7 +13,7 @@ import { CliError, numberFlag, outputDir, outputFile, parseFlags } from "../cli.
 import { ROOT } from "../stack-runtime.ts";
 import { runComparison } from "./run.ts";
 
-const USAGE = `usage: temper default [--smoke|--long] [--data-dir DIR] [--port-offset N] [--out report.html]
+const USAGE = `usage: temper default [--smoke|--long] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
 
 The default experiment: GRPO with LoRA on a mini model (1.6M parameters) warm-started on synthetic
 one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptive reward structures (same seed, same
@@ -24,6 +24,10 @@ prompts), every service a process; then one HTML report and the summary table.
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, or
                    .temper/smoke with --smoke); the data and the warm start are made once
   --port-offset N  added to every port of the local stack
+  --orchestrator ADDR  run on a running orchestrator (host:port) instead of a local stack: its
+                   rollout and learner must serve DATA_DIR/model-warm, and DATA_DIR and the runs
+                   must be at the same paths there (compose: deploy/compose.experiment.yaml)
+  --prepare        make the data, the base model and the warm start (cached), then exit
   --out FILE       the report (default <data-dir>/report.html)`;
 
 /** The two settings. Numbers for the full one are chosen to fit the budget of a 2-core CPU. */
@@ -208,6 +212,8 @@ export async function run(argv: string[]): Promise<void> {
     long: { type: "boolean" },
     "data-dir": { type: "string" },
     "port-offset": { type: "string" },
+    orchestrator: { type: "string" },
+    prepare: { type: "boolean" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
@@ -216,6 +222,11 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   if (values.smoke && values.long) throw new CliError("--smoke and --long: pick one");
+  if (
+    values.orchestrator !== undefined &&
+    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.orchestrator)
+  )
+    throw new CliError(`--orchestrator: expected host:port, got ${JSON.stringify(values.orchestrator)}`);
   const setting = values.smoke ? SMOKE : values.long ? LONG : FULL;
   const portOffset = numberFlag("port-offset", values["port-offset"], 0)!;
   if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 10_000)
@@ -235,6 +246,10 @@ export async function run(argv: string[]): Promise<void> {
   ensureBase(base, setting);
   await ensureWarmStart(base, warm, data, setting);
   const warmSeconds = (Date.now() - started) / 1000;
+  if (values.prepare) {
+    process.stdout.write(`prepared in ${warmSeconds.toFixed(0)} s: data ${data}, warm start ${warm}\n`);
+    return;
+  }
 
   const file = loadComparison(join(ROOT, "examples", "default.yaml"), { checkFiles: false });
   // seed-major, like a comparison file's `seeds:`
@@ -262,7 +277,12 @@ export async function run(argv: string[]): Promise<void> {
         s.value.schedule.value.totalSteps = o.steps;
     }
   }
-  const res = await runComparison(runs, { dataDir: join(dir, "stack"), portOffset, reportPath });
+  const res = await runComparison(runs, {
+    dataDir: join(dir, "stack"),
+    portOffset,
+    reportPath,
+    orchestrator: values.orchestrator,
+  });
   const total = (Date.now() - started) / 1000;
   process.stdout.write(`\n${res.table.join("\n")}\n\n`);
   process.stdout.write(
