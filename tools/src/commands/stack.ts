@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<void> {
       lines.push(`${s.name} endpoint (balanced over its replicas): ${stack.endpoint(s.name)}`);
   const missing = SERVICES.filter((s) => !specs.includes(s)).map((s) => s.name);
   process.stdout.write(
-    `temper stack: ${specs.length} service(s) in ${stack.instances.length} process(es) SERVING\n${lines.map((l) => `  ${l}`).join("\n")}\n`,
+    `temper stack: ${specs.length} service(s) SERVING${stack.instances.length > specs.length ? ` in ${stack.instances.length} processes` : ""}\n${lines.map((l) => `  ${l}`).join("\n")}\n`,
   );
   if (missing.length) process.stdout.write(`  not implemented yet: ${missing.join(", ")}\n`);
   if (stack.modelDir) process.stdout.write(`  model: ${stack.modelDir}\n`);
