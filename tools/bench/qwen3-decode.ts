@@ -21,12 +21,11 @@
 //        [--new-tokens 64] [--threads 2] [--provider cpu|webgpu] [--only before|after] [--spin on|off]
 // (--spin on: the after engine's idle intra-op threads spin as ORT's default; off, its default, yield)
 // webgpu needs a GPU and a Vulkan loader; where it cannot start the bench says so and measures nothing.
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { checkProvider, type ExecutionProvider, GraphBuilder, Session, tensor } from "@temper/onnx";
+import { checkProvider, type ExecutionProvider } from "@temper/onnx";
 import {
   type DecodeBackend,
   DecodeCacheBackend,
@@ -45,6 +44,7 @@ import {
   type Tokenizer,
   tokenizerIds,
 } from "@temper/qwen3";
+import { matmulSession as matmulProbe, median, unchangedSince } from "./baseline.ts";
 
 const { values } = parseArgs({
   options: {
@@ -74,10 +74,6 @@ const root = mkdtempSync(join(tmpdir(), "qwen3-decode-"));
 const config = presetConfig("small", tokenizerIds("bytes"));
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** FLOPs of one decode token at context length c (see the header). */
 function tokenFlops(c: number): number {
@@ -90,23 +86,8 @@ function tokenFlops(c: number): number {
 
 /** Median GFLOP/s of a 1024³ MatMul with a constant B (a linear layer's shape), 10 runs. */
 async function matmulSession(): Promise<() => Promise<number>> {
-  const n = 1024;
-  const g = new GraphBuilder("matmul");
-  const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-  g.output(g.matmul(g.floatInput("a", [n, n]), g.weight("b", "float32", [n, n], b)), "c");
-  const session = await Session.create(g.build(), { threads: THREADS });
-  const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 31) % 1000) / 1000 - 0.5);
-  const feeds = { a: tensor("float32", a, [n, n]) };
-  await session.run(feeds);
-  return async () => {
-    const times: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      const t = performance.now();
-      await session.run(feeds);
-      times.push((performance.now() - t) / 1000);
-    }
-    return (2 * n ** 3) / median(times) / 1e9;
-  };
+  const probe = await matmulProbe(THREADS);
+  return () => probe.measure();
 }
 
 /** Wraps a backend to time its prefill (the rest of a generate call is decoding and sampling). */
@@ -136,7 +117,7 @@ const randomIds = (n: number) =>
 
 /** Whether the before-path's files are those of 79d278a (null: git could not tell). */
 function beforeUnchanged(): boolean | null {
-  const files = [
+  return unchangedSince("79d278a", [
     "packages/qwen3/src/engine-kv.ts",
     "packages/qwen3/src/generate-kv.ts",
     "packages/qwen3/src/forward-graph.ts",
@@ -144,13 +125,10 @@ function beforeUnchanged(): boolean | null {
     "packages/qwen3/src/generate.ts",
     "packages/qwen3/src/sampler.ts",
     "packages/onnx/src",
-  ];
-  try {
-    execFileSync("git", ["diff", "--quiet", "79d278a", "--", ...files], { stdio: "ignore" });
-    return true;
-  } catch (err) {
-    return (err as { status?: number }).status === 1 ? false : null;
-  }
+    // backward passes: not on the decode path
+    ":(exclude)packages/onnx/src/autodiff.ts",
+    ":(exclude)packages/onnx/src/grad-rules.ts",
+  ]);
 }
 
 interface Run {

@@ -1,7 +1,21 @@
 // Training-step (forward + backward) throughput of the Qwen3 training graph on CPU for the `small`
-// preset (~12.6M parameters, byte tokenizer), GRPO loss (token aggregation, β = 0.04), float32:
-// LoRA r=16 on all seven projections, and full-parameter. Prints tokens/s, ms/step, achieved GFLOP/s
-// next to the same process's GFLOP/s on one large plain MatMul (1024×1024 · 1024×1024), and peak RSS.
+// preset (~12.7M parameters, byte tokenizer), GRPO loss (token aggregation, β = 0.04), float32, batch
+// 4 × 128 tokens: LoRA r=16 on all seven projections, and full-parameter. For each: ms per step, the
+// step's GFLOP/s as a share of the same process's MatMul rate (baseline.ts: 1024³ float32, constant
+// B, the rate the decode bench uses too), and the process's peak RSS, for
+//
+//   before  main at --baseline (default af090e8, the commit before the training-speed work), run from
+//           a git worktree of that commit in a child process (its own @temper packages)
+//   after   this checkout, in a child process too
+//
+// Each child measures one path and one mode: the trainer built, 2 warm-up steps, then --steps steps,
+// each followed by 10 MatMul runs. The share of the MatMul rate is best against best: the fastest
+// step's GFLOP/s over the fastest MatMul run's, both of that child. (On the shared 2-core machine
+// the same MatMul flips between ~110 and ~300 GFLOP/s from one run to the next, even when idle:
+// means or medians of neighbouring measurements pair fast with slow moments and gave shares above
+// 100%.) The table prints the medians over --repeats children per path, run interleaved (before,
+// after, after, before, …).
+// Peak RSS is the child's (model read + one trainer + the MatMul probe).
 //
 // FLOPs per sequence of S tokens (multiply-add = 2 FLOPs), with the forward pass counted as in
 // qwen3-prefill.ts:
@@ -11,11 +25,15 @@
 //   LoRA:           2 · F_lin + 3 · F_attn + 3 · F_lora,  F_lora = 2 · S · r · Σ_adapted (in + out)
 //                   (frozen W needs no weight gradient; attention has no weights, both its operands get
 //                   gradients; the low-rank path needs forward, input and A/B gradients)
-// Run: node --import tsx tools/bench/qwen3-train.ts
-import { mkdtempSync, rmSync } from "node:fs";
+//
+// Run: node --import tsx tools/bench/qwen3-train.ts [--repeats 3] [--steps 5] [--threads 2]
+//        [--baseline COMMIT] [--only before|after] [--profile DIR]
+// (--profile DIR: the after children also write ORT profiles, DIR/<mode>_*.json; timings then include
+// the profiler's overhead.) Internal: --worker lora|full --model DIR runs one child's measurement.
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GraphBuilder, Session, tensor } from "@temper/onnx";
+import { parseArgs } from "node:util";
 import {
   initLoraAdapter,
   initModel,
@@ -32,19 +50,34 @@ import {
   type TrainSequence,
   tokenizerIds,
 } from "@temper/qwen3";
+import { checkoutCommit, matmulSession, median, REPO_ROOT, runNodeJson } from "./baseline.ts";
 
+const { values } = parseArgs({
+  options: {
+    repeats: { type: "string", default: "3" },
+    steps: { type: "string", default: "5" },
+    threads: { type: "string", default: "2" },
+    baseline: { type: "string", default: "af090e8" },
+    only: { type: "string" },
+    profile: { type: "string" },
+    worker: { type: "string" },
+    model: { type: "string" },
+  },
+});
+const REPEATS = Number(values.repeats);
+const STEPS = Number(values.steps);
+const THREADS = Number(values.threads);
+const WARMUP = 2;
 const BATCH = 4;
 const SEQ = 128;
 const PROMPT = 32;
-const THREADS = 2;
-const MIN_SECONDS = 3;
 const LOSS: TrainLossConfig = { kind: "grpo", aggregation: "token", beta: 0.04 };
 const LORA: LoraConfig = { rank: 16, alpha: 32, useRslora: false, targetModules: [...LORA_MODULES] };
+const MODES = ["lora", "full"] as const;
+type Mode = (typeof MODES)[number];
 
-const root = mkdtempSync(join(tmpdir(), "qwen3-train-"));
 const config = presetConfig("small", tokenizerIds("bytes"));
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-const peakRss = () => process.resourceUsage().maxRSS * 1024;
 
 function forwardFlops(c: Qwen3Config, s: number): { linear: number; attention: number } {
   const q = c.numAttentionHeads * c.headDim;
@@ -60,31 +93,12 @@ function loraFlops(c: Qwen3Config, lora: LoraConfig, s: number): number {
   return 2 * s * lora.rank * sum;
 }
 
-/** Seconds of the fastest call (after one warm-up; ≥ 3 calls and MIN_SECONDS): the machine is shared. */
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  await fn();
-  let runs = 0;
-  let best = Number.POSITIVE_INFINITY;
-  const t0 = performance.now();
-  while (runs < 3 || performance.now() - t0 < MIN_SECONDS * 1000) {
-    const t = performance.now();
-    await fn();
-    best = Math.min(best, performance.now() - t);
-    runs++;
-  }
-  return best / 1000;
-}
-
-async function matmulGflops(threads: number): Promise<number> {
-  const n = 1024;
-  const g = new GraphBuilder("matmul");
-  g.output(g.matmul(g.floatInput("a", [n, n]), g.floatInput("b", [n, n])), "c");
-  const session = await Session.create(g.build(), { threads });
-  const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-  const feeds = { a: tensor("float32", data, [n, n]), b: tensor("float32", data, [n, n]) };
-  const seconds = await time(() => session.run(feeds));
-  await session.release();
-  return (2 * n ** 3) / seconds / 1e9;
+/** FLOPs of one training step on one sequence (see the header). */
+function stepFlops(mode: Mode): number {
+  const fwd = forwardFlops(config, SEQ);
+  return mode === "lora"
+    ? 2 * fwd.linear + 3 * fwd.attention + 3 * loraFlops(config, LORA, SEQ)
+    : 3 * (fwd.linear + fwd.attention);
 }
 
 function batch(): TrainSequence[] {
@@ -102,48 +116,148 @@ function batch(): TrainSequence[] {
   }));
 }
 
-try {
-  const dir = join(root, "small");
-  initModel({ config, tokenizer: "bytes", out: dir, seed: 1, dtype: "f32" });
-  const fwd = forwardFlops(config, SEQ);
-  const lora = loraFlops(config, LORA, SEQ);
-  const perSeq = {
-    lora: 2 * fwd.linear + 3 * fwd.attention + 3 * lora,
-    full: 3 * (fwd.linear + fwd.attention),
-  };
-  console.log(
-    `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters; batch ${BATCH} × seq ${SEQ}, GRPO token β=${LOSS.beta}, float32, ${THREADS} threads`,
-  );
-  console.log(
-    `FLOP per sequence: forward ${((fwd.linear + fwd.attention) / 1e9).toFixed(3)} G; step LoRA r=${LORA.rank} ${(perSeq.lora / 1e9).toFixed(3)} G, full ${(perSeq.full / 1e9).toFixed(3)} G`,
-  );
-  const data = batch();
-  const model = openModelDir(dir);
-  for (const mode of ["lora", "full"] as const) {
-    const rssBefore = peakRss();
-    const t0 = performance.now();
-    const trainer = await Qwen3Trainer.fromCheckpoint(model.config, model.checkpoint, {
-      mode,
-      lora: LORA,
-      loss: LOSS,
-      dtype: "float32",
-      threads: THREADS,
-    });
-    const build = (performance.now() - t0) / 1000;
-    const params =
-      mode === "lora"
-        ? initLoraAdapter(config, LORA, { seed: 1, initB: "random" })
-        : readWeightMap(config, model.checkpoint, "float32");
-    const ceiling = await matmulGflops(THREADS);
-    const seconds = await time(() => trainer.step(data, params));
-    const gflops = (BATCH * perSeq[mode]) / seconds / 1e9;
-    const label = mode === "lora" ? `LoRA r=${LORA.rank} (7 modules)` : "full-parameter     ";
-    console.log(
-      `${label}: ${((BATCH * SEQ) / seconds).toFixed(0).padStart(5)} tokens/s, ${(seconds * 1000).toFixed(0).padStart(5)} ms/step, ${gflops.toFixed(1).padStart(5)} GFLOP/s vs large MatMul ${ceiling.toFixed(1)} GFLOP/s (${((100 * gflops) / ceiling).toFixed(0)}%); session build ${build.toFixed(1)} s; peak RSS ${mib(peakRss())} MiB (was ${mib(rssBefore)})`,
-    );
-    await trainer.release();
-  }
-  model.checkpoint.close();
-} finally {
-  rmSync(root, { recursive: true, force: true });
+/** One child's result. */
+interface WorkerResult {
+  mode: Mode;
+  /** Seconds of the fastest step. */
+  seconds: number;
+  /** Its GFLOP/s over the fastest MatMul run's. */
+  ratio: number;
+  /** The fastest MatMul run's GFLOP/s. */
+  matmul: number;
+  build: number;
+  peakRss: number;
 }
+
+async function worker(mode: Mode, dir: string): Promise<WorkerResult> {
+  const model = openModelDir(dir);
+  const t0 = performance.now();
+  const trainer = await Qwen3Trainer.fromCheckpoint(model.config, model.checkpoint, {
+    mode,
+    lora: LORA,
+    loss: LOSS,
+    dtype: "float32",
+    threads: THREADS,
+    ...(values.profile
+      ? { ortOptions: { enableProfiling: true, profileFilePrefix: join(values.profile, mode) } }
+      : {}),
+  });
+  const build = (performance.now() - t0) / 1000;
+  const params =
+    mode === "lora"
+      ? initLoraAdapter(config, LORA, { seed: 1, initB: "random" })
+      : readWeightMap(config, model.checkpoint, "float32");
+  model.checkpoint.close();
+  const data = batch();
+  for (let i = 0; i < WARMUP; i++) await trainer.step(data, params);
+  const matmul = await matmulSession(THREADS);
+  const flops = BATCH * stepFlops(mode);
+  const seconds: number[] = [];
+  const rates = [await matmul.measure("best")];
+  for (let i = 0; i < STEPS; i++) {
+    const t = performance.now();
+    await trainer.step(data, params);
+    seconds.push((performance.now() - t) / 1000);
+    rates.push(await matmul.measure("best"));
+  }
+  await trainer.release();
+  await matmul.release();
+  const best = Math.min(...seconds);
+  const rate = Math.max(...rates);
+  return {
+    mode,
+    seconds: best,
+    ratio: flops / best / 1e9 / rate,
+    matmul: rate,
+    build,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "qwen3-train-"));
+  const paths = values.only ? [values.only] : ["before", "after"];
+  let before: ReturnType<typeof checkoutCommit> | undefined;
+  try {
+    const dir = join(root, "small");
+    initModel({ config, tokenizer: "bytes", out: dir, seed: 1, dtype: "f32" });
+    const script = "tools/bench/qwen3-train.ts";
+    const cwd: Record<string, string> = { after: REPO_ROOT };
+    if (paths.includes("before")) {
+      before = checkoutCommit(values.baseline);
+      // the same measurement code in both: this bench (and its helper) run against the old packages
+      for (const f of [script, "tools/bench/baseline.ts"])
+        copyFileSync(join(REPO_ROOT, f), join(before.dir, f));
+      cwd.before = before.dir;
+    }
+    const fwd = forwardFlops(config, SEQ);
+    console.log(
+      `small preset: ${(parameterCount(config) / 1e6).toFixed(2)}M parameters; batch ${BATCH} × seq ${SEQ}, GRPO token β=${LOSS.beta}, float32, ${THREADS} threads; medians over ${REPEATS} child processes per path of each one's fastest of ${STEPS} steps`,
+    );
+    console.log(
+      `FLOP per sequence: forward ${((fwd.linear + fwd.attention) / 1e9).toFixed(3)} G; step LoRA r=${LORA.rank} ${(stepFlops("lora") / 1e9).toFixed(3)} G, full ${(stepFlops("full") / 1e9).toFixed(3)} G`,
+    );
+    console.log(
+      `before = main at ${before ? before.commit.slice(0, 12) : values.baseline} (git worktree, child process); after = this checkout`,
+    );
+    const results: Record<string, WorkerResult[]> = {};
+    for (let r = 0; r < REPEATS; r++)
+      for (const mode of MODES) {
+        const order = r % 2 ? [...paths].reverse() : paths;
+        for (const path of order) {
+          const args = [
+            "--worker",
+            mode,
+            "--model",
+            dir,
+            "--steps",
+            String(STEPS),
+            "--threads",
+            String(THREADS),
+          ];
+          if (values.profile && path === "after") args.push("--profile", values.profile);
+          const res = await runNodeJson<WorkerResult>(cwd[path], script, args);
+          results[`${path}/${mode}`] = [...(results[`${path}/${mode}`] ?? []), res];
+        }
+      }
+    console.log(
+      "mode                | MatMul GFLOP/s | before ms/step (share of MatMul) | after ms/step (share) | after/before speed | peak RSS before → after",
+    );
+    for (const mode of MODES) {
+      const of = (path: string) => results[`${path}/${mode}`] ?? [];
+      const cell = (path: string) =>
+        of(path).length
+          ? `${(median(of(path).map((x) => x.seconds)) * 1000).toFixed(0).padStart(5)} (${(100 * median(of(path).map((x) => x.ratio))).toFixed(1).padStart(4)}%)`
+          : "    -";
+      const ms = (path: string) => median(of(path).map((x) => x.seconds));
+      const speed =
+        of("before").length && of("after").length ? `${(ms("before") / ms("after")).toFixed(2)}×` : "-";
+      const rss = (path: string) =>
+        of(path).length ? `${mib(median(of(path).map((x) => x.peakRss)))} MiB` : "-";
+      const all = [...of("before"), ...of("after")];
+      const label = mode === "lora" ? `LoRA r=${LORA.rank} (7 modules)` : "full-parameter";
+      console.log(
+        `${label.padEnd(19)} | ${median(all.map((x) => x.matmul))
+          .toFixed(0)
+          .padStart(
+            14,
+          )} | ${cell("before").padStart(32)} | ${cell("after").padStart(21)} | ${speed.padStart(18)} | ${rss("before")} → ${rss("after")}`,
+      );
+    }
+    console.log(
+      `per-run shares of the MatMul rate: ${MODES.flatMap((m) => paths.map((p) => `${p} ${m} ${(results[`${p}/${m}`] ?? []).map((x) => `${(100 * x.ratio).toFixed(0)}%`).join(" ")}`)).join("; ")}`,
+    );
+  } finally {
+    before?.remove();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (values.worker) {
+  const mode = values.worker as Mode;
+  if (!MODES.includes(mode) || !values.model) {
+    console.error("--worker lora|full needs --model DIR");
+    process.exit(2);
+  }
+  console.log(JSON.stringify(await worker(mode, values.model)));
+} else await main();

@@ -40,6 +40,17 @@ export class GradOps {
     return isStatic(x.shape) ? this.g.ints(x.shape) : this.g.shapeOf(x);
   }
 
+  /** The number held by a one-element float32/float64 constant (an in-memory initializer), else undefined. */
+  scalarConstant(v: Value): number | undefined {
+    if (v.producer || (v.dtype !== "float32" && v.dtype !== "float64")) return undefined;
+    const init = this.g.initializers.get(v.name);
+    if (!init || init.value !== v || init.file || init.dims.reduce((a, b) => a * b, 1) !== 1)
+      return undefined;
+    const view = new DataView(init.bytes.buffer, init.bytes.byteOffset, init.bytes.byteLength);
+    if (view.byteLength !== (v.dtype === "float32" ? 4 : 8)) return undefined;
+    return v.dtype === "float32" ? view.getFloat32(0, true) : view.getFloat64(0, true);
+  }
+
   zerosLike(x: Value): Value {
     return this.g.fill(this.shape(x), 0, x.dtype);
   }
@@ -59,8 +70,12 @@ export class GradOps {
     return this.g.reshape(d, this.shape(x));
   }
 
-  /** Sums `d` (shaped like a broadcast result) back to `x`'s shape. */
-  unbroadcast(d: Value, x: Value): Value {
+  /**
+   * Sums `d` (shaped like a broadcast result) back to `x`'s shape. The last `same` axes of `d` are
+   * known to equal `x`'s (e.g. the matrix axes of a MatMul's input gradient), even where shape
+   * inference lost track of their symbolic sizes.
+   */
+  unbroadcast(d: Value, x: Value, same = 0): Value {
     const g = this.g;
     const rx = x.rank;
     const ry = d.rank;
@@ -72,7 +87,7 @@ export class GradOps {
     for (let j = 0; j < rx; j++) {
       const xd = x.shape![j];
       const yd = d.shape![lead + j];
-      if (xd === yd || (typeof xd === "number" && xd !== 1)) continue;
+      if (j >= rx - same || xd === yd || (typeof xd === "number" && xd !== 1)) continue;
       if (xd === 1) axes.push(lead + j);
       else ambiguous = true;
     }
@@ -199,8 +214,12 @@ export const GRAD_RULES: Record<string, GradRule> = {
     const [a, b] = n.inputs as Value[];
     const y = n.outputs[0];
     const bf = b.dtype === a.dtype ? b : g.cast(b, a.dtype);
+    // a constant exponent p: a^(p−1) folded at build time; x² (RMSNorm) needs no Pow at all, and
+    // Pow(a, 1) would run ORT's generic std::pow loop for a value equal to a
+    const p = b.dtype === a.dtype ? ops.scalarConstant(b) : undefined;
+    const power = p === undefined ? g.pow(a, g.sub(bf, 1)) : p === 2 ? a : g.pow(a, g.scalar(p - 1, a.dtype));
     return [
-      needs[0] ? ops.unbroadcast(g.mul(d!, g.mul(bf, g.pow(a, g.sub(bf, 1)))), a) : null,
+      needs[0] ? ops.unbroadcast(g.mul(d!, g.mul(bf, power)), a) : null,
       needs[1] && b.dtype === a.dtype ? ops.unbroadcast(g.mul(d!, g.mul(y, g.log(a))), b) : null,
     ];
   },
@@ -250,14 +269,18 @@ export const GRAD_RULES: Record<string, GradRule> = {
     let dA: Value | null = null;
     let dB: Value | null = null;
     if (needs[0]) {
-      dA = ops.unbroadcast(g.matmul(dy, ops.transposeLast(b)), a);
+      dA = ops.unbroadcast(g.matmul(dy, ops.transposeLast(b)), a, 2);
       if (A.rank === 1) dA = g.squeeze(dA, [0]);
     }
     if (needs[1]) {
       // a shared 2-D weight: one [k, N]·[N, n] product instead of a batch of them summed afterwards
       if (b.rank === 2 && a.rank > 2)
-        dB = g.matmul(g.transpose(ops.flattenLeading(a)), ops.flattenLeading(dy));
-      else dB = ops.unbroadcast(g.matmul(ops.transposeLast(a), dy), b);
+        dB = isSwap(B.producer)
+          ? // B = Wᵀ (a linear layer's [out, in] weight): dW = dyᵀ·a comes out in W's layout, and the
+            // Transpose rule cancels the transpose back (no [in, out] product transposed afterwards)
+            g.transpose(g.matmul(g.transpose(ops.flattenLeading(dy)), ops.flattenLeading(a)), [1, 0])
+          : g.matmul(g.transpose(ops.flattenLeading(a)), ops.flattenLeading(dy));
+      else dB = ops.unbroadcast(g.matmul(ops.transposeLast(a), dy), b, 2);
       if (B.rank === 1) dB = g.squeeze(dB, [-1]);
     }
     return [dA, dB];
@@ -304,11 +327,17 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Flatten: (ops, n, [d]) => [ops.reshapeLike(d!, n.inputs[0]!)],
   Transpose: (ops, n, [d]) => {
     const r = n.inputs[0]!.rank;
-    const perm = intsAttr(n.attrs, "perm") ?? Array.from({ length: r }, (_, i) => r - 1 - i);
+    const perm = permOf(n);
     const inv = new Array<number>(r);
     perm.forEach((p, i) => {
       inv[p] = i;
     });
+    // d = Transpose(m) with the same permutation: transposing back gives m itself
+    const src = d!.producer;
+    if (src?.opType === "Transpose" && src.inputs[0]!.rank === r) {
+      const p1 = permOf(src);
+      if (inv.every((q, i) => p1[q] === i)) return [src.inputs[0]];
+    }
     return [ops.g.transpose(d!, inv)];
   },
   Slice: (ops, n, [d]) => [sliceGrad(ops, n, d!), null, null, null, null],
@@ -341,6 +370,19 @@ export const GRAD_RULES: Record<string, GradRule> = {
     return [g.op("ScatterElements", [ops.zerosLike(x), idx, d!], { axis, reduction: "add" }), null];
   },
 };
+
+/** A Transpose node's permutation (default: reversed axes). */
+function permOf(n: Node): number[] {
+  const r = n.inputs[0]!.rank;
+  return intsAttr(n.attrs, "perm") ?? Array.from({ length: r }, (_, i) => r - 1 - i);
+}
+
+/** Whether `n` swaps the two axes of a 2-D value. */
+function isSwap(n: Node | null): boolean {
+  if (n?.opType !== "Transpose" || n.inputs[0]?.rank !== 2) return false;
+  const p = permOf(n);
+  return p[0] === 1 && p[1] === 0;
+}
 
 function floatOf(n: Node, name: string): number {
   const v = n.attrs[name];

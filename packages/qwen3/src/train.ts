@@ -50,6 +50,8 @@ export interface TrainerOptions {
   optimization?: CreateSessionOptions["optimization"];
   /** Also build a loss-only (forward) session for evaluate(): finite differences, validation. */
   evaluate?: boolean;
+  /** Extra ORT session options (e.g. enableProfiling + profileFilePrefix), merged last. */
+  ortOptions?: CreateSessionOptions["ortOptions"];
 }
 
 export interface StepOptions {
@@ -157,6 +159,7 @@ export class Qwen3Trainer {
       provider: options.provider ?? "cpu",
       threads: options.threads,
       optimization: options.optimization ?? (dtype === "float64" ? "basic" : "all"),
+      ortOptions: options.ortOptions,
     };
     const session = await Session.create(g.build(), sessionOptions);
     const trainable = declared.trainable.map((v) => ({ name: v.name, shape: v.shape as number[] }));
@@ -248,9 +251,9 @@ export class Qwen3Trainer {
   ): Promise<StepResult> {
     const { parts, hasRef, temperature } = this.prepare(batch, options);
     const paramFeeds = this.paramFeeds(params);
-    const sums = withGrads
-      ? this.trainable.map((t) => new Float64Array(t.shape.reduce((a, b) => a * b, 1)))
-      : [];
+    // One part: its gradients as they come out of the run. Several: summed in float64 (float32 graphs:
+    // rounded to float32 once, at the end), the first part copied rather than added to zeros.
+    const sums: (Float32Array | Float64Array)[] = [];
     let loss = 0;
     let masked = 0;
     let clipped = 0;
@@ -281,12 +284,18 @@ export class Qwen3Trainer {
         if (!withGrads) return;
         const grad = out[`${t.name}.grad`].data as Float32Array | Float64Array;
         const acc = sums[k];
-        for (let i = 0; i < acc.length; i++) acc[i] += grad[i];
+        if (!acc)
+          sums[k] = parts.length === 1 || grad instanceof Float64Array ? grad : Float64Array.from(grad);
+        else for (let i = 0; i < acc.length; i++) acc[i] += grad[i];
       });
     }
     const grads = new Map<string, FloatArray>();
     this.trainable.forEach((t, k) => {
-      if (withGrads) grads.set(t.name, this.dtype === "float64" ? sums[k] : Float32Array.from(sums[k]));
+      if (withGrads)
+        grads.set(
+          t.name,
+          this.dtype === "float32" && sums[k] instanceof Float64Array ? Float32Array.from(sums[k]) : sums[k],
+        );
     });
     const result: StepResult = { loss, logprobs, grads, entropy: entropy / masked, maskedTokens: masked };
     if (this.options.loss.kind === "grpo") {
