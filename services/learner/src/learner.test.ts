@@ -504,7 +504,7 @@ describe("learner service", { timeout: 600_000 }, () => {
       batch(10, 4, 8),
       batch(11, 4, 8),
       nonFinite(batch(12, 4, 8)),
-      batch(13, 48, 96),
+      batch(13, 96, 128),
       batch(14, 4, 8),
     ];
     // never killed: the float64 learner
