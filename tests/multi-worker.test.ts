@@ -17,7 +17,10 @@ import { orchestrator, rollout, scheduler } from "@temper/proto";
 import { ROOT, startStack } from "../tools/src/stack-runtime.ts";
 import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
-const STEPS = 2;
+// Three steps, three Score calls through the scheduler's balanced client: grpc-js's round_robin sends
+// every call to the first replica until the second is READY, and its new picker then starts again at
+// the first, so the second replica is certain a call only from the third on (two steps failed in CI).
+const STEPS = 3;
 type Orchestrator = PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 
 interface Comparison {
