@@ -163,6 +163,11 @@ describe("the RL loop through the orchestrator", {
         [4, 6],
       ],
     );
+    // each problem's answer, in eval-set order: as many solved as the count says
+    for (const e of evalLines) {
+      assert.match(e.solved, /^[01]{6}$/);
+      assert.equal([...e.solved].filter((c) => c === "1").length, e.correct);
+    }
     // maj@3 beside the greedy accuracy: a count of solved problems out of n, in the stream too
     for (const [i, e] of evalLines.entries()) {
       assert.equal(e.maj_k, 3);

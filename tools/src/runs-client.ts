@@ -153,7 +153,15 @@ function stat(s: { mean: number; se: number | null } | null): string {
   return s.se === null ? s.mean.toFixed(3) : `${s.mean.toFixed(3)} ± ${s.se.toFixed(3)}`;
 }
 
-/** One row per variant: warm start, final and best accuracy (± standard error), halfway step, wall time. */
+/** The gain over the warm start ± its SE (paired where the runs kept per-problem answers); ✓ past 2 SE. */
+function gain(g: VariantSummary["gain"]): string {
+  if (!g) return "–";
+  const signed = `${g.mean >= 0 ? "+" : "−"}${Math.abs(g.mean).toFixed(3)}`;
+  if (g.se === null) return signed;
+  return `${signed} ± ${g.se.toFixed(3)}${g.paired ? "" : " (unpaired)"}${g.se > 0 && g.mean > 2 * g.se ? " ✓" : ""}`;
+}
+
+/** One row per variant: warm start, final and best accuracy and the gain (± standard error), halfway step, wall time. */
 export function summaryTable(variants: VariantSummary[]): string[] {
   const withMaj = variants.some((v) => v.finalMaj !== null);
   const rows = [
@@ -163,6 +171,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       "warm start",
       "final acc ± se",
       "best acc ± se",
+      "final − warm ± se",
       ...(withMaj ? ["maj@k warm", "maj@k final ± se"] : []),
       "halfway step",
       "stability",
@@ -174,6 +183,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       stat(v.warm),
       stat(v.final),
       stat(v.best),
+      gain(v.gain),
       ...(withMaj ? [v.warmMaj ? v.warmMaj.mean.toFixed(3) : "–", stat(v.finalMaj)] : []),
       v.halfway ? String(v.halfway.step) : "–",
       v.stability === null ? "–" : v.stability.toFixed(3),

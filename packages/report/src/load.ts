@@ -40,6 +40,8 @@ export interface EvalRow {
   elapsed: number | null;
   policyVersion: string | null;
   majAccuracy: number | null;
+  /** Per problem, in eval-set order: "1" solved, "0" not (older runs have none). */
+  solved: string | null;
 }
 
 export interface SampleRow {
@@ -246,9 +248,19 @@ function parseEvals(file: string, text: string): EvalRow[] {
       policyVersion:
         obj.policy_version === undefined || obj.policy_version === null ? null : String(obj.policy_version),
       majAccuracy: optNumber(at, obj, "maj_accuracy"),
+      solved: solvedOf(at, obj.solved, n),
     });
   }
   return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+function solvedOf(at: string, v: unknown, n: number | null): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "string" || !/^[01]*$/.test(v))
+    throw new ReportError(`${at}: "solved": expected a string of 0s and 1s`);
+  if (n !== null && v.length !== n)
+    throw new ReportError(`${at}: "solved": ${v.length} answers for n ${n}`);
+  return v;
 }
 
 function parseSamples(file: string, text: string): SampleRow[] {

@@ -274,7 +274,6 @@ const DASH = "—";
 function summaryTable(summary: ReportSummary, colors: Map<string, string>): string {
   const withMaj = summary.variants.some((s) => s.finalMaj !== null);
   const rows = summary.variants.map((s) => {
-    const delta = s.final && s.warm ? s.final.mean - s.warm.mean : null;
     return `<tr>
 <td>${swatch(colors.get(s.name)!, s.name)}</td>
 <td>${s.structure === null ? DASH : esc(s.structure)}</td>
@@ -282,7 +281,7 @@ function summaryTable(summary: ReportSummary, colors: Map<string, string>): stri
 <td class="num">${stat(s.warm, false)}</td>
 <td class="num">${stat(s.final, true)}</td>
 <td class="num">${stat(s.best, true)}</td>
-${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, true)}</td>\n` : ""}<td class="num">${delta === null ? DASH : `${delta >= 0 ? "+" : "−"}${fmt(Math.abs(delta))}`}</td>
+${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, true)}</td>\n` : ""}<td class="num">${gain(s.gain)}</td>
 <td class="num">${s.halfway === null ? DASH : `${s.halfway.step}${s.halfway.elapsed === null ? "" : ` <span class="sub">(${duration(s.halfway.elapsed)})</span>`}`}</td>
 <td class="num">${s.stability === null ? DASH : fmt(s.stability)}</td>
 <td class="num">${steps(s)}</td>
@@ -294,13 +293,16 @@ ${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, tr
       ? "no evaluations"
       : `best final accuracy of any variant ${fmt(summary.bestFinal)}`;
   return `<table class="summary">
-<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th>${withMaj ? "<th>maj@k warm → final</th>" : ""}<th>final − warm</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
+<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th>${withMaj ? "<th>maj@k warm → final</th>" : ""}<th>final − warm ± SE</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
 </table>
 <p class="note">Accuracies are held-out evaluations, averaged over a variant's seeds (seed values in grey);
 ± is the standard error of that mean from the evaluations' own standard errors, √(Σ se²)/k.
+<b>Final − warm</b>: its standard error is paired (the same problems answered at the warm start and at
+the end; <span class="sub">unpaired</span> where a run kept no per-problem answers), and the gain is
+marked <b>✓</b> when it exceeds two of them.
 <b>Best</b> is each seed's highest evaluation, warm start included. <b>Halfway step</b>: the first
 evaluation at which the seed-mean accuracy reaches halfway from the variant's warm start to the
 ${esc(target)} (wall time in brackets). <b>Stability</b>: standard deviation of the last
@@ -313,6 +315,16 @@ function stat(s: Stat | null, withSe: boolean): string {
   const se = withSe && s.se !== null ? ` <span class="se">± ${fmt(s.se)}</span>` : "";
   const seeds = s.values.length > 1 ? `<br><span class="sub">${s.values.map(fmt).join(", ")}</span>` : "";
   return `${fmt(s.mean)}${se}${seeds}`;
+}
+
+function gain(g: VariantSummary["gain"]): string {
+  if (g === null) return DASH;
+  const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fmt(Math.abs(v))}`;
+  const se = g.se === null ? "" : ` <span class="se">± ${fmt(g.se)}</span>`;
+  const kind = g.se !== null && !g.paired ? ` <span class="sub">unpaired</span>` : "";
+  const clear = g.se !== null && g.se > 0 && g.mean > 2 * g.se ? " ✓" : "";
+  const seeds = g.values.length > 1 ? `<br><span class="sub">${g.values.map(signed).join(", ")}</span>` : "";
+  return `${signed(g.mean)}${se}${clear}${kind}${seeds}`;
 }
 
 function steps(s: VariantSummary): string {

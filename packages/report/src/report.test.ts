@@ -149,6 +149,53 @@ describe("summary", () => {
   });
 });
 
+describe("final − warm", () => {
+  const rewrite = (file: string, edit: (lines: Record<string, unknown>[]) => void) => {
+    const lines = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    edit(lines);
+    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+  };
+
+  test("paired standard error from per-problem answers; unpaired without them", () => {
+    const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
+    const file = join(dir, "eval.jsonl");
+    const plain = summarize(groupVariants([loadRun(dir)])).variants[0];
+    const [w0, f0] = [plain.warm!, plain.final!];
+    assert.equal(plain.gain!.paired, false);
+    close(plain.gain!.mean, f0.mean - w0.mean);
+    close(plain.gain!.se!, Math.sqrt(w0.se! ** 2 + f0.se! ** 2));
+
+    // 500 problems: the warm start solves 200; the end solves 230 of them, having lost 10 and won 40
+    const n = 500;
+    const warm = Array.from({ length: n }, (_, i) => (i < 200 ? 1 : 0));
+    const fin = warm.map((v, i) => (i < 10 ? 0 : i >= 200 && i < 240 ? 1 : v));
+    rewrite(file, (lines) => {
+      const last = lines[lines.length - 1];
+      Object.assign(lines[0], { n, correct: 200, accuracy: 0.4, stderr: null, solved: warm.join("") });
+      Object.assign(last, { n, correct: 230, accuracy: 0.46, stderr: null, solved: fin.join("") });
+    });
+    const g = summarize(groupVariants([loadRun(dir)])).variants[0].gain!;
+    assert.equal(g.paired, true);
+    close(g.mean, 0.06);
+    // per-problem differences: 40 × +1, 10 × −1, 450 × 0
+    const d = fin.map((v, i) => v - warm[i]);
+    const m = d.reduce((a, x) => a + x, 0) / n;
+    const variance = d.reduce((a, x) => a + (x - m) ** 2, 0) / (n - 1);
+    close(g.se!, Math.sqrt(variance / n));
+    assert.ok(g.se! < Math.hypot(Math.sqrt((0.4 * 0.6) / n), Math.sqrt((0.46 * 0.54) / n)), "pairing narrows it");
+    const html = renderReport([loadRun(dir)]);
+    assert.match(html, /\+0\.060 <span class="se">± 0\.014<\/span> ✓/);
+
+    rewrite(file, (lines) => {
+      lines[0].solved = "01";
+    });
+    assert.throws(() => loadRun(dir), /eval\.jsonl:1: "solved": 2 answers for n 500/);
+  });
+});
+
 describe("maj@k", () => {
   test("where runs measured maj@k, the summary and the page carry it; elsewhere no column", () => {
     const dirs = exampleRuns({ variants: ["hard", "hybrid"], seeds: [1] });

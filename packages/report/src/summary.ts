@@ -107,6 +107,12 @@ export interface VariantSummary {
   warm: Stat | null;
   final: Stat | null;
   best: Stat | null;
+  /**
+   * Final − warm start, mean over seeds. Its SE is paired (the same problems answered before and
+   * after; much smaller than the two accuracies' own SEs) when every run kept its per-problem answers,
+   * otherwise that of two independent evaluations.
+   */
+  gain: (Stat & { paired: boolean }) | null;
   /** maj@k at the warm start and the final evaluation, where the runs measured it. */
   warmMaj: Stat | null;
   finalMaj: Stat | null;
@@ -156,6 +162,25 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
         : null;
       return { mean: mean(values), se, values };
     };
+    const gainOf = (): (Stat & { paired: boolean }) | null => {
+      const pairs = withEvals
+        .map((r) => [r.evals!.find((e) => e.step === 0), r.evals![r.evals!.length - 1]] as const)
+        .filter((p): p is readonly [EvalRow, EvalRow] => p[0] !== undefined && p[1].step > 0);
+      if (pairs.length === 0) return null;
+      const values = pairs.map(([w, f]) => f.accuracy - w.accuracy);
+      const paired = pairs.every(([w, f]) => w.solved !== null && f.solved?.length === w.solved.length);
+      const ses = pairs.map(([w, f]) =>
+        paired
+          ? pairedStderr(w.solved!, f.solved!)
+          : w.stderr === null || f.stderr === null
+            ? null
+            : Math.hypot(w.stderr, f.stderr),
+      );
+      const se = ses.every((x) => x !== null)
+        ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / pairs.length
+        : null;
+      return { mean: mean(values), se, values, paired };
+    };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
       .filter((s): s is number => s !== null);
@@ -167,6 +192,7 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       warm: statOf((evals) => evals.find((e) => e.step === 0)),
       final: statOf((evals) => evals[evals.length - 1]),
       best: statOf((evals) => evals.reduce((b, e) => (e.accuracy > b.accuracy ? e : b))),
+      gain: gainOf(),
       warmMaj: majOf((evals) => evals.find((e) => e.step === 0)),
       finalMaj: majOf((evals) => evals[evals.length - 1]),
       finalSteps: withEvals.map((r) => r.evals![r.evals!.length - 1].step),
@@ -219,6 +245,24 @@ export function wallTime(run: Run): number | null {
   if (t === null && anyStepTime) t = summed;
   for (const e of run.evals ?? []) if (e.elapsed !== null) t = Math.max(t ?? 0, e.elapsed);
   return t;
+}
+
+/**
+ * The standard error of the mean per-problem difference (after − before) between two evaluations of
+ * the same problems, each a string of "0"/"1" answers: sqrt(Σ(dᵢ − d̄)² / (n (n − 1))).
+ */
+export function pairedStderr(before: string, after: string): number | null {
+  const n = before.length;
+  if (n < 2 || after.length !== n) return null;
+  let sum = 0;
+  let sumSq = 0;
+  for (let i = 0; i < n; i++) {
+    const d = (after.charCodeAt(i) - 48) - (before.charCodeAt(i) - 48);
+    sum += d;
+    sumSq += d * d;
+  }
+  const m = sum / n;
+  return Math.sqrt(Math.max(0, sumSq - n * m * m) / (n * (n - 1)));
 }
 
 export function mean(xs: number[]): number {

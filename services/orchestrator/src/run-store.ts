@@ -32,6 +32,8 @@ export interface EvalRecord {
   stderr: number;
   n: number;
   correct: number;
+  /** Problem i solved: character i is "1", else "0" (n characters, in the eval set's order). */
+  solved?: string;
   /** maj@k, when the spec asks for it (EvalSpec.maj_k ≥ 2). */
   maj_k?: number;
   maj_accuracy?: number;

@@ -209,11 +209,16 @@ export class Runner {
         { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
       ),
     );
+    // One answer per problem, in request order: "1" solved, "0" not. Kept so that two evaluations of
+    // the same problems compare pairwise (the report's paired standard error of a gain).
+    const solved = scored.results
+      .map((r) => {
+        const v = r.components.correctness_hard;
+        return v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1 ? "1" : "0";
+      })
+      .join("");
     let correct = 0;
-    for (const r of scored.results) {
-      const v = r.components.correctness_hard;
-      if (v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1) correct++;
-    }
+    for (const c of solved) if (c === "1") correct++;
     const n = problems.length;
     const p = n ? correct / n : 0;
     const maj =
@@ -224,6 +229,7 @@ export class Runner {
       stderr: n ? Math.sqrt((p * (1 - p)) / n) : 0,
       n,
       correct,
+      solved,
       ...(maj !== null
         ? { maj_k: e.majK, maj_accuracy: maj / n, maj_stderr: Math.sqrt(((maj / n) * (1 - maj / n)) / n) }
         : {}),
