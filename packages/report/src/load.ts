@@ -258,8 +258,7 @@ function solvedOf(at: string, v: unknown, n: number | null): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== "string" || !/^[01]*$/.test(v))
     throw new ReportError(`${at}: "solved": expected a string of 0s and 1s`);
-  if (n !== null && v.length !== n)
-    throw new ReportError(`${at}: "solved": ${v.length} answers for n ${n}`);
+  if (n !== null && v.length !== n) throw new ReportError(`${at}: "solved": ${v.length} answers for n ${n}`);
   return v;
 }
 

@@ -185,7 +185,10 @@ describe("final − warm", () => {
     const m = d.reduce((a, x) => a + x, 0) / n;
     const variance = d.reduce((a, x) => a + (x - m) ** 2, 0) / (n - 1);
     close(g.se!, Math.sqrt(variance / n));
-    assert.ok(g.se! < Math.hypot(Math.sqrt((0.4 * 0.6) / n), Math.sqrt((0.46 * 0.54) / n)), "pairing narrows it");
+    assert.ok(
+      g.se! < Math.hypot(Math.sqrt((0.4 * 0.6) / n), Math.sqrt((0.46 * 0.54) / n)),
+      "pairing narrows it",
+    );
     const html = renderReport([loadRun(dir)]);
     assert.match(html, /\+0\.060 <span class="se">± 0\.014<\/span> ✓/);
 

@@ -257,7 +257,7 @@ export function pairedStderr(before: string, after: string): number | null {
   let sum = 0;
   let sumSq = 0;
   for (let i = 0; i < n; i++) {
-    const d = (after.charCodeAt(i) - 48) - (before.charCodeAt(i) - 48);
+    const d = after.charCodeAt(i) - 48 - (before.charCodeAt(i) - 48);
     sum += d;
     sumSq += d * d;
   }
