@@ -299,7 +299,9 @@ ${rows.join("\n")}
 </tbody>
 </table>
 <p class="note">Accuracies are held-out evaluations, averaged over a variant's seeds (seed values in grey);
-± is the standard error of that mean from the evaluations' own standard errors, √(Σ se²)/k.
+± is the standard error of that mean over the eval problems: the seeds answer the same problems, so
+it is taken from each problem's mean over seeds (where runs kept no per-problem answers, from the
+evaluations' own standard errors, √(Σ se²)/k, which treats the seeds as independent samples).
 <b>Final − warm</b>: its standard error is paired (the same problems answered at the warm start and at
 the end; <span class="sub">unpaired</span> where a run kept no per-problem answers), and the gain is
 marked <b>✓</b> when it exceeds two of them.

@@ -197,6 +197,43 @@ describe("final − warm", () => {
     });
     assert.throws(() => loadRun(dir), /eval\.jsonl:1: "solved": 2 answers for n 500/);
   });
+
+  test("seeds answer the same problems: standard errors over the problems, not shrunk by √k", () => {
+    const dirs = exampleRuns({ variants: ["hard"], seeds: [1, 2] });
+    const n = 400;
+    // both seeds start from the same warm start (the same 100 solved); seed 1 ends with 0..139
+    // solved, seed 2 with 20..139 (lost 20 of the warm start's, won 40)
+    const warm = Array.from({ length: n }, (_, i) => (i < 100 ? 1 : 0));
+    const ends = [warm.map((_, i) => (i < 140 ? 1 : 0)), warm.map((_, i) => (i >= 20 && i < 140 ? 1 : 0))];
+    for (const [k, dir] of dirs.entries())
+      rewrite(join(dir, "eval.jsonl"), (lines) => {
+        const last = lines[lines.length - 1];
+        const acc = (a: number[]) => a.reduce((x, y) => x + y, 0) / n;
+        Object.assign(lines[0], { n, correct: 100, accuracy: 0.25, solved: warm.join("") });
+        Object.assign(last, {
+          n,
+          correct: acc(ends[k]) * n,
+          accuracy: acc(ends[k]),
+          solved: ends[k].join(""),
+        });
+      });
+    const s = summarize(groupVariants(dirs.map(loadRun))).variants[0];
+    // the two warm-start evaluations are one: their mean has the single evaluation's SE
+    close(s.warm!.se!, Math.sqrt((0.25 * 0.75) / (n - 1)));
+    // per problem, the seeds' mean: 1 on 20..99 and 100..139 (120 problems), 0.5 on 0..19, 0 elsewhere
+    const perProblem = Array.from({ length: n }, (_, i) => (i < 20 ? 0.5 : i < 140 ? 1 : 0));
+    const sdOverProblems = (xs: number[]) => {
+      const m = xs.reduce((a, x) => a + x, 0) / xs.length;
+      return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
+    };
+    close(s.final!.mean, (0.35 + 0.3) / 2);
+    close(s.final!.se!, sdOverProblems(perProblem));
+    // gain per problem: +1 on 100..139, −0.5 on 0..19
+    const gain = perProblem.map((v, i) => v - warm[i]);
+    assert.equal(s.gain!.paired, true);
+    close(s.gain!.mean, 0.075);
+    close(s.gain!.se!, sdOverProblems(gain));
+  });
 });
 
 describe("maj@k", () => {

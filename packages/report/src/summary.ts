@@ -94,7 +94,10 @@ export function downsample(points: SeriesPoint[], max: number): SeriesPoint[] {
 /** A mean over seeds with its standard error. */
 export interface Stat {
   mean: number;
-  /** sqrt(Σ se_i²) / k: the standard error of the mean of k independent evaluations. */
+  /**
+   * Over the eval problems of the seeds' per-problem mean (problemStderr) when every run kept its
+   * per-problem answers; otherwise sqrt(Σ se_i²) / k, as if the k evaluations were independent.
+   */
   se: number | null;
   /** The seeds' own values, in run order. */
   values: number[];
@@ -109,8 +112,8 @@ export interface VariantSummary {
   best: Stat | null;
   /**
    * Final − warm start, mean over seeds. Its SE is paired (the same problems answered before and
-   * after; much smaller than the two accuracies' own SEs) when every run kept its per-problem answers,
-   * otherwise that of two independent evaluations.
+   * after, differences averaged over seeds per problem; much smaller than the two accuracies' own
+   * SEs) when every run kept its per-problem answers, otherwise that of independent evaluations.
    */
   gain: (Stat & { paired: boolean }) | null;
   /** maj@k at the warm start and the final evaluation, where the runs measured it. */
@@ -146,10 +149,13 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
     const statOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
       const rows = withEvals.map((r) => pick(r.evals!)).filter((e): e is EvalRow => e !== undefined);
       if (rows.length === 0) return null;
+      const answers = sameProblems(rows.map((e) => e.solved));
       const ses = rows.map((e) => e.stderr);
-      const se = ses.every((s) => s !== null)
-        ? Math.sqrt(ses.reduce((a, s) => a + s! * s!, 0)) / rows.length
-        : null;
+      const se = answers
+        ? problemStderr(answers.map(bits))
+        : ses.every((s) => s !== null)
+          ? Math.sqrt(ses.reduce((a, s) => a + s! * s!, 0)) / rows.length
+          : null;
       return { mean: mean(rows.map((e) => e.accuracy)), se, values: rows.map((e) => e.accuracy) };
     };
     const majOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
@@ -168,18 +174,22 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
         .filter((p): p is readonly [EvalRow, EvalRow] => p[0] !== undefined && p[1].step > 0);
       if (pairs.length === 0) return null;
       const values = pairs.map(([w, f]) => f.accuracy - w.accuracy);
-      const paired = pairs.every(([w, f]) => w.solved !== null && f.solved?.length === w.solved.length);
+      const answers = sameProblems(pairs.flatMap(([w, f]) => [w.solved, f.solved]));
+      if (answers) {
+        // per problem, each run's after − before, averaged over runs
+        const diffs = pairs.map((_, k) => {
+          const [w, f] = [bits(answers[2 * k]), bits(answers[2 * k + 1])];
+          return f.map((x, i) => x - w[i]);
+        });
+        return { mean: mean(values), se: problemStderr(diffs), values, paired: true };
+      }
       const ses = pairs.map(([w, f]) =>
-        paired
-          ? pairedStderr(w.solved!, f.solved!)
-          : w.stderr === null || f.stderr === null
-            ? null
-            : Math.hypot(w.stderr, f.stderr),
+        w.stderr === null || f.stderr === null ? null : Math.hypot(w.stderr, f.stderr),
       );
       const se = ses.every((x) => x !== null)
         ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / pairs.length
         : null;
-      return { mean: mean(values), se, values, paired };
+      return { mean: mean(values), se, values, paired: false };
     };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
@@ -247,22 +257,29 @@ export function wallTime(run: Run): number | null {
   return t;
 }
 
+/** Every run's per-problem answers, when all have them for the same number of problems; else null. */
+function sameProblems(solved: (string | null)[]): string[] | null {
+  if (solved.length === 0 || solved.some((x) => x === null || x.length !== solved[0]!.length)) return null;
+  return solved as string[];
+}
+
+function bits(solved: string): number[] {
+  return Array.from(solved, (c) => (c === "1" ? 1 : 0));
+}
+
 /**
- * The standard error of the mean per-problem difference (after − before) between two evaluations of
- * the same problems, each a string of "0"/"1" answers: sqrt(Σ(dᵢ − d̄)² / (n (n − 1))).
+ * The standard error, over the eval problems, of a mean over runs that all answered the same n
+ * problems: perRun[k][i] is run k's value on problem i (1/0 solved, or a before/after difference).
+ * The problems are the sample: each problem's mean over runs is one draw, and the SE is
+ * sqrt(Σ(v̄ᵢ − v̄)² / (n (n − 1))). Treating the runs' own SEs as independent (√(Σ se²)/k) would
+ * shrink it by √k although every run answered the same problems.
  */
-export function pairedStderr(before: string, after: string): number | null {
-  const n = before.length;
-  if (n < 2 || after.length !== n) return null;
-  let sum = 0;
-  let sumSq = 0;
-  for (let i = 0; i < n; i++) {
-    const d = after.charCodeAt(i) - 48 - (before.charCodeAt(i) - 48);
-    sum += d;
-    sumSq += d * d;
-  }
-  const m = sum / n;
-  return Math.sqrt(Math.max(0, sumSq - n * m * m) / (n * (n - 1)));
+export function problemStderr(perRun: readonly (readonly number[])[]): number | null {
+  const n = perRun[0]?.length ?? 0;
+  if (n < 2) return null;
+  const perProblem = Array.from({ length: n }, (_, i) => mean(perRun.map((r) => r[i])));
+  const m = mean(perProblem);
+  return Math.sqrt(perProblem.reduce((a, v) => a + (v - m) ** 2, 0) / (n * (n - 1)));
 }
 
 export function mean(xs: number[]): number {
