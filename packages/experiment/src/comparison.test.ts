@@ -228,14 +228,15 @@ describe("the shipped examples", () => {
       assert.equal(r.spec.model, join(repo, ".temper/default/model-warm"));
       assert.equal(r.spec.trainData, join(repo, ".temper/default/data/train.jsonl"));
       assert.equal(r.spec.evalData, join(repo, ".temper/default/data/eval.jsonl"));
-      assert.equal(r.spec.steps, 40);
+      assert.equal(r.spec.steps, 30);
+      assert.equal(r.spec.promptsPerStep, 16);
       assert.equal(r.spec.sampling?.maxNewTokens, 24);
       assert.equal(r.spec.training?.lora?.targetModules.length, 7);
-      assert.deepEqual(r.spec.eval, { every: 20, size: 500, baseline: true, maxNewTokens: 24, majK: 0 });
+      assert.deepEqual(r.spec.eval, { every: 10, size: 500, baseline: true, maxNewTokens: 24, majK: 0 });
     }
     const adaptive = runs[3].spec.reward?.structure?.kind;
     assert.ok(adaptive?.$case === "adaptive" && adaptive.value.schedule?.$case === "time");
-    assert.equal(adaptive.value.schedule.value.totalSteps, 40);
+    assert.equal(adaptive.value.schedule.value.totalSteps, 30);
   });
 
   test("qwen3-4b-gsm8k.yaml: parses; with the real GSM8K files when they are here", () => {
