@@ -158,7 +158,7 @@ function gain(g: VariantSummary["gain"]): string {
   if (!g) return "–";
   const signed = `${g.mean >= 0 ? "+" : "−"}${Math.abs(g.mean).toFixed(3)}`;
   if (g.se === null) return signed;
-  return `${signed} ± ${g.se.toFixed(3)}${g.paired ? "" : " (unpaired)"}${g.se > 0 && g.mean > 2 * g.se ? " ✓" : ""}`;
+  return `${signed} ± ${g.se.toFixed(3)}${g.paired ? "" : " (unpaired)"}${g.clear ? " ✓" : ""}`;
 }
 
 /** One row per variant: warm start, final and best accuracy and the gain (± standard error), halfway step, wall time. */

@@ -324,7 +324,7 @@ function gain(g: VariantSummary["gain"]): string {
   const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fmt(Math.abs(v))}`;
   const se = g.se === null ? "" : ` <span class="se">± ${fmt(g.se)}</span>`;
   const kind = g.se !== null && !g.paired ? ` <span class="sub">unpaired</span>` : "";
-  const clear = g.se !== null && g.se > 0 && g.mean > 2 * g.se ? " ✓" : "";
+  const clear = g.clear ? " ✓" : "";
   const seeds = g.values.length > 1 ? `<br><span class="sub">${g.values.map(signed).join(", ")}</span>` : "";
   return `${signed(g.mean)}${se}${clear}${kind}${seeds}`;
 }

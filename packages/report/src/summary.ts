@@ -115,7 +115,7 @@ export interface VariantSummary {
    * after, differences averaged over seeds per problem; much smaller than the two accuracies' own
    * SEs) when every run kept its per-problem answers, otherwise that of independent evaluations.
    */
-  gain: (Stat & { paired: boolean }) | null;
+  gain: (Stat & { paired: boolean /** The mean exceeds two standard errors. */; clear: boolean }) | null;
   /** maj@k at the warm start and the final evaluation, where the runs measured it. */
   warmMaj: Stat | null;
   finalMaj: Stat | null;
@@ -151,11 +151,7 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       if (rows.length === 0) return null;
       const answers = sameProblems(rows.map((e) => e.solved));
       const ses = rows.map((e) => e.stderr);
-      const se = answers
-        ? problemStderr(answers.map(bits))
-        : ses.every((s) => s !== null)
-          ? Math.sqrt(ses.reduce((a, s) => a + s! * s!, 0)) / rows.length
-          : null;
+      const se = answers ? problemStderr(answers.map(bits)) : independentStderr(ses);
       return { mean: mean(rows.map((e) => e.accuracy)), se, values: rows.map((e) => e.accuracy) };
     };
     const majOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
@@ -163,12 +159,9 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       if (rows.length === 0) return null;
       const values = rows.map((e) => e.majAccuracy!);
       const ses = rows.map((e) => (e.n ? Math.sqrt((e.majAccuracy! * (1 - e.majAccuracy!)) / e.n) : null));
-      const se = ses.every((x) => x !== null)
-        ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / rows.length
-        : null;
-      return { mean: mean(values), se, values };
+      return { mean: mean(values), se: independentStderr(ses), values };
     };
-    const gainOf = (): (Stat & { paired: boolean }) | null => {
+    const gainOf = (): VariantSummary["gain"] => {
       const pairs = withEvals
         .map((r) => [r.evals!.find((e) => e.step === 0), r.evals![r.evals!.length - 1]] as const)
         .filter((p): p is readonly [EvalRow, EvalRow] => p[0] !== undefined && p[1].step > 0);
@@ -181,15 +174,15 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
           const [w, f] = [bits(answers[2 * k]), bits(answers[2 * k + 1])];
           return f.map((x, i) => x - w[i]);
         });
-        return { mean: mean(values), se: problemStderr(diffs), values, paired: true };
+        const se = problemStderr(diffs);
+        return { mean: mean(values), se, values, paired: true, clear: clears(mean(values), se) };
       }
-      const ses = pairs.map(([w, f]) =>
-        w.stderr === null || f.stderr === null ? null : Math.hypot(w.stderr, f.stderr),
+      const se = independentStderr(
+        pairs.map(([w, f]) =>
+          w.stderr === null || f.stderr === null ? null : Math.hypot(w.stderr, f.stderr),
+        ),
       );
-      const se = ses.every((x) => x !== null)
-        ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / pairs.length
-        : null;
-      return { mean: mean(values), se, values, paired: false };
+      return { mean: mean(values), se, values, paired: false, clear: clears(mean(values), se) };
     };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
@@ -255,6 +248,15 @@ export function wallTime(run: Run): number | null {
   if (t === null && anyStepTime) t = summed;
   for (const e of run.evals ?? []) if (e.elapsed !== null) t = Math.max(t ?? 0, e.elapsed);
   return t;
+}
+
+/** √(Σ se²)/k: the standard error of a mean of k independent evaluations (null if one has none). */
+function independentStderr(ses: (number | null)[]): number | null {
+  return ses.every((x) => x !== null) ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / ses.length : null;
+}
+
+function clears(gain: number, se: number | null): boolean {
+  return se !== null && se > 0 && gain > 2 * se;
 }
 
 /** Every run's per-problem answers, when all have them for the same number of problems; else null. */
