@@ -159,7 +159,10 @@ export class Qwen3Trainer {
       provider: options.provider ?? "cpu",
       threads: options.threads,
       optimization: options.optimization ?? (dtype === "float64" ? "basic" : "all"),
-      ortOptions: options.ortOptions,
+      // Every step pads to its own length. With ORT's memory pattern on, the first repeat of the
+      // first run's shape cost as much as that first run (5.4 s against ~1 s, batch 128 × 124);
+      // off, half that, and later steps no slower (tools/bench/train-shapes.ts).
+      ortOptions: { enableMemPattern: false, ...options.ortOptions },
     };
     const session = await Session.create(g.build(), sessionOptions);
     const trainable = declared.trainable.map((v) => ({ name: v.name, shape: v.shape as number[] }));
