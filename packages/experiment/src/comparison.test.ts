@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { scheduler } from "@temper/proto";
+import { learner, scheduler } from "@temper/proto";
 import { type Fixture, makeFixture } from "./fixture.ts";
 import {
   deepMerge,
@@ -237,6 +237,34 @@ describe("the shipped examples", () => {
     const adaptive = runs[3].spec.reward?.structure?.kind;
     assert.ok(adaptive?.$case === "adaptive" && adaptive.value.schedule?.$case === "time");
     assert.equal(adaptive.value.schedule.value.totalSteps, 30);
+  });
+
+  test("default-long.yaml: default.yaml with four times the steps, a cosine, zero-signal groups dropped, seeds 1 and 2", () => {
+    const short = loadComparison(join(examples, "default.yaml"), { checkFiles: false }).runs;
+    const { runs } = loadComparison(join(examples, "default-long.yaml"), { checkFiles: false });
+    assert.deepEqual(
+      runs.map((r) => [r.spec.name, r.spec.seed]),
+      [1, 2].flatMap((seed) => ["hard", "continuous", "hybrid", "adaptive"].map((n) => [n, seed])),
+    );
+    for (const r of runs) {
+      const same = short.find((s) => s.spec.name === r.spec.name)!.spec;
+      assert.equal(r.spec.model, same.model);
+      assert.equal(r.spec.trainData, same.trainData);
+      assert.equal(r.spec.evalData, same.evalData);
+      if (r.spec.name !== "adaptive") assert.deepEqual(r.spec.reward?.structure, same.reward?.structure);
+      assert.deepEqual(r.spec.sampling, { ...same.sampling, seed: r.spec.seed });
+      assert.deepEqual(r.spec.training?.lora, same.training?.lora);
+      assert.equal(r.spec.steps, 120);
+      assert.equal(r.spec.dropZeroSignalGroups, true);
+      assert.equal(r.spec.training?.optimizer?.learningRate, same.training?.optimizer?.learningRate);
+      assert.equal(r.spec.training?.optimizer?.schedule, learner.LrSchedule.LR_SCHEDULE_COSINE);
+      assert.equal(r.spec.training?.optimizer?.minLrRatio, 0.1);
+      assert.equal(r.spec.training?.optimizer?.totalSteps, 120);
+      assert.deepEqual(r.spec.eval, { ...same.eval, every: 30 });
+    }
+    const adaptive = runs[3].spec.reward?.structure?.kind;
+    assert.ok(adaptive?.$case === "adaptive" && adaptive.value.schedule?.$case === "time");
+    assert.equal(adaptive.value.schedule.value.totalSteps, 120);
   });
 
   test("qwen3-4b-gsm8k.yaml: parses; with the real GSM8K files when they are here", () => {

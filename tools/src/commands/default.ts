@@ -20,7 +20,7 @@ one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptiv
 prompts), every service a process; then one HTML report and the summary table.
 
   --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
-  --long           every structure over seeds 1, 2 and 3 (about three times as long)
+  --long           examples/default-long.yaml: 120 steps per structure, seeds 1 and 2 (~45 min)
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, or
                    .temper/smoke with --smoke); the data and the warm start are made once
   --port-offset N  added to every port of the local stack
@@ -33,6 +33,8 @@ prompts), every service a process; then one HTML report and the summary table.
 /** The two settings. Numbers for the full one are chosen to fit the budget of a 2-core CPU. */
 export interface Setting {
   preset: "mini" | "tiny";
+  /** The comparison file under examples/ (its runs, seeds and RL settings). */
+  file: string;
   synth: {
     sft: number;
     train: number;
@@ -54,8 +56,6 @@ export interface Setting {
     /** The SFT batch order. */
     seed: number;
   };
-  /** Seeds of every structure (default: the comparison file's). */
-  seeds?: number[];
   /** Overrides of the comparison file's runs (smoke shrinks them). */
   rl?: {
     steps: number;
@@ -75,6 +75,7 @@ export interface Setting {
 // held-out answers from right to wrong as the other way.
 const FULL: Setting = {
   preset: "mini",
+  file: "default.yaml",
   synth: {
     sft: 3000,
     train: 1000,
@@ -96,11 +97,12 @@ const FULL: Setting = {
   },
 };
 
-/** Longer: the same warm start and runs, over three seeds (mean and spread in the report). */
-const LONG: Setting = { ...FULL, seeds: [1, 2, 3] };
+/** Longer: the same warm start; four times the steps, over two seeds (default-long.yaml). */
+const LONG: Setting = { ...FULL, file: "default-long.yaml" };
 
 export const SMOKE: Setting = {
   preset: "tiny",
+  file: "default.yaml",
   synth: {
     sft: 64,
     train: 32,
@@ -273,17 +275,8 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
 
-  const file = loadComparison(join(ROOT, "examples", "default.yaml"), { checkFiles: false });
-  // seed-major, like a comparison file's `seeds:`
-  const runs = setting.seeds
-    ? setting.seeds.flatMap((seed) =>
-        file.runs.map((r) => ({
-          ...r,
-          spec: { ...structuredClone(r.spec), seed },
-          resolved: { ...r.resolved, seed },
-        })),
-      )
-    : file.runs;
+  const file = loadComparison(join(ROOT, "examples", setting.file), { checkFiles: false });
+  const runs = file.runs;
   for (const r of runs) {
     r.spec.model = warm;
     r.spec.trainData = join(data, "train.jsonl");
