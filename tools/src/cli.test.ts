@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { CliError, outputDir, outputFile, parseFlags } from "./cli.ts";
 import { errorOf } from "./cli-testing.ts";
 import { dispatch } from "./dispatch.ts";
-import { Progress } from "./progress.ts";
+import { duration, Progress } from "./progress.ts";
 
 const bin = resolve(dirname(fileURLToPath(import.meta.url)), "../bin/temper.mjs");
 const dir = mkdtempSync(join(tmpdir(), "temper-cli-"));
@@ -124,6 +124,19 @@ describe("negative numbers are flag values", () => {
       ],
     ];
     for (const [argv, message] of cases) assert.match(await errorOf(argv), message, argv.join(" "));
+  });
+});
+
+describe("durations", () => {
+  it("round before splitting minutes and seconds (239.6 s is 4m00s, not 3m60s)", () => {
+    assert.deepEqual([0.4, 59.6, 239.6, 75, 3599.6, 3700].map(duration), [
+      "0s",
+      "1m00s",
+      "4m00s",
+      "1m15s",
+      "1h00m",
+      "1h01m",
+    ]);
   });
 });
 

@@ -7,6 +7,7 @@ import { createClient, type PromiseClient } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
 import { groupVariants, loadRun, renderReport, summarize, type VariantSummary } from "@temper/report";
 import { CliError } from "./cli.ts";
+import { duration } from "./progress.ts";
 import { NATS_DEFAULT_PORT } from "./services.ts";
 import { ROOT, type Stack, startStack } from "./stack-runtime.ts";
 
@@ -82,12 +83,6 @@ const STATUS_NAME: Record<number, string> = {
   [orchestrator.RunStatus.RUN_STATUS_STOPPED]: "STOPPED",
 };
 export const statusName = (s: orchestrator.RunStatus) => STATUS_NAME[s] ?? "UNSPECIFIED";
-
-function duration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return "?";
-  if (s < 60) return `${Math.round(s)}s`;
-  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
-}
 
 const fmt = (x: number | undefined, digits = 3) =>
   x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
