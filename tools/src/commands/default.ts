@@ -30,7 +30,7 @@ prompts), every service a process; then one HTML report and the summary table.
   --prepare        make the data, the base model and the warm start (cached), then exit
   --out FILE       the report (default <data-dir>/report.html)`;
 
-/** The two settings. Numbers for the full one are chosen to fit the budget of a 2-core CPU. */
+/** The settings: FULL (npm start), LONG (--long), SMOKE (--smoke). FULL is sized to a 2-core CPU. */
 export interface Setting {
   preset: "mini" | "tiny";
   /** The comparison file under examples/ (its runs, seeds and RL settings). */
