@@ -58,6 +58,8 @@ describe("the RL loop through the orchestrator", {
       natsPort: 4222 + offset,
       portOffset: offset,
       model: modelDir,
+      // Held-out sets larger than one Generate may hold go out in parts: 6 problems in calls of 4.
+      env: { rollout: { MAX_PROMPTS: "4" }, orchestrator: { GENERATE_MAX_PROMPTS: "4" } },
     });
     client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
       defaults: { timeoutMs: 60_000 },
@@ -202,7 +204,7 @@ describe("the RL loop through the orchestrator", {
     const bus = await connectBus({ url: stack.natsUrl, name: "rl-loop-test" });
     try {
       for (const [subject, count] of [
-        ["rollout.completed", STEPS + 2 * evals.length], // eval: greedy, then maj@k
+        ["rollout.completed", STEPS + 2 * 2 * evals.length], // eval: greedy, then maj@k; 4 + 2 prompts each
         ["reward.blended", STEPS],
         ["policy.updated", STEPS],
         ["metrics.step", STEPS],

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { common, type scheduler } from "@temper/proto";
 import { rolloutMetrics, trainingBatch } from "./batch.ts";
-import { drawSteps, shardRanges } from "./prompts.ts";
+import { callRanges, drawSteps, shardRanges } from "./prompts.ts";
 
 function group(
   id: string,
@@ -152,5 +152,16 @@ describe("prompt draws", () => {
       [0, 1],
       [1, 2],
     ]);
+  });
+
+  it("a shard goes out in calls of at most the limit, in order, covering it once", () => {
+    assert.deepEqual(callRanges(3, 13, 4), [
+      [3, 7],
+      [7, 11],
+      [11, 13],
+    ]);
+    assert.deepEqual(callRanges(0, 4, 4), [[0, 4]]);
+    assert.deepEqual(callRanges(5, 5, 4), []);
+    assert.throws(() => callRanges(0, 4, 0), /max must be an integer ≥ 1/);
   });
 });

@@ -2,6 +2,7 @@
 // runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
 import { env, parseEndpoint, type ServiceDeclaration, type VarSpec } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
+import { GENERATE_MAX_PROMPTS } from "./prompts.ts";
 
 const endpoints: VarSpec<string[]> = {
   default: ["127.0.0.1:50070"],
@@ -43,6 +44,12 @@ const config = {
     min: 1000,
     max: 86_400_000,
     doc: "deadline of one Generate, Score or Train attempt",
+  }),
+  GENERATE_MAX_PROMPTS: env.int({
+    default: GENERATE_MAX_PROMPTS,
+    min: 1,
+    max: 65_536,
+    doc: "most prompts in one Generate (and groups in one held-out correctness Score); a larger shard, such as a big held-out set, goes out in several calls. At most the rollout's MAX_PROMPTS",
   }),
   INSTANCE_ID: env.string({
     default: "",

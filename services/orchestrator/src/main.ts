@@ -40,7 +40,12 @@ await runService({
       table,
       clients,
       bus!,
-      { runsDir, retryWaitMs: c.RETRY_WAIT_MS, callTimeoutMs: c.CALL_TIMEOUT_MS },
+      {
+        runsDir,
+        retryWaitMs: c.RETRY_WAIT_MS,
+        callTimeoutMs: c.CALL_TIMEOUT_MS,
+        maxPromptsPerCall: c.GENERATE_MAX_PROMPTS,
+      },
       logger,
     );
     impl = o;

@@ -62,3 +62,19 @@ export function shardRanges(count: number, shards: number): [number, number][] {
     Math.floor(((s + 1) * count) / k),
   ]);
 }
+
+/** Most prompts in one Generate unless configured: the rollout's default MAX_PROMPTS. */
+export const GENERATE_MAX_PROMPTS = 1024;
+
+/**
+ * `[from, to)` in consecutive pieces of at most `max` prompts: one shard as the Generate calls that
+ * carry it (a held-out set may exceed what one call may hold). Rollout seeds each prompt by its id,
+ * not its position, so the pieces sample what one call would.
+ */
+export function callRanges(from: number, to: number, max: number): [number, number][] {
+  if (!(Number.isSafeInteger(max) && max >= 1))
+    throw new RangeError(`max must be an integer ≥ 1, got ${max}`);
+  const out: [number, number][] = [];
+  for (let a = from; a < to; a += max) out.push([a, Math.min(to, a + max)]);
+  return out;
+}

@@ -9,7 +9,7 @@ import { type Bus, GrpcError, type Logger, type PromiseClient, Status } from "@t
 import { common, events, type learner, type orchestrator, reward, rollout, scheduler } from "@temper/proto";
 import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
 import { type Ballot, majorityCorrect } from "./majority.ts";
-import { drawStep, shardRanges } from "./prompts.ts";
+import { callRanges, drawStep, GENERATE_MAX_PROMPTS, shardRanges } from "./prompts.ts";
 import type { RolloutPool } from "./rollout-pool.ts";
 import {
   decodeSpec,
@@ -33,6 +33,11 @@ export interface RunnerOptions {
   retryWaitMs: number;
   /** Deadline of one Generate / Train / Score attempt. */
   callTimeoutMs: number;
+  /**
+   * Most prompts in one Generate, and groups in one held-out correctness Score; larger shards go out
+   * in several calls (default GENERATE_MAX_PROMPTS, the rollout's own default MAX_PROMPTS).
+   */
+  maxPromptsPerCall?: number;
 }
 
 /** A run whose lease is older than this may be taken over by another orchestrator. */
@@ -156,31 +161,60 @@ export class Runner {
   ): Promise<{ groups: common.Group[]; engineSeconds: number }> {
     const endpoints = await this.retry(`rollout servers (${tag})`, () => this.clients.rollouts.endpoints());
     const shards = shardRanges(prompts.length, endpoints.length);
+    const max = this.options.maxPromptsPerCall ?? GENERATE_MAX_PROMPTS;
     const parts = await Promise.all(
-      shards.map(([from, to], k) =>
-        this.retry(`rollout Generate (${tag}, shard ${k})`, (signal, attempt) =>
-          endpoints[(k + attempt) % endpoints.length].generate(
-            {
-              prompts: prompts.slice(from, to),
-              numCompletions: n,
-              sampling,
-              adapterVersion: this.rec.policyVersion,
-              chat: this.spec.chat,
-              enableThinking: this.spec.enableThinking,
-              runId: this.rec.runId,
-              step,
-              callTag: shards.length > 1 ? `${tag}.shard-${k}` : tag,
-            },
-            { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
-          ),
-        ),
-      ),
+      shards.map(async ([from, to], k) => {
+        // a shard's calls one after another, so that each endpoint carries one call at a time
+        const calls = callRanges(from, to, max);
+        const groups: common.Group[] = [];
+        let engineSeconds = 0;
+        for (const [j, [a, b]] of calls.entries()) {
+          const where = [shards.length > 1 ? `shard ${k}` : "", calls.length > 1 ? `part ${j}` : ""].filter(
+            Boolean,
+          );
+          const r = await this.retry(`rollout Generate (${[tag, ...where].join(", ")})`, (signal, attempt) =>
+            endpoints[(k + attempt) % endpoints.length].generate(
+              {
+                prompts: prompts.slice(a, b),
+                numCompletions: n,
+                sampling,
+                adapterVersion: this.rec.policyVersion,
+                chat: this.spec.chat,
+                enableThinking: this.spec.enableThinking,
+                runId: this.rec.runId,
+                step,
+                callTag: [tag, ...where.map((w) => w.replace(" ", "-"))].join("."),
+              },
+              { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+            ),
+          );
+          groups.push(...r.groups);
+          engineSeconds += r.engineSeconds;
+        }
+        return { groups, engineSeconds };
+      }),
     );
     // shards run side by side: the engine time of the step is the slowest shard's
     return {
       groups: parts.flatMap((p) => p.groups),
       engineSeconds: Math.max(0, ...parts.map((p) => p.engineSeconds)),
     };
+  }
+
+  /** correctness Score of held-out groups, in calls of at most maxPromptsPerCall groups. */
+  private async scoreHeldOut(groups: common.Group[], tag: string): Promise<reward.ScoreResponse["results"]> {
+    const max = this.options.maxPromptsPerCall ?? GENERATE_MAX_PROMPTS;
+    const results: reward.ScoreResponse["results"] = [];
+    for (const [a, b] of callRanges(0, groups.length, max)) {
+      const scored = await this.retry(`correctness Score (${tag})`, (signal) =>
+        this.clients.correctness.score(
+          { groups: groups.slice(a, b), params: undefined },
+          { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
+        ),
+      );
+      results.push(...scored.results);
+    }
+    return results;
   }
 
   private async evaluate(stepsDone: number): Promise<void> {
@@ -203,15 +237,10 @@ export class Runner {
     };
     const { groups } = await this.generate(prompts, sampling, 1, stepsDone, "eval");
     // Scored by the correctness source itself: the scheduler's per-step state belongs to training.
-    const scored = await this.retry("correctness Score (eval)", (signal) =>
-      this.clients.correctness.score(
-        { groups, params: undefined },
-        { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
-      ),
-    );
+    const results = await this.scoreHeldOut(groups, "eval");
     // One answer per problem, in request order: "1" solved, "0" not. Kept so that two evaluations of
     // the same problems compare pairwise (the report's paired standard error of a gain).
-    const solved = scored.results
+    const solved = results
       .map((r) => {
         const v = r.components.correctness_hard;
         return v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1 ? "1" : "0";
@@ -268,17 +297,12 @@ export class Runner {
   ): Promise<number> {
     const sampling: rollout.SamplingParams = { ...this.spec.sampling!, maxNewTokens, seed: this.spec.seed };
     const { groups } = await this.generate(prompts, sampling, k, stepsDone, "eval-maj");
-    const scored = await this.retry("correctness Score (eval maj@k)", (signal) =>
-      this.clients.correctness.score(
-        { groups, params: undefined },
-        { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
-      ),
-    );
+    const results = await this.scoreHeldOut(groups, "eval maj@k");
     let i = 0;
     let solved = 0;
     for (const g of groups) {
       const ballots: Ballot[] = g.completions.map((c) => {
-        const v = scored.results[i++]?.components.correctness_hard;
+        const v = results[i++]?.components.correctness_hard;
         return {
           text: c.text,
           finishReason: finishReasonName(c.finishReason),
