@@ -21,14 +21,15 @@ prompts), every service a process; then one HTML report and the summary table.
 
   --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
   --long           examples/default-long.yaml: 120 steps per structure, seeds 1 and 2 (~32 min)
-  --data-dir DIR   data, models, the stack's store and runs (default .temper/default, or
-                   .temper/smoke with --smoke); the data and the warm start are made once
+  --data-dir DIR   data, models, the stack's store and runs (default .temper/default, which
+                   --long shares, or .temper/smoke with --smoke); the data and the warm start
+                   are made once
   --port-offset N  added to every port of the local stack
   --orchestrator ADDR  run on a running orchestrator (host:port) instead of a local stack: its
                    rollout and learner must serve DATA_DIR/model-warm, and DATA_DIR and the runs
                    must be at the same paths there (compose: deploy/compose.experiment.yaml)
   --prepare        make the data, the base model and the warm start (cached), then exit
-  --out FILE       the report (default <data-dir>/report.html)`;
+  --out FILE       the report (default <data-dir>/report.html, report-long.html with --long)`;
 
 /** The settings: FULL (npm start), LONG (--long), SMOKE (--smoke). FULL is sized to a 2-core CPU. */
 export interface Setting {
@@ -255,16 +256,18 @@ export async function run(argv: string[]): Promise<void> {
   const portOffset = numberFlag("port-offset", values["port-offset"], 0)!;
   if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 10_000)
     throw new CliError(`--port-offset: expected an integer in [0, 10000], got ${portOffset}`);
-  const dir = resolve(
-    values["data-dir"] ?? join(ROOT, ".temper", values.smoke ? "smoke" : values.long ? "long" : "default"),
-  );
+  // --long is the default setting's data and warm start run longer: one cache serves both
+  const dir = resolve(values["data-dir"] ?? join(ROOT, ".temper", values.smoke ? "smoke" : "default"));
   const started = Date.now();
   const data = join(dir, "data");
   const base = join(dir, "model-base");
   const warm = join(dir, "model-warm");
   outputDir("data-dir", dir);
   // the report's directory is made (or found unusable) now, not after an hour of training
-  const reportPath = outputFile("out", resolve(values.out ?? join(dir, "report.html")));
+  const reportPath = outputFile(
+    "out",
+    resolve(values.out ?? join(dir, values.long ? "report-long.html" : "report.html")),
+  );
   invalidateStaleCache(dir, setting, ["data", "model-base", "model-warm", "model-warm.partial"]);
   ensureData(data, setting);
   ensureBase(base, setting);
@@ -299,9 +302,9 @@ export async function run(argv: string[]): Promise<void> {
     orchestrator: values.orchestrator,
   });
   const total = (Date.now() - started) / 1000;
-  process.stdout.write(`\n${res.table.join("\n")}\n\n`);
+  if (res.report) process.stdout.write(`\n${res.table.join("\n")}\n\nreport: ${res.report}\n`);
   process.stdout.write(
-    `report: ${res.report}\nwall time: ${total.toFixed(0)} s (data + warm start ${warmSeconds.toFixed(0)} s, RL ${(total - warmSeconds).toFixed(0)} s)\n`,
+    `wall time: ${total.toFixed(0)} s (data + warm start ${warmSeconds.toFixed(0)} s, RL ${(total - warmSeconds).toFixed(0)} s)\n`,
   );
   if (res.failed.length)
     throw new CliError(`${res.failed.length} run(s) did not succeed: ${res.failed.join("; ")}`, 1);

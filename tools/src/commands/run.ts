@@ -3,6 +3,7 @@
 // progress line, then write the report and print the summary table. `temper runs`, `watch`,
 // `stop`, `resume`: the orchestrator's runs. Without --orchestrator a local stack is started for
 // the command's duration.
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ExperimentError, type LoadedExperiment, loadComparison } from "@temper/experiment";
 import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
@@ -64,8 +65,10 @@ export async function runComparison(
   } finally {
     await conn.close();
   }
-  if (!o.reportPath || dirs.length === 0) return { dirs, table: [], failed };
-  const { path, table } = writeReport(dirs, o.reportPath);
+  // a run that failed before its first step has nothing to plot; the failures say why
+  const reportable = dirs.filter((d) => existsSync(join(d, "metrics.jsonl")));
+  if (!o.reportPath || reportable.length === 0) return { dirs, table: [], failed };
+  const { path, table } = writeReport(reportable, o.reportPath);
   return { dirs, report: path, table, failed };
 }
 
