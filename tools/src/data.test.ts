@@ -44,6 +44,27 @@ describe("temper data synth", () => {
         readFileSync(join(dir, "b", `${n}.jsonl`), "utf8"),
         readFileSync(join(dir, "a", `${n}.jsonl`), "utf8"),
       );
+    // --eval-extra: more held-out problems after the same 20, sft and train unchanged
+    const more = temper(
+      ...args,
+      "--eval-extra",
+      "15",
+      "--max-steps",
+      "2",
+      "--max-operand",
+      "12",
+      "--out",
+      join(dir, "c"),
+    );
+    assert.equal(more.code, 0, more.stderr);
+    for (const n of ["sft", "train"])
+      assert.equal(
+        readFileSync(join(dir, "c", `${n}.jsonl`), "utf8"),
+        readFileSync(join(dir, "a", `${n}.jsonl`), "utf8"),
+      );
+    const grown = read(join(dir, "c", "eval.jsonl"));
+    assert.deepEqual(grown.slice(0, 20), sets[2]);
+    assert.equal(new Set([...sets[0], ...sets[1], ...grown].map((e) => e.question)).size, 105);
   });
 
   it("bad input is one line on stderr, exit 2", () => {

@@ -66,6 +66,19 @@ describe("synthetic grade-school problems", () => {
     assert.notDeepEqual(other.eval, sets.eval.slice(0, 10));
     const small = synthesizeSets({ sft: 3, train: 0, eval: 50, seed: 7 });
     assert.deepEqual(small.eval, sets.eval.slice(0, 50));
+    // a larger eval set made the plain way draws its extra problems first and so moves the others;
+    // evalExtra appends held-out problems made after them, leaving the SFT and RL sets as they were
+    const grown = synthesizeSets({ sft: 300, train: 300, eval: 200, evalExtra: 150, seed: 7 });
+    assert.deepEqual([grown.sft, grown.train], [sets.sft, sets.train]);
+    assert.deepEqual(grown.eval.slice(0, 200), sets.eval);
+    assert.equal(grown.eval.length, 350);
+    const grownAll = [...grown.sft, ...grown.train, ...grown.eval];
+    assert.equal(new Set(grownAll.map((e) => e.question)).size, grownAll.length);
+    assert.equal(new Set(grownAll.map((e) => chainOf(e.answer))).size, grownAll.length);
+    assert.throws(
+      () => synthesizeSets({ sft: 1, train: 1, eval: 1, evalExtra: -1, seed: 7 }),
+      /evalExtra count/,
+    );
     const r1 = mulberry32(5);
     const r2 = mulberry32(5);
     assert.deepEqual(synthesizeProblem(r1), synthesizeProblem(r2));

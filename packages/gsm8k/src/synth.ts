@@ -69,6 +69,12 @@ export interface SynthSetsOptions extends SynthOptions {
   sft: number;
   train: number;
   eval: number;
+  /**
+   * Held-out problems appended to `eval`, made after the other sets (and disjoint from them) by
+   * continuing the eval stream: a held-out set grown this way leaves the SFT and RL data as they
+   * were, so a warm start made on them stays valid. Default 0.
+   */
+  evalExtra?: number;
   seed: number;
   disjoint?: SynthDisjointness;
 }
@@ -558,8 +564,13 @@ function tryProblem(r: Rand, steps: number, knobs: Knobs): SynthProblem | null {
  */
 export function synthesizeSets(options: SynthSetsOptions): SynthSets {
   const knobs = checkOptions(options);
-  for (const name of ["sft", "train", "eval"] as const) {
-    const n = options[name];
+  const evalExtra = options.evalExtra ?? 0;
+  for (const [name, n] of [
+    ["sft", options.sft],
+    ["train", options.train],
+    ["eval", options.eval],
+    ["evalExtra", evalExtra],
+  ] as const) {
     if (!Number.isSafeInteger(n) || n < 0)
       throw new SynthError(`${name} count must be an integer ≥ 0, got ${n}`);
   }
@@ -570,14 +581,14 @@ export function synthesizeSets(options: SynthSetsOptions): SynthSets {
     throw new SynthError(`disjoint must be chain or question, got ${disjoint}`);
   const keys = new Set<string>();
   const texts = new Set<string>();
-  const make = (name: "sft" | "train" | "eval"): Gsm8kExample[] => {
-    const r = mulberry32(mixSeed(options.seed, name));
+  /** `count` problems from stream `r`, none sharing what `disjoint` forbids with any made before. */
+  const make = (r: Rand, count: number): Gsm8kExample[] => {
     const out: Gsm8kExample[] = [];
     let misses = 0;
-    while (out.length < options[name]) {
+    while (out.length < count) {
       const p = synthesizeProblem(r, { ...knobs, steps: { min: knobs.min, max: knobs.max } });
       if ((disjoint === "chain" && keys.has(p.key)) || texts.has(p.question)) {
-        if (++misses > 10_000 + 20 * options[name])
+        if (++misses > 10_000 + 20 * count)
           throw new SynthError(
             `only ${disjoint === "chain" ? keys.size : texts.size} distinct problems found for ${knobs.min}..${knobs.max} steps and max operand ${knobs.maxOperand}; ask for fewer or widen the knobs`,
           );
@@ -590,9 +601,12 @@ export function synthesizeSets(options: SynthSetsOptions): SynthSets {
     }
     return out;
   };
-  const evalSet = make("eval");
-  const train = make("train");
-  const sft = make("sft");
+  const stream = (name: "sft" | "train" | "eval") => mulberry32(mixSeed(options.seed, name));
+  const evalStream = stream("eval");
+  const evalSet = make(evalStream, options.eval);
+  const train = make(stream("train"), options.train);
+  const sft = make(stream("sft"), options.sft);
+  evalSet.push(...make(evalStream, evalExtra));
   return { sft, train, eval: evalSet };
 }
 

@@ -11,7 +11,7 @@ interface Subcommand {
   run(argv: string[]): Promise<void>;
 }
 
-const SYNTH_USAGE = `temper data synth --sft N --train N --eval N --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] [--disjoint chain|question] --out DIR
+const SYNTH_USAGE = `temper data synth --sft N --train N --eval N [--eval-extra N] --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] [--disjoint chain|question] --out DIR
 
 Writes DIR/sft.jsonl, DIR/train.jsonl and DIR/eval.jsonl: arithmetic word problems in GSM8K's
 format ({"question", "answer"}, the answer a rationale with <<a op b=c>> annotations ending in
@@ -20,6 +20,8 @@ question (and by default no arithmetic chain); the same flags give the same file
 
 options:
   --sft N, --train N, --eval N   set sizes (required; 0 allowed)
+  --eval-extra N                 held-out problems appended to eval.jsonl, made after the other
+                                 sets: a larger held-out set that leaves sft and train unchanged
   --seed S                       seed (required)
   --min-steps A, --max-steps B   steps per problem, within 1..3 (default 1, 3)
   --max-operand M                largest operand (default 20)
@@ -90,6 +92,7 @@ async function runSynth(argv: string[]): Promise<void> {
     sft: { type: "string" },
     train: { type: "string" },
     eval: { type: "string" },
+    "eval-extra": { type: "string" },
     seed: { type: "string" },
     "min-steps": { type: "string" },
     "max-steps": { type: "string" },
@@ -102,6 +105,7 @@ async function runSynth(argv: string[]): Promise<void> {
   const sft = integerFlag("sft", values.sft, 0);
   const train = integerFlag("train", values.train, 0);
   const evalCount = integerFlag("eval", values.eval, 0);
+  const evalExtra = integerFlag("eval-extra", values["eval-extra"], 0, 0);
   const seed = integerFlag("seed", values.seed, 0);
   const min = integerFlag("min-steps", values["min-steps"], 1, 1);
   const max = integerFlag("max-steps", values["max-steps"], 1, 3);
@@ -119,6 +123,7 @@ async function runSynth(argv: string[]): Promise<void> {
       sft,
       train,
       eval: evalCount,
+      evalExtra,
       seed,
       steps: { min, max },
       maxOperand,
