@@ -232,7 +232,7 @@ describe("the shipped examples", () => {
       assert.equal(r.spec.promptsPerStep, 16);
       assert.equal(r.spec.sampling?.maxNewTokens, 24);
       assert.equal(r.spec.training?.lora?.targetModules.length, 7);
-      assert.deepEqual(r.spec.eval, { every: 10, size: 500, baseline: true, maxNewTokens: 24, majK: 0 });
+      assert.deepEqual(r.spec.eval, { every: 15, size: 2000, baseline: true, maxNewTokens: 24, majK: 0 });
     }
     const adaptive = runs[3].spec.reward?.structure?.kind;
     assert.ok(adaptive?.$case === "adaptive" && adaptive.value.schedule?.$case === "time");

@@ -40,6 +40,8 @@ export interface Setting {
     sft: number;
     train: number;
     eval: number;
+    /** Held-out problems made after the SFT and RL sets (synthesizeSets' evalExtra). */
+    evalExtra: number;
     seed: number;
     maxOperand: number;
     maxResult: number;
@@ -80,7 +82,12 @@ const FULL: Setting = {
   synth: {
     sft: 3000,
     train: 1000,
+    // 2000 held-out problems: the 500 of earlier versions, then 1500 made after the training sets so
+    // that those, and so the warm start, stay as they were (a plain eval of 2000 draws its extra
+    // problems first and moved them: that warm start solved 94% where this one solves 87%). The
+    // paired standard error of a gain falls to ~0.5 points from ~1.1 on 500.
     eval: 500,
+    evalExtra: 1500,
     seed: 1,
     maxOperand: 10,
     maxResult: 100,
@@ -108,6 +115,7 @@ export const SMOKE: Setting = {
     sft: 64,
     train: 32,
     eval: 16,
+    evalExtra: 0,
     seed: 1,
     maxOperand: 9,
     maxResult: 81,
@@ -158,6 +166,7 @@ function ensureData(dir: string, s: Setting): void {
     sft: s.synth.sft,
     train: s.synth.train,
     eval: s.synth.eval,
+    evalExtra: s.synth.evalExtra,
     seed: s.synth.seed,
     maxOperand: s.synth.maxOperand,
     maxResult: s.synth.maxResult,
