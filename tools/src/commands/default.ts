@@ -20,7 +20,7 @@ one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptiv
 prompts), every service a process; then one HTML report and the summary table.
 
   --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
-  --long           examples/default-long.yaml: 120 steps per structure, seeds 1 and 2 (~32 min)
+  --long           examples/default-long.yaml: 120 steps per structure, seeds 1 and 2 (~40 min)
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, which
                    --long shares, or .temper/smoke with --smoke); the data and the warm start
                    are made once
