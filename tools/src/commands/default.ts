@@ -105,7 +105,7 @@ const FULL: Setting = {
   },
 };
 
-/** Longer: the same warm start; four times the steps, over two seeds (default-long.yaml). */
+/** Longer: the same warm start and recipe; twice the steps, over two seeds (default-long.yaml). */
 const LONG: Setting = { ...FULL, file: "default-long.yaml" };
 
 export const SMOKE: Setting = {
