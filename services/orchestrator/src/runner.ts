@@ -72,6 +72,10 @@ export interface Datasets {
 export class Runner {
   private readonly stop = new AbortController();
   private leaseLost = false;
+  /** Most prompts (or held-out groups) in one call; see RunnerOptions.maxPromptsPerCall. */
+  private get callLimit(): number {
+    return this.options.maxPromptsPerCall ?? GENERATE_MAX_PROMPTS;
+  }
   private detached = false;
   private readonly spec: orchestrator.RunSpec;
   private driveStarted = performance.now();
@@ -161,11 +165,10 @@ export class Runner {
   ): Promise<{ groups: common.Group[]; engineSeconds: number }> {
     const endpoints = await this.retry(`rollout servers (${tag})`, () => this.clients.rollouts.endpoints());
     const shards = shardRanges(prompts.length, endpoints.length);
-    const max = this.options.maxPromptsPerCall ?? GENERATE_MAX_PROMPTS;
     const parts = await Promise.all(
       shards.map(async ([from, to], k) => {
         // a shard's calls one after another, so that each endpoint carries one call at a time
-        const calls = callRanges(from, to, max);
+        const calls = callRanges(from, to, this.callLimit);
         const groups: common.Group[] = [];
         let engineSeconds = 0;
         for (const [j, [a, b]] of calls.entries()) {
@@ -203,9 +206,8 @@ export class Runner {
 
   /** correctness Score of held-out groups, in calls of at most maxPromptsPerCall groups. */
   private async scoreHeldOut(groups: common.Group[], tag: string): Promise<reward.ScoreResponse["results"]> {
-    const max = this.options.maxPromptsPerCall ?? GENERATE_MAX_PROMPTS;
     const results: reward.ScoreResponse["results"] = [];
-    for (const [a, b] of callRanges(0, groups.length, max)) {
+    for (const [a, b] of callRanges(0, groups.length, this.callLimit)) {
       const scored = await this.retry(`correctness Score (${tag})`, (signal) =>
         this.clients.correctness.score(
           { groups: groups.slice(a, b), params: undefined },
