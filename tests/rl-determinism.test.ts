@@ -11,8 +11,10 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { withBusyCores } from "@temper/kit/testing";
+import { machineInfo } from "@temper/onnx";
 import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { parse } from "yaml";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
 import { additionProblems, freeStackOffset, STRUCTURES, testRunSpec } from "./src/index.ts";
 
@@ -113,10 +115,11 @@ describe("an RL run is reproducible with every core busy", {
     };
   }
 
-  it("two runs, one beside a busy process on every core, end with the same adapter and metrics", {
+  it("two runs, one beside a busy process on every core, end with the same adapter and metrics; spec.yaml names the machine", {
     timeout: 900_000,
   }, async () => {
-    const quiet = await outcome(await runToEnd("quiet"));
+    const quietRun = await runToEnd("quiet");
+    const quiet = await outcome(quietRun);
     const busy = await outcome(await withBusyCores(() => runToEnd("busy")));
     assert.equal(quiet.metrics.length, STEPS);
     assert.ok(
@@ -127,5 +130,17 @@ describe("an RL run is reproducible with every core busy", {
     assert.deepEqual(busy.evals, quiet.evals);
     assert.deepEqual(busy.samples, quiet.samples);
     assert.ok(busy.adapter.equals(quiet.adapter), "the final adapters differ");
+
+    // what the bits depend on besides the inputs is recorded; the stack leaves THREADS unset, so
+    // the engines run at ORT's default, this machine's physical cores
+    const here = machineInfo();
+    const machine = {
+      cpu_model: here.cpuModel,
+      cpu_flags: here.cpuFlags,
+      intra_op_threads: here.intraOpThreads,
+      onnxruntime_version: here.onnxruntimeVersion,
+    };
+    const spec = parse(readFileSync(join(quietRun.directory, "spec.yaml"), "utf8"));
+    assert.deepEqual(spec.machine, { rollout: [machine], learner: machine });
   });
 });

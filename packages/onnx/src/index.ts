@@ -23,6 +23,7 @@ export {
   type WeightData,
 } from "./graph.ts";
 export type { Attrs, AttrValue, TensorAttr } from "./infer.ts";
+export { KERNEL_FLAGS, type MachineInfo, machineInfo } from "./machine.ts";
 export { type ExternalTensor, OnnxModel } from "./model.ts";
 export {
   type CreateSessionOptions,

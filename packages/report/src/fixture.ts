@@ -99,6 +99,22 @@ export function writeExampleRuns(
           created_at: `2025-06-0${1 + si}T09:${String(10 + vi).padStart(2, "0")}:00Z`,
           reward: { structure: name, alpha: name === "hybrid" ? 0.5 : undefined },
           rollout: { group_size: 8, temperature: 1 },
+          machine: {
+            rollout: [
+              {
+                cpu_model: "AMD EPYC",
+                cpu_flags: ["avx2", "avx512f"],
+                intra_op_threads: 2,
+                onnxruntime_version: "1.30.0",
+              },
+            ],
+            learner: {
+              cpu_model: "AMD EPYC",
+              cpu_flags: ["avx2", "avx512f"],
+              intra_op_threads: 2,
+              onnxruntime_version: "1.30.0",
+            },
+          },
         }),
       );
 

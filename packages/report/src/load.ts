@@ -19,6 +19,12 @@ export interface RunSpec {
   structure: string | null;
   model: string | null;
   createdAt: string | null;
+  /**
+   * Where the services computed (spec.yaml `machine`): CPU, its kernel flags, ONNX Runtime and the
+   * intra-op threads, e.g. "AMD EPYC (avx2, avx512f) · onnxruntime 1.30.0 · threads: learner 2,
+   * rollout 2"; null for runs written before it was recorded.
+   */
+  machine: string | null;
 }
 
 /** One line of metrics.jsonl: the numeric metrics present in it (null and missing values left out). */
@@ -166,7 +172,29 @@ function readSpec(file: string, dir: string): RunSpec {
     structure,
     model: modelLabel(spec.model, () => fail(["model"], `expected a string or a mapping`)),
     createdAt: optString(["created_at"]),
+    machine: machineLabel(spec.machine),
   };
+}
+
+/** One line for spec.yaml's `machine: {learner: M, rollout: [M...]}` (see RunSpec.machine). */
+function machineLabel(v: unknown): string | null {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return null;
+  const m = v as Record<string, unknown>;
+  const entries: [string, Record<string, unknown>][] = [];
+  if (m.learner && typeof m.learner === "object")
+    entries.push(["learner", m.learner as Record<string, unknown>]);
+  if (Array.isArray(m.rollout))
+    for (const r of m.rollout)
+      if (r && typeof r === "object") entries.push(["rollout", r as Record<string, unknown>]);
+  if (entries.length === 0) return null;
+  const hosts = new Set(
+    entries.map(([, e]) => {
+      const flags = Array.isArray(e.cpu_flags) ? e.cpu_flags.map(String).join(", ") : "";
+      return `${String(e.cpu_model ?? "unknown CPU")}${flags ? ` (${flags})` : ""} · onnxruntime ${String(e.onnxruntime_version ?? "?")}`;
+    }),
+  );
+  const threads = [...new Set(entries.map(([who, e]) => `${who} ${String(e.intra_op_threads ?? "?")}`))];
+  return `${[...hosts].join("; ")} · threads: ${threads.join(", ")}`;
 }
 
 /** `model` may be a path or a mapping (path, name, content hash...): a short label either way. */

@@ -76,6 +76,7 @@ export function renderReport(runs: Run[], options: RenderOptions = {}): string {
   };
   const title = options.title ?? `Temper report: ${variants.map((v) => v.name).join(" · ")}`;
   const models = [...new Set(runs.map((r) => r.spec.model).filter((m): m is string => m !== null))];
+  const machines = [...new Set(runs.map((r) => r.spec.machine).filter((m): m is string => m !== null))];
 
   return `<!doctype html>
 <html lang="en">
@@ -95,7 +96,7 @@ ${browserScript("errors.js")}
 <header>
 <h1>${esc(title)}</h1>
 <p class="meta">${runs.length} run${runs.length === 1 ? "" : "s"}, ${variants.length} variant${variants.length === 1 ? "" : "s"}${models.length > 0 ? ` · model ${models.map((m) => `<code>${esc(m)}</code>`).join(", ")}` : ""}</p>
-<p class="legend">${variants.map((v) => swatch(colors.get(v.name)!, v.name)).join(" ")}</p>
+${machines.length > 0 ? `<p class="meta machine">machine ${machines.map(esc).join(" | ")}</p>\n` : ""}<p class="legend">${variants.map((v) => swatch(colors.get(v.name)!, v.name)).join(" ")}</p>
 </header>
 <main>
 <section id="summary">

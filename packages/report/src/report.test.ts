@@ -39,6 +39,14 @@ describe("loadRun", () => {
     assert.equal(run.spec.seed, 7);
     assert.equal(run.spec.steps, 10);
     assert.equal(run.spec.model, "models/qwen3-tiny");
+    assert.equal(
+      run.spec.machine,
+      "AMD EPYC (avx2, avx512f) · onnxruntime 1.30.0 · threads: learner 2, rollout 2",
+    );
+    assert.match(
+      renderReport([run]),
+      /machine AMD EPYC \(avx2, avx512f\) · onnxruntime 1\.30\.0 · threads: learner 2, rollout 2/,
+    );
     assert.equal(run.metrics.length, 10);
     assert.deepEqual(
       run.metrics.map((m) => m.step),

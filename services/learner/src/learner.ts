@@ -18,7 +18,8 @@ import {
   type Logger,
   resourceExhausted,
 } from "@temper/kit";
-import { events, type learner } from "@temper/proto";
+import { machineInfo } from "@temper/onnx";
+import { type common, events, type learner } from "@temper/proto";
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_CONFIG_METADATA,
@@ -49,6 +50,8 @@ export interface LearnerOptions {
   keepAdapterVersions: number;
   maxSequences: number;
   maxSequenceTokens: number;
+  /** Intra-op threads of the engine (undefined: ORT's default), for the machine CreateRun reports. */
+  threads?: number;
 }
 
 /** A per-key FIFO lock: calls for one run run one at a time, in arrival order. */
@@ -74,13 +77,17 @@ export class Learner {
   private readonly lock = new KeyedLock();
   private modelHash: Promise<string> | undefined;
 
+  private readonly machine: common.Machine;
+
   constructor(
     private readonly o: LearnerOptions,
     private readonly worker: EngineWorker<LearnerWorker>,
     private readonly bus: Bus,
     private readonly store: ObjectStore,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.machine = machineInfo(o.threads);
+  }
 
   /** Loads every run from its newest complete checkpoint and re-publishes its latest adapter and event. */
   async start(): Promise<void> {
@@ -128,11 +135,18 @@ export class Learner {
           config: toProtoConfig(existing.config),
           created: false,
           adapterVersion: existing.adapterVersion,
+          machine: this.machine,
         };
       }
       const state = await this.worker.call("create", { runId: req.runId, config });
       this.runs.set(req.runId, state);
-      return { runId: req.runId, config: toProtoConfig(config), created: true, adapterVersion: "" };
+      return {
+        runId: req.runId,
+        config: toProtoConfig(config),
+        created: true,
+        adapterVersion: "",
+        machine: this.machine,
+      };
     });
   }
 

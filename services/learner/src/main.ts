@@ -65,6 +65,7 @@ await runService({
         keepAdapterVersions: c.KEEP_ADAPTER_VERSIONS,
         maxSequences: c.MAX_SEQUENCES,
         maxSequenceTokens: c.MAX_SEQUENCE_TOKENS,
+        threads: c.THREADS,
       },
       worker,
       bus!,

@@ -17,7 +17,7 @@ import {
   type Logger,
   Status,
 } from "@temper/kit";
-import { orchestrator } from "@temper/proto";
+import { type common, orchestrator } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
 import {
@@ -128,7 +128,7 @@ export class Orchestrator {
   private async prepare(
     spec: orchestrator.RunSpec,
     ctx: CallContext,
-  ): Promise<{ spec: orchestrator.RunSpec; data: Datasets }> {
+  ): Promise<{ spec: orchestrator.RunSpec; data: Datasets; rolloutMachines: common.Machine[] }> {
     if (spec.runId !== "") check.matches(spec.runId, RUN_ID, "spec.run_id", "match [A-Za-z0-9_-]{1,64}");
     check.that(spec.steps >= 1, "spec.steps", "must be at least 1");
     check.that(spec.promptsPerStep >= 1, "spec.prompts_per_step", "must be at least 1");
@@ -188,7 +188,7 @@ export class Orchestrator {
     training.temperature = spec.sampling.temperature ?? 1;
     training.seed = spec.seed;
     const resolved: orchestrator.RunSpec = { ...spec, runId, model, reward, training };
-    return { spec: resolved, data };
+    return { spec: resolved, data, rolloutMachines: infos.flatMap((i) => (i.machine ? [i.machine] : [])) };
   }
 
   /**
@@ -197,7 +197,12 @@ export class Orchestrator {
    * Configure with expected_version) stays swapped, and a spec that no longer matches the
    * scheduler's defaults does not stop the resume.
    */
-  private async register(spec: orchestrator.RunSpec, ctx?: CallContext, resuming = false): Promise<void> {
+  /** Returns the learner's machine (undefined when it does not say). */
+  private async register(
+    spec: orchestrator.RunSpec,
+    ctx?: CallContext,
+    resuming = false,
+  ): Promise<common.Machine | undefined> {
     const opts = { timeoutMs: 30_000, ...(ctx ? { parent: ctx } : {}) };
     try {
       const existing = resuming
@@ -211,7 +216,8 @@ export class Orchestrator {
       throw prefixed(err, "spec.reward", "scheduler Configure");
     }
     try {
-      await this.clients.learner.createRun({ runId: spec.runId, config: spec.training }, opts);
+      return (await this.clients.learner.createRun({ runId: spec.runId, config: spec.training }, opts))
+        .machine;
     } catch (err) {
       throw prefixed(err, "spec.training", "learner CreateRun");
     }
@@ -222,7 +228,7 @@ export class Orchestrator {
     ctx: CallContext,
   ): Promise<orchestrator.StartRunResponse> {
     if (!req.spec) throw invalidArgument("spec", "required");
-    const { spec, data } = await this.prepare(req.spec, ctx);
+    const { spec, data, rolloutMachines } = await this.prepare(req.spec, ctx);
     const directory = resolve(this.options.runsDir, spec.runId);
     const rec: RunRecord = {
       runId: spec.runId,
@@ -245,7 +251,7 @@ export class Orchestrator {
         Status.ALREADY_EXISTS,
         `spec.run_id: run ${spec.runId} exists (runs are immutable; ResumeRun continues one)`,
       );
-    await this.register(spec, ctx).catch(async (err) => {
+    const learnerMachine = await this.register(spec, ctx).catch(async (err) => {
       rec.status = "FAILED";
       rec.error = err.message;
       rec.endedAtMs = Date.now();
@@ -253,12 +259,18 @@ export class Orchestrator {
       throw err;
     });
     const dir = new RunDir(directory);
-    writeAtomic(dir.file("spec.yaml"), await this.specYaml(spec));
+    writeAtomic(
+      dir.file("spec.yaml"),
+      await this.specYaml(spec, { rollout: rolloutMachines, learner: learnerMachine }),
+    );
     this.drive(rec, dir, data);
     return { run: toProto(rec) };
   }
 
-  private async specYaml(spec: orchestrator.RunSpec): Promise<string> {
+  private async specYaml(
+    spec: orchestrator.RunSpec,
+    machines: { rollout: common.Machine[]; learner: common.Machine | undefined },
+  ): Promise<string> {
     const s = spec.reward?.structure?.kind;
     const json = orchestrator.RunSpec.toJSON(spec) as Record<string, unknown>;
     const doc = {
@@ -274,6 +286,12 @@ export class Orchestrator {
         model_hash: spec.training?.model ?? "",
         train_data_sha256: fileSha256(spec.trainData),
         eval_data_sha256: spec.evalData ? fileSha256(spec.evalData) : "",
+      },
+      // a run's numbers reproduce bitwise on the same machine: the same CPU features, thread counts
+      // and ONNX Runtime (common.Machine)
+      machine: {
+        rollout: machines.rollout.map(machineYaml),
+        learner: machines.learner ? machineYaml(machines.learner) : null,
       },
       spec: json,
     };
@@ -442,6 +460,16 @@ export class Orchestrator {
   async close(): Promise<void> {
     for (const r of this.runners.values()) r.detach();
   }
+}
+
+/** spec.yaml's form of a service's machine (the proto's field names). */
+function machineYaml(m: common.Machine): Record<string, unknown> {
+  return {
+    cpu_model: m.cpuModel,
+    cpu_flags: m.cpuFlags,
+    intra_op_threads: m.intraOpThreads,
+    onnxruntime_version: m.onnxruntimeVersion,
+  };
 }
 
 function fileSha256(path: string): string {

@@ -14,6 +14,7 @@ import {
   Status,
   WorkerCancelledError,
 } from "@temper/kit";
+import { machineInfo } from "@temper/onnx";
 import { common, events, type rollout } from "@temper/proto";
 import {
   ADAPTER_BUCKET,
@@ -167,6 +168,7 @@ export class Rollout {
       maxCompletions: o.limits.maxCompletions,
       maxNewTokens: o.limits.maxNewTokens,
       maxPromptTokens: o.limits.maxPromptTokens,
+      machine: machineInfo(o.threads),
     };
   }
 
