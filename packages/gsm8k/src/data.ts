@@ -1,5 +1,6 @@
 // GSM8K jsonl loading. Each line: {"question": string, "answer": string}.
-import { readFileSync } from "node:fs";
+import { constants, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -62,4 +63,35 @@ export function loadGsm8k(splitOrPath: Gsm8kSplit | string): Gsm8kExample[] {
     );
   }
   return parseGsm8k(text, file);
+}
+
+/** The largest data file readGsm8kFile reads (GSM8K's train split is 4 MB). */
+export const MAX_DATA_FILE_BYTES = 1 << 30;
+
+/**
+ * Reads a jsonl file without blocking the event loop, for services. Anything but a regular file (a
+ * FIFO, a device, a directory) is refused before a byte is read: the open does not wait for a FIFO's
+ * writer (O_NONBLOCK) and the check is on the opened file, so a path swapped in between is caught too.
+ */
+export async function readGsm8kFile(path: string): Promise<Gsm8kExample[]> {
+  const file = resolve(path);
+  const shown = file.length > 200 ? `${file.slice(0, 200)}… (${file.length} characters)` : file;
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Gsm8kDataError(
+      `${shown}: ${code === "ENOENT" ? "does not exist" : `cannot read (${code ?? (err as Error).message})`}`,
+    );
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new Gsm8kDataError(`${shown}: not a regular file`);
+    if (st.size > MAX_DATA_FILE_BYTES)
+      throw new Gsm8kDataError(`${shown}: ${st.size} bytes, more than ${MAX_DATA_FILE_BYTES}`);
+    return parseGsm8k(await handle.readFile("utf8"), shown);
+  } finally {
+    await handle.close();
+  }
 }

@@ -19,8 +19,13 @@ export class GrpcError extends Error {
     return status[this.code] ?? String(this.code);
   }
 
+  /**
+   * The status as grpc-js sends it, its message cut to STATUS_MESSAGE_LIMIT characters: a message
+   * travels in the grpc-message trailer, and one past the client's metadata limit (8 KiB in grpc-js)
+   * does not arrive as a status at all.
+   */
   toServiceError(): Partial<ServiceError> {
-    return { code: this.code, details: this.message, metadata: this.metadata };
+    return { code: this.code, details: clipMessage(this.message), metadata: this.metadata };
   }
 
   /** Wraps a grpc-js client error (ServiceError) so callers see one error type. */
@@ -31,6 +36,28 @@ export class GrpcError extends Error {
       return new GrpcError(e.code, plainDetails(e.details ?? e.message ?? ""), e.metadata);
     return new GrpcError(status.UNKNOWN, (err as Error)?.message ?? String(err));
   }
+}
+
+/**
+ * The longest status message a service sends, in UTF-8 bytes: percent-encoded in the trailer, even
+ * a message of 3-byte characters stays under grpc-js's 8 KiB metadata limit.
+ */
+export const STATUS_MESSAGE_LIMIT = 1000;
+
+/** `message`, cut to STATUS_MESSAGE_LIMIT UTF-8 bytes with the cut said. */
+export function clipMessage(message: string): string {
+  if (message.length * 3 <= STATUS_MESSAGE_LIMIT || Buffer.byteLength(message) <= STATUS_MESSAGE_LIMIT)
+    return message;
+  // whole code points, so that the cut never splits a character
+  let kept = "";
+  let bytes = 0;
+  for (const ch of message) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > STATUS_MESSAGE_LIMIT - 48) break;
+    kept += ch;
+    bytes += n;
+  }
+  return `${kept} … (cut: ${message.length - kept.length} more characters)`;
 }
 
 export function isGrpcError(err: unknown, code?: status): err is GrpcError {

@@ -19,7 +19,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { GrpcError } from "./errors.ts";
+import { clipMessage, GrpcError } from "./errors.ts";
 import { traceLogger } from "./logger.ts";
 import type { CallCredentials, Principal } from "./security.ts";
 import { extractTraceContext } from "./trace-context.ts";
@@ -196,7 +196,10 @@ function begin(
         ctx.logger.debug({ code: status[code], duration_ms: durationMs }, "rpc");
       } else if (err instanceof GrpcError) {
         out = err;
-        ctx.logger.info({ code: err.codeName, duration_ms: durationMs, details: err.message }, "rpc");
+        ctx.logger.info(
+          { code: err.codeName, duration_ms: durationMs, details: clipMessage(err.message) },
+          "rpc",
+        );
       } else {
         // A bug, not a bad request: keep the stack in the log, give the caller a trace id to find it.
         out = new GrpcError(status.INTERNAL, `internal error (trace ${sc.traceId})`);

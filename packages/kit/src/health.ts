@@ -1,5 +1,6 @@
 // grpc.health.v1.Health (Check, Watch, List). The messages are three tiny protos, encoded here by
 // hand so server and clients share one definition without another codegen step.
+
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
   type Server,
@@ -8,6 +9,7 @@ import {
   type sendUnaryData,
   status,
 } from "@grpc/grpc-js";
+import { quote } from "./validate.ts";
 
 export type ServingStatus = "UNKNOWN" | "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 const STATUS_NUMBER: Record<ServingStatus, number> = {
@@ -169,7 +171,7 @@ export class HealthRegistry {
       ) => {
         const s = this.statuses.get(call.request.service);
         if (s === undefined)
-          cb({ code: status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
+          cb({ code: status.NOT_FOUND, details: `unknown service ${quote(call.request.service)}` });
         else cb(null, { status: s });
       },
       watch: (call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {

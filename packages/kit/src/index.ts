@@ -29,7 +29,7 @@ export {
   WorkerCancelledError,
   type WorkerHandlers,
 } from "./engine-worker.ts";
-export { GrpcError, isGrpcError, Status } from "./errors.ts";
+export { clipMessage, GrpcError, isGrpcError, STATUS_MESSAGE_LIMIT, Status } from "./errors.ts";
 export {
   type CallContext,
   MalformedRequest,
@@ -120,4 +120,12 @@ export {
 export { onShutdown, runShutdown, type ShutdownOptions, type ShutdownStep } from "./shutdown.ts";
 export { currentTracer, startTelemetry, type Telemetry, type TelemetryOptions } from "./telemetry.ts";
 export { extractTraceContext, injectTraceContext } from "./trace-context.ts";
-export { check, failedPrecondition, fieldPath, invalidArgument, resourceExhausted } from "./validate.ts";
+export {
+  check,
+  failedPrecondition,
+  fieldPath,
+  invalidArgument,
+  QUOTE_LIMIT,
+  quote,
+  resourceExhausted,
+} from "./validate.ts";

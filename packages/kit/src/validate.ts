@@ -13,6 +13,18 @@ export function fieldPath(...segments: (string | number)[]): string {
   return out;
 }
 
+/** Characters of a caller's value an error message quotes at most. */
+export const QUOTE_LIMIT = 200;
+
+/**
+ * A caller's value for an error message: JSON-quoted, cut to `max` characters with the full length
+ * said, so that a long input never makes a long status message.
+ */
+export function quote(value: string, max = QUOTE_LIMIT): string {
+  if (value.length <= max) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)`;
+}
+
 /** INVALID_ARGUMENT with message "<path>: <problem>". */
 export function invalidArgument(path: string, problem: string): GrpcError {
   return new GrpcError(status.INVALID_ARGUMENT, path ? `${path}: ${problem}` : problem);
@@ -53,17 +65,19 @@ export const check = {
     if (!Number.isFinite(value)) throw invalidArgument(path, `must be a finite number, got ${value}`);
   },
   matches(value: string, pattern: RegExp, path: string, what = `match ${pattern}`): void {
-    if (!pattern.test(value))
-      throw invalidArgument(path, `must ${what}, got ${JSON.stringify(value.slice(0, 80))}`);
+    if (!pattern.test(value)) throw invalidArgument(path, `must ${what}, got ${quote(value, 80)}`);
   },
   oneOf<T>(value: T, allowed: readonly T[], path: string): void {
     if (!allowed.includes(value))
-      throw invalidArgument(path, `must be one of ${allowed.join(", ")}, got ${String(value)}`);
+      throw invalidArgument(
+        path,
+        `must be one of ${allowed.join(", ")}, got ${typeof value === "string" ? quote(value) : String(value)}`,
+      );
   },
   unique(values: readonly string[], path: string): void {
     const seen = new Set<string>();
     values.forEach((v, i) => {
-      if (seen.has(v)) throw invalidArgument(fieldPath(path, i), `duplicate value ${JSON.stringify(v)}`);
+      if (seen.has(v)) throw invalidArgument(fieldPath(path, i), `duplicate value ${quote(v)}`);
       seen.add(v);
     });
   },

@@ -57,7 +57,11 @@ export function tensor<D extends DType>(
 ): ort.Tensor {
   if (dtype === "float16")
     throw new Error("float16 feeds are not supported by the Node binding helper; cast in-graph");
-  const host = ArrayBuffer.isView(data) ? data : hostFromNumbers(dtype, data as ArrayLike<number>);
+  let host = ArrayBuffer.isView(data) ? data : hostFromNumbers(dtype, data as ArrayLike<number>);
+  // ORT reads a feed in place, and some CPU reductions (Eigen's sum over a graph input) start their
+  // vector loop at the next 16-byte boundary: a view at another offset would be summed in another
+  // order and round differently. A fresh buffer (slice) starts at the allocator's alignment.
+  if ((host as ArrayBufferView).byteOffset % 64 !== 0) host = (host as Float32Array).slice() as typeof host;
   const n = dims.reduce((a, b) => a * b, 1);
   if ((host as ArrayLike<unknown>).length !== n)
     throw new Error(

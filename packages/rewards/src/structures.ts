@@ -123,7 +123,8 @@ function resolveWeights(
   if (!w || Object.keys(w).length === 0) return { ok: true, value: { ...DEFAULT_WEIGHTS } };
   let sum = 0;
   for (const [name, v] of Object.entries(w)) {
-    const f = `${field}.weights["${name}"]`;
+    // the caller's key, cut: an error message never carries a long input
+    const f = `${field}.weights[${JSON.stringify(name.slice(0, 40))}${name.length > 40 ? "…" : ""}]`;
     if (!known.has(name)) return fieldError(f, "unknown component");
     if (typeof v !== "number" || !Number.isFinite(v)) return fieldError(f, "must be a finite number");
     if (v < 0) return fieldError(f, "must be ≥ 0");

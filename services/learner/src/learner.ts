@@ -3,7 +3,8 @@
 // object store and policy.updated events. The engine thread (engine-worker.ts) does the training
 // and writes checkpoints.
 import { cpSync, existsSync, readFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { lstat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { status } from "@grpc/grpc-js";
 import type { ObjectStore } from "@nats-io/obj";
 import {
@@ -16,6 +17,7 @@ import {
   GrpcError,
   invalidArgument,
   type Logger,
+  quote,
   resourceExhausted,
 } from "@temper/kit";
 import { machineInfo } from "@temper/onnx";
@@ -41,6 +43,10 @@ import {
   type StoredResponse,
   type TrainerState,
 } from "./store.ts";
+
+/** Longest export path under EXPORT_DIR (characters) and path component (bytes, Linux's NAME_MAX). */
+const MAX_EXPORT_PATH = 1024;
+const MAX_NAME_BYTES = 255;
 
 export interface LearnerOptions {
   modelDir: string;
@@ -114,8 +120,7 @@ export class Learner {
   private getRun(runId: string): TrainerState {
     checkRunId(runId);
     const state = this.runs.get(runId);
-    if (!state)
-      throw new GrpcError(status.NOT_FOUND, `run ${JSON.stringify(runId)} does not exist (CreateRun first)`);
+    if (!state) throw new GrpcError(status.NOT_FOUND, `run ${quote(runId)} does not exist (CreateRun first)`);
     return state;
   }
 
@@ -366,19 +371,37 @@ export class Learner {
     if (isAbsolute(req.directory) || req.directory.includes("\0"))
       throw invalidArgument(
         "directory",
-        `must be a path relative to EXPORT_DIR, got ${JSON.stringify(req.directory.slice(0, 200))}`,
+        `must be a path relative to EXPORT_DIR, got ${quote(req.directory)}`,
       );
     const root = resolve(this.o.exportDir);
     const target = resolve(root, req.directory);
     const rel = relative(root, target);
     if (rel === "" || rel.startsWith("..") || isAbsolute(rel))
-      throw invalidArgument(
-        "directory",
-        `must stay inside EXPORT_DIR, got ${JSON.stringify(req.directory.slice(0, 200))}`,
-      );
+      throw invalidArgument("directory", `must stay inside EXPORT_DIR, got ${quote(req.directory)}`);
     const name = basename(target);
     if (name.startsWith(".") || name.includes(".tmp-"))
       throw invalidArgument("directory", `its last component must not start with "." or contain ".tmp-"`);
+    const parts = rel.split(sep);
+    if (rel.length > MAX_EXPORT_PATH || parts.some((p) => Buffer.byteLength(p) > MAX_NAME_BYTES))
+      throw invalidArgument(
+        "directory",
+        `must be at most ${MAX_EXPORT_PATH} characters with components of at most ${MAX_NAME_BYTES} bytes, got ${quote(req.directory)}`,
+      );
+    // A symbolic link on the way would let the export land outside EXPORT_DIR: every component that
+    // exists must be a real directory.
+    let at = root;
+    for (const p of parts.slice(0, -1)) {
+      at = join(at, p);
+      const st = await lstat(at).catch(() => undefined);
+      if (!st) break;
+      if (!st.isDirectory())
+        throw invalidArgument(
+          "directory",
+          `${quote(relative(root, at))} is ${st.isSymbolicLink() ? "a symbolic link" : "not a directory"}`,
+        );
+    }
+    const last = await lstat(target).catch(() => undefined);
+    if (last?.isSymbolicLink()) throw invalidArgument("directory", `${quote(rel)} is a symbolic link`);
     return this.lock.run(req.runId, async () => {
       const s = this.runs.get(req.runId)!;
       const from = resumeDir(this.o.checkpointDir, req.runId);

@@ -1,7 +1,7 @@
 // A run's configuration: proto RunConfig → ResolvedRunConfig (every default written out, checked),
 // back to proto for responses, and the first differing field of two resolved configs (CreateRun of
 // an existing run). Field paths in errors use the proto names: `config.optimizer.learning_rate`.
-import { invalidArgument } from "@temper/kit";
+import { invalidArgument, quote } from "@temper/kit";
 import { learner } from "@temper/proto";
 import { LORA_MODULES, type LoraModule } from "@temper/qwen3";
 import { LR_SCHEDULE_KINDS, type LrScheduleKind } from "@temper/training";
@@ -96,7 +96,7 @@ export async function resolveRunConfig(
       if (!(LORA_MODULES as readonly string[]).includes(full))
         throw invalidArgument(
           `config.lora.target_modules[${i}]`,
-          `unknown module ${JSON.stringify(m)} (expected one of ${LORA_MODULES.join(", ")})`,
+          `unknown module ${quote(m)} (expected one of ${LORA_MODULES.join(", ")})`,
         );
       if (chosen.has(full)) throw invalidArgument(`config.lora.target_modules[${i}]`, `duplicate ${full}`);
       chosen.add(full);

@@ -3,9 +3,10 @@
 // orchestrator owns, or whose lease has expired, is resumed at its next step.
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
+import { Gsm8kDataError, type Gsm8kExample, readGsm8kFile } from "@temper/gsm8k";
 import {
   type Bus,
   type CallContext,
@@ -15,6 +16,7 @@ import {
   invalidArgument,
   isGrpcError,
   type Logger,
+  quote,
   Status,
 } from "@temper/kit";
 import { type common, orchestrator } from "@temper/proto";
@@ -76,13 +78,14 @@ function toProto(rec: RunRecord): orchestrator.Run {
   };
 }
 
-function loadData(path: string, field: string): Gsm8kExample[] {
+/** A data file of a spec, read off the event loop; anything but a regular file is refused. */
+async function loadData(path: string, field: string): Promise<Gsm8kExample[]> {
   check.nonEmpty(path, field);
-  if (!existsSync(path)) throw invalidArgument(field, `${path} does not exist`);
   try {
-    return loadGsm8k(path);
+    return await readGsm8kFile(path);
   } catch (err) {
-    throw invalidArgument(field, (err as Error).message);
+    if (err instanceof Gsm8kDataError) throw invalidArgument(field, err.message);
+    throw err;
   }
 }
 
@@ -117,10 +120,10 @@ export class Orchestrator {
     return hash;
   }
 
-  private datasets(spec: orchestrator.RunSpec): Datasets {
+  private async datasets(spec: orchestrator.RunSpec): Promise<Datasets> {
     return {
-      train: loadData(spec.trainData, "spec.train_data"),
-      eval: spec.eval && spec.eval.size > 0 ? loadData(spec.evalData, "spec.eval_data") : [],
+      train: await loadData(spec.trainData, "spec.train_data"),
+      eval: spec.eval && spec.eval.size > 0 ? await loadData(spec.evalData, "spec.eval_data") : [],
     };
   }
 
@@ -138,7 +141,7 @@ export class Orchestrator {
     if (!spec.reward?.structure?.kind) throw invalidArgument("spec.reward.structure", "required");
     if (!spec.training?.optimizer)
       throw invalidArgument("spec.training.optimizer", "required (learning_rate at least)");
-    const data = this.datasets(spec);
+    const data = await this.datasets(spec);
     check.that(
       data.train.length >= spec.promptsPerStep,
       "spec.train_data",
@@ -164,7 +167,7 @@ export class Orchestrator {
     } else {
       model = resolve(model);
       if (!existsSync(join(model, "config.json")))
-        throw invalidArgument("spec.model", `${spec.model} is not a model directory (no config.json)`);
+        throw invalidArgument("spec.model", `${quote(spec.model)} is not a model directory (no config.json)`);
       modelHash = await this.modelHash(model);
     }
     for (const [i, info] of infos.entries())
@@ -284,8 +287,9 @@ export class Orchestrator {
       provenance: {
         commit: process.env.TEMPER_COMMIT ?? "unknown",
         model_hash: spec.training?.model ?? "",
-        train_data_sha256: fileSha256(spec.trainData),
-        eval_data_sha256: spec.evalData ? fileSha256(spec.evalData) : "",
+        train_data_sha256: await fileSha256(spec.trainData),
+        // the eval file is read (and so known to exist) only when the spec evaluates
+        eval_data_sha256: spec.eval && spec.eval.size > 0 ? await fileSha256(spec.evalData) : "",
       },
       // a run's numbers reproduce bitwise on the same machine: the same CPU features, thread counts
       // and ONNX Runtime (common.Machine)
@@ -330,7 +334,7 @@ export class Orchestrator {
     rec.owner = this.table.owner;
     rec.leaseUntilMs = Date.now() + LEASE_MS;
     await this.table.save(rec); // compare-and-set: only one orchestrator wins
-    const data = this.datasets(spec);
+    const data = await this.datasets(spec);
     await this.register(spec, undefined, true);
     this.logger.info({ run_id: rec.runId, next_step: rec.stepsDone }, "resuming run");
     this.drive(rec, new RunDir(rec.directory), data);
@@ -472,8 +476,11 @@ function machineYaml(m: common.Machine): Record<string, unknown> {
   };
 }
 
-function fileSha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
+/** SHA-256 of a file's bytes, read off the event loop. */
+async function fileSha256(path: string): Promise<string> {
+  return createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
 }
 
 function evalProto(e: RunRecord["evals"][number]): orchestrator.EvalResult {

@@ -2,7 +2,7 @@
 // INVALID_ARGUMENT naming its field (`prompts[2].id`, `sampling.max_new_tokens`, ...), prompts are
 // rendered (chat template when asked) and tokenized here, in the main thread, so a bad request is
 // answered at once instead of after the queue.
-import { check, failedPrecondition, fieldPath, invalidArgument } from "@temper/kit";
+import { check, failedPrecondition, fieldPath, invalidArgument, quote } from "@temper/kit";
 import type { rollout } from "@temper/proto";
 import type { Tokenizer } from "@temper/qwen3";
 import { promptSeed } from "./seed.ts";
@@ -104,7 +104,7 @@ export function prepareGenerate(
     check.that(p.id.length <= MAX_ID_CHARS, idPath, `longer than ${MAX_ID_CHARS} characters`);
     const first = seen.get(p.id);
     if (first !== undefined)
-      throw invalidArgument(idPath, `duplicate id ${JSON.stringify(p.id)} (also prompts[${first}].id)`);
+      throw invalidArgument(idPath, `duplicate id ${quote(p.id)} (also prompts[${first}].id)`);
     seen.set(p.id, i);
     const textPath = fieldPath("prompts", i, "prompt");
     check.nonEmpty(p.prompt, textPath);

@@ -6,6 +6,7 @@
 // and literally: a name is not resolved, so `127.1` or a name that resolves to loopback is not
 // `loopback`.
 import { isIPv4 } from "node:net";
+import { quote } from "@temper/kit";
 
 export const ALLOW_VARIABLE = "SOURCE_ENDPOINT_ALLOW";
 
@@ -70,7 +71,7 @@ export class EndpointPolicy {
       const e = splitEndpoint(entry);
       if (!e) return `must be host:port, got ${JSON.stringify(entry.trim().slice(0, 80))}`;
       if (!this.rules.some((r) => r.matches(e.host, e.port)))
-        return `endpoint ${JSON.stringify(entry.trim())} is not admitted by ${this.source} = ${this.description}`;
+        return `endpoint ${quote(entry.trim())} is not admitted by ${this.source} = ${this.description}`;
     }
     return undefined;
   }

@@ -1,6 +1,6 @@
 // A run's configuration: the proto RunConfig validated, with every default filled in, and the
 // resolved reward structure the blend uses.
-import { check, fieldPath, invalidArgument, parseEndpoint } from "@temper/kit";
+import { check, fieldPath, invalidArgument, parseEndpoint, quote } from "@temper/kit";
 import { reward, scheduler } from "@temper/proto";
 import { definedEnumValue } from "@temper/reward-server";
 import {
@@ -136,7 +136,7 @@ export function resolveRunConfig(
 
   const sources: Record<string, string> = { ...defaults.sources };
   for (const [name, endpoint] of Object.entries(cfg.sources)) {
-    const path = fieldPath("config", "sources") + `["${name}"]`;
+    const path = `${fieldPath("config", "sources")}[${quote(name, 40)}]`;
     check.oneOf(name, SOURCE_NAMES, path);
     const problem = endpointProblem(endpoint) ?? defaults.policy?.problem(endpoint);
     if (problem) throw invalidArgument(path, problem);
