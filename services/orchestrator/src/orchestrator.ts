@@ -19,7 +19,7 @@ import {
   quote,
   Status,
 } from "@temper/kit";
-import { type common, orchestrator } from "@temper/proto";
+import { type common, orchestrator, type rollout } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
 import {
@@ -159,6 +159,29 @@ export class Orchestrator {
         }),
       ),
     );
+    // what every rollout worker takes, checked here rather than at the run's first Generate
+    const limit = (of: (i: rollout.GetModelInfoResponse) => number) => {
+      const known = infos.map(of).filter((n) => n > 0);
+      return known.length > 0 ? Math.min(...known) : Number.POSITIVE_INFINITY;
+    };
+    const maxCompletions = limit((i) => i.maxCompletions);
+    check.that(
+      spec.completionsPerPrompt <= maxCompletions,
+      "spec.completions_per_prompt",
+      `must be at most ${maxCompletions} (the rollout's limit), got ${spec.completionsPerPrompt}`,
+    );
+    const maxNewTokens = limit((i) => i.maxNewTokens);
+    check.that(
+      spec.sampling.maxNewTokens <= maxNewTokens,
+      "spec.sampling.max_new_tokens",
+      `must be at most ${maxNewTokens} (the rollout's limit), got ${spec.sampling.maxNewTokens}`,
+    );
+    if (spec.eval)
+      check.that(
+        spec.eval.maxNewTokens <= maxNewTokens,
+        "spec.eval.max_new_tokens",
+        `must be at most ${maxNewTokens} (the rollout's limit), got ${spec.eval.maxNewTokens}`,
+      );
     let model = spec.model;
     let modelHash: string;
     if (model === "") {

@@ -42,6 +42,16 @@ test("replicas of a source: a list of ip:port is one endpoint, kept as written",
   assert.equal(s.sources.correctness, "127.0.0.1:1,127.0.0.1:11");
 });
 
+test("an endpoint is stored as parsed: spaces around it or its entries are dropped", () => {
+  const s = resolveRunConfig(
+    { ...base, sources: { perplexity: " 127.0.0.1:57051 ", correctness: "127.0.0.1:1 , 127.0.0.1:11" } },
+    defaults,
+  );
+  assert.equal(s.sources.perplexity, "127.0.0.1:57051");
+  assert.equal(s.sources.correctness, "127.0.0.1:1,127.0.0.1:11");
+  assert.equal(s.config.sources.perplexity, "127.0.0.1:57051");
+});
+
 test("an adaptive time schedule maps every shape", () => {
   for (const [shape, name] of [
     [scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE, "cosine"],

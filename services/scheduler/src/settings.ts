@@ -140,7 +140,10 @@ export function resolveRunConfig(
     check.oneOf(name, SOURCE_NAMES, path);
     const problem = endpointProblem(endpoint) ?? defaults.policy?.problem(endpoint);
     if (problem) throw invalidArgument(path, problem);
-    sources[name] = endpoint;
+    // stored as parsed (" 127.0.0.1:57051 " passed the check but failed every call as it was)
+    sources[name] = parseEndpoint(endpoint)
+      .map((e) => e.text)
+      .join(",");
   }
   if (!sources.correctness)
     throw invalidArgument('config.sources["correctness"]', "required (correctness_hard is)");
