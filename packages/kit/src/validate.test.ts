@@ -35,7 +35,12 @@ describe("validation helpers", () => {
     );
     rejectsWith(
       () => check.oneOf("x", ["skip", "fail"], "policy"),
-      "policy: must be one of skip, fail, got x",
+      'policy: must be one of skip, fail, got "x"',
+    );
+    // a caller's value is quoted to 200 characters, with its length
+    rejectsWith(
+      () => check.oneOf("y".repeat(100_000), ["skip", "fail"], "policy"),
+      `policy: must be one of skip, fail, got "${"y".repeat(200)}"… (100000 characters)`,
     );
     rejectsWith(() => check.unique(["a", "b", "a"], "ids"), 'ids[2]: duplicate value "a"');
     check.that(true, "x", "never");

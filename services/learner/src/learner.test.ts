@@ -445,6 +445,24 @@ describe("learner service", { timeout: 600_000 }, () => {
       status.INVALID_ARGUMENT,
       /^sequences\[2\]\.completion_mask:/,
     );
+    // one token past what the model can position (the tiny preset's 2048, under MAX_SEQUENCE_TOKENS)
+    const positions = model.maxPositionEmbeddings;
+    const long = Array.from({ length: positions + 1 }, (_, t) => 1 + (t % 200));
+    await rejects(
+      c.train({
+        runId: "ref",
+        step,
+        sequences: withSeq(0, {
+          inputIds: long,
+          completionMask: long.map((_, t) => (t >= 4 ? 1 : 0)),
+          oldLogprobs: long.map(() => -5),
+        }),
+      }),
+      status.INVALID_ARGUMENT,
+      new RegExp(
+        `^sequences\\[0\\]\\.input_ids: ${positions + 1} tokens, more than the model's max_position_embeddings ${positions}`,
+      ),
+    );
     await rejects(c.train({ runId: "no such", step: 0, sequences: b }), status.INVALID_ARGUMENT, /^run_id:/);
     await rejects(c.getState({ runId: "ghost" }), status.NOT_FOUND, /ghost/);
     await rejects(c.getState({ runId: "" }), status.INVALID_ARGUMENT, /run_id/);

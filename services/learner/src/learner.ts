@@ -51,6 +51,8 @@ const MAX_NAME_BYTES = 255;
 export interface LearnerOptions {
   modelDir: string;
   vocabSize: number;
+  /** The model's max_position_embeddings: a longer sequence has positions it cannot encode. */
+  maxPositions: number;
   checkpointDir: string;
   exportDir: string;
   keepAdapterVersions: number;
@@ -167,6 +169,11 @@ export class Learner {
       const at = (field: string) => fieldPath("sequences", i, field);
       const n = s.inputIds.length;
       if (n < 2) throw invalidArgument(at("input_ids"), `needs at least 2 tokens, got ${n}`);
+      if (n > this.o.maxPositions)
+        throw invalidArgument(
+          at("input_ids"),
+          `${n} tokens, more than the model's max_position_embeddings ${this.o.maxPositions}`,
+        );
       if (n > this.o.maxSequenceTokens)
         throw resourceExhausted(
           `${at("input_ids")}: ${n} tokens, at most ${this.o.maxSequenceTokens} (MAX_SEQUENCE_TOKENS)`,

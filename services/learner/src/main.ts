@@ -31,8 +31,9 @@ await runService({
   services: async ({ config: c, bus, logger }) => {
     const modelDir = resolve(c.MODEL_DIR);
     let vocabSize: number;
+    let maxPositions: number;
     try {
-      vocabSize = readConfig(modelDir).vocabSize;
+      ({ vocabSize, maxPositionEmbeddings: maxPositions } = readConfig(modelDir));
     } catch (err) {
       process.stderr.write(
         `learner: invalid configuration: MODEL_DIR=${JSON.stringify(c.MODEL_DIR)}: ${(err as Error).message}\n`,
@@ -60,6 +61,7 @@ await runService({
       {
         modelDir,
         vocabSize,
+        maxPositions,
         checkpointDir: init.checkpointDir,
         exportDir: resolve(c.EXPORT_DIR),
         keepAdapterVersions: c.KEEP_ADAPTER_VERSIONS,
