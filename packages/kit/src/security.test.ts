@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { status } from "@grpc/grpc-js";
+import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { common, descriptorSetPath, reward } from "@temper/proto";
 import { fixtureRewardService } from "../test/reward-fixture.ts";
 import { createClient } from "./client.ts";
@@ -211,6 +211,59 @@ describe("gRPC TLS, mutual TLS and credentials", () => {
       assert.equal(await code(c(TOKEN).score({ groups })), "OK");
     } finally {
       await plain.shutdown(100);
+    }
+  });
+
+  test("credentials are checked before the request is decoded: a refused 11 MB request is never read", async () => {
+    let decoded = 0;
+    const definition = {
+      ...reward.RewardServiceService,
+      score: {
+        ...reward.RewardServiceService.score,
+        requestDeserialize: (b: Buffer) => {
+          decoded++;
+          return reward.RewardServiceService.score.requestDeserialize(b);
+        },
+      },
+    };
+    const server = await startServer({
+      name: "security-test",
+      version: "0.0.1",
+      port: 0,
+      services: [service(definition, fixtureRewardService, { mutating: ["score"] })],
+      descriptorSet: descriptorSetPath,
+      logger,
+      security: { auth: { tokens: parseTokens(`ops ${TOKEN}\n`), identities: new Set() } },
+    });
+    const raw = new Client(server.address, credentials.createInsecure());
+    const send = (body: Buffer, token?: string) =>
+      new Promise<number>((resolve) => {
+        const md = new Metadata();
+        if (token) md.set("authorization", `Bearer ${token}`);
+        raw.makeUnaryRequest(
+          reward.RewardServiceService.score.path,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          body,
+          md,
+          { deadline: Date.now() + 10_000 },
+          (err) => resolve(err?.code ?? status.OK),
+        );
+      });
+    try {
+      // a valid ScoreRequest of 11 MB: one group whose prompt is 11 MB of text
+      const big = Buffer.from(
+        reward.ScoreRequest.encode({ groups: [{ ...groups[0], prompt: "x".repeat(11 << 20) }] }).finish(),
+      );
+      assert.equal(await send(big), status.UNAUTHENTICATED);
+      assert.equal(await send(big, "not-the-token"), status.UNAUTHENTICATED);
+      assert.equal(decoded, 0, "a refused request was decoded");
+      const small = Buffer.from(reward.ScoreRequest.encode({ groups }).finish());
+      assert.equal(await send(small, TOKEN), status.OK);
+      assert.equal(decoded, 1);
+    } finally {
+      raw.close();
+      await server.shutdown(100);
     }
   });
 
