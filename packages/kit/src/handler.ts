@@ -66,6 +66,23 @@ export interface HandlerDeps {
    * throws UNAUTHENTICATED or PERMISSION_DENIED, or returns the caller's principal.
    */
   authorize?: (call: CallCredentials) => Principal | undefined;
+  /** The largest message the server sends (bytes); a larger response is RESOURCE_EXHAUSTED. */
+  maxSendBytes?: number;
+}
+
+/**
+ * A response as the bytes grpc-js sends (the server's definition passes Buffers through), checked
+ * against the send limit while the handler can still answer with a status: past the limit grpc-js
+ * would fail the call in transport, where a caller sees UNAVAILABLE and retries what can never fit.
+ */
+function encodeResponse(res: unknown, serialize: (value: unknown) => Buffer, deps: HandlerDeps): Buffer {
+  const bytes = serialize(res);
+  if (deps.maxSendBytes !== undefined && bytes.length > deps.maxSendBytes)
+    throw new GrpcError(
+      status.RESOURCE_EXHAUSTED,
+      `response: ${bytes.length} bytes, more than the ${deps.maxSendBytes}-byte message limit (GRPC_MAX_MESSAGE_BYTES): ask for less in one call`,
+    );
+  return bytes;
 }
 
 /** What the safe deserializer yields for bytes that are not a valid message. */
@@ -222,6 +239,7 @@ export function wrapUnary<Req, Res>(
   path: string,
   handler: UnaryHandler<Req, Res>,
   deps: HandlerDeps,
+  serialize: (value: unknown) => Buffer,
 ): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = begin(call, path, deps);
@@ -229,12 +247,12 @@ export function wrapUnary<Req, Res>(
       .run(async () => {
         authorize(call, path, deps, started.ctx);
         rejectMalformed(call.request);
-        return handler(call.request, started.ctx);
+        return encodeResponse(await handler(call.request, started.ctx), serialize, deps);
       })
       .then(
-        (res) => {
+        (bytes) => {
           started.finish(status.OK);
-          callback(null, res);
+          callback(null, bytes as Res);
         },
         (err) => {
           const e = started.finish(status.UNKNOWN, err)!;
@@ -248,6 +266,7 @@ export function wrapServerStream<Req, Res>(
   path: string,
   handler: ServerStreamHandler<Req, Res>,
   deps: HandlerDeps,
+  serialize: (value: unknown) => Buffer,
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
     const started = begin(call, path, deps);
@@ -258,7 +277,8 @@ export function wrapServerStream<Req, Res>(
         for await (const item of handler(call.request, started.ctx)) {
           if (call.cancelled) return;
           // Respect backpressure so a slow reader does not make the server buffer without bound.
-          if (!call.write(item)) await new Promise((resolve) => call.once("drain", resolve));
+          const bytes = encodeResponse(item, serialize, deps) as Res;
+          if (!call.write(bytes)) await new Promise((resolve) => call.once("drain", resolve));
         }
       })
       .then(

@@ -153,6 +153,18 @@ describe("startServer", () => {
     assert.equal(res.results.length, 1);
   });
 
+  test("a response over the message limit is RESOURCE_EXHAUSTED with a message, not a transport failure", async () => {
+    // 3000 completions: a ~30 kB request whose ~100 kB of results exceed the 64 KiB send limit
+    const many = group("g", "p", Array.from({ length: 3000 }, () => ""));
+    const body = Buffer.from(reward.ScoreRequest.encode({ groups: [many] }).finish());
+    assert.ok(body.length < LIMIT);
+    const err = await rawCall(server.address, "/temper.reward.v1.RewardService/Score", body);
+    assert.equal(err.code, status.RESOURCE_EXHAUSTED);
+    assert.match(err.message, new RegExp(`^response: \\d+ bytes, more than the ${LIMIT}-byte message limit`));
+    const res = await client.score({ groups: [group("g", "p", ["z"])] });
+    assert.equal(res.results.length, 1);
+  });
+
   test("an unknown method is UNIMPLEMENTED", async () => {
     const err = await rawCall(server.address, "/temper.reward.v1.RewardService/Nope", Buffer.alloc(0));
     assert.equal(err.code, status.UNIMPLEMENTED);

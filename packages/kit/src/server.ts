@@ -147,6 +147,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
   });
   const deps: HandlerDeps = {
     authorize: security.tls || security.auth ? (call) => authorizeCall(security, mutating, call) : undefined,
+    maxSendBytes: maxSend > 0 ? maxSend : undefined,
     logger,
     tracer: options.tracer ?? currentTracer(options.name),
     onStart: () => {
@@ -169,15 +170,19 @@ export async function startServer(options: StartServerOptions): Promise<ServerHa
       if (method.requestStream) throw new Error(`${method.path}: client-streaming methods are not supported`);
       // biome-ignore lint/suspicious/noExplicitAny: the handler's types come from the definition
       const h = fn.bind(implementation) as any;
+      const serialize = method.responseSerialize as (value: unknown) => Buffer;
       handlers[key] = method.responseStream
-        ? wrapServerStream(method.path, h, deps)
-        : wrapUnary(method.path, h, deps);
+        ? wrapServerStream(method.path, h, deps, serialize)
+        : wrapUnary(method.path, h, deps, serialize);
     }
     const safe = Object.fromEntries(
       Object.entries(definition).map(([k, m]) => [
         k,
         {
           ...m,
+          // handlers hand over their responses encoded (wrapUnary's encodeResponse)
+          responseSerialize: (v: unknown) =>
+            Buffer.isBuffer(v) ? v : (m.responseSerialize as (x: unknown) => Buffer)(v),
           requestDeserialize: safeDeserializer(m.requestDeserialize, (bytes) => {
             const input = index.methodInputs.get(m.path);
             return input ? index.findUnsafeInteger(input, bytes) : undefined;
