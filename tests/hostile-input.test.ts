@@ -203,25 +203,41 @@ describe("hostile input at every service", {
     rmSync(root, { recursive: true, force: true });
   });
 
+  /** A unary call of `method` on `server` with the proto-JSON request `json`. */
+  async function call(
+    serviceName: string,
+    server: string,
+    method: string,
+    json: JsonValue,
+    timeoutMs: number,
+  ) {
+    const service = registry.getService(serviceName)!;
+    const desc = service.methods.find((m) => m.name === method)!;
+    const client = new Client(stack.address(server), credentials.createInsecure());
+    try {
+      const body = Buffer.from(toBinary(desc.input, fromJson(desc.input, json)));
+      return await rawCall(client, `/${serviceName}/${method}`, body, false, timeoutMs);
+    } finally {
+      client.close();
+    }
+  }
+
   it("gets a short status within 1 s from every RPC, and the channel serves the next call", {
     timeout: 600_000,
   }, async () => {
     const healthBody = Buffer.alloc(0); // HealthCheckRequest{service: ""}: the whole server
     const valid = validRequests(modelDir, join(root, "train.jsonl"));
     // the run the per-run methods name
-    const unary = async (service: string, server: string, method: string) => {
-      const m = registry.getService(`temper.${service.toLowerCase().replace("service", "")}.v1.${service}`)!;
-      const desc = m.methods.find((x) => x.name === method)!;
-      const client = new Client(stack.address(server), credentials.createInsecure());
-      try {
-        const body = Buffer.from(toBinary(desc.input, fromJson(desc.input, valid[`${service}/${method}`])));
-        return await rawCall(client, `/${m.typeName}/${method}`, body, false, 30_000);
-      } finally {
-        client.close();
-      }
-    };
-    assert.deepEqual(await unary("SchedulerService", "scheduler", "Configure"), { code: 0, details: "" });
-    assert.deepEqual(await unary("LearnerService", "learner", "CreateRun"), { code: 0, details: "" });
+    const scheduler = "temper.scheduler.v1.SchedulerService";
+    const learner = "temper.learner.v1.LearnerService";
+    const created = [
+      await call(scheduler, "scheduler", "Configure", valid["SchedulerService/Configure"], 30_000),
+      await call(learner, "learner", "CreateRun", valid["LearnerService/CreateRun"], 30_000),
+    ];
+    assert.deepEqual(created, [
+      { code: 0, details: "" },
+      { code: 0, details: "" },
+    ]);
     let calls = 0;
     const problems: string[] = [];
     for (const [serviceName, servers] of Object.entries(SERVERS)) {
@@ -261,25 +277,6 @@ describe("hostile input at every service", {
     assert.ok(calls > 60, `only ${calls} calls made: the descriptor walk found too few fields`);
     assert.deepEqual(problems, []);
   });
-
-  /** A unary call of `method` on `server` with the proto-JSON request `json`. */
-  async function call(
-    serviceName: string,
-    server: string,
-    method: string,
-    json: JsonValue,
-    timeoutMs: number,
-  ) {
-    const service = registry.getService(serviceName)!;
-    const desc = service.methods.find((m) => m.name === method)!;
-    const client = new Client(stack.address(server), credentials.createInsecure());
-    try {
-      const body = Buffer.from(toBinary(desc.input, fromJson(desc.input, json)));
-      return await rawCall(client, `/${serviceName}/${method}`, body, false, timeoutMs);
-    } finally {
-      client.close();
-    }
-  }
 
   it("a FIFO as train_data is refused within 1 s, and the orchestrator answers meanwhile", async () => {
     const fifo = join(root, "train.fifo");

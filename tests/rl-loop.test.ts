@@ -246,7 +246,10 @@ describe("the RL loop through the orchestrator", {
       [{ promptsPerStep: 100 }, /spec\.train_data: .* fewer than one step's 100 prompts/],
       [{ runId: "bad id!" }, /spec\.run_id/],
       // the rollout's limits (GetModelInfo), at StartRun rather than at the first Generate
-      [{ completionsPerPrompt: 1_000_000 }, /spec\.completions_per_prompt: must be at most \d+ \(the rollout's limit\)/],
+      [
+        { completionsPerPrompt: 1_000_000 },
+        /spec\.completions_per_prompt: must be at most \d+ \(the rollout's limit\)/,
+      ],
     ];
     for (const [o, pattern] of bad)
       await assert.rejects(client.startRun({ spec: runSpec(root, modelDir, o) }), (err: Error) => {
