@@ -155,7 +155,11 @@ describe("startServer", () => {
 
   test("a response over the message limit is RESOURCE_EXHAUSTED with a message, not a transport failure", async () => {
     // 3000 completions: a ~30 kB request whose ~100 kB of results exceed the 64 KiB send limit
-    const many = group("g", "p", Array.from({ length: 3000 }, () => ""));
+    const many = group(
+      "g",
+      "p",
+      Array.from({ length: 3000 }, () => ""),
+    );
     const body = Buffer.from(reward.ScoreRequest.encode({ groups: [many] }).finish());
     assert.ok(body.length < LIMIT);
     const err = await rawCall(server.address, "/temper.reward.v1.RewardService/Score", body);
