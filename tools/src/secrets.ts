@@ -3,7 +3,7 @@
 // per-service permissions. `temper stack --secure` and compose's one-shot secrets-init use it; the
 // environment each service then needs comes from secureServiceEnv().
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Leaf, makeCertificates, tokenDigest } from "@temper/kit";
 
@@ -32,6 +32,11 @@ export interface SecretsOptions {
   hosts?: string[];
   /** "auto" (default): openssl when installed, else node-forge. */
   backend?: "auto" | "openssl" | "forge";
+  /**
+   * Who owns the files (chown; needs root): the user the services run as, when it is not the one
+   * making them (compose's secrets-init runs as root for the image's `node` user, 1000:1000).
+   */
+  owner?: { uid: number; gid: number };
 }
 
 export interface Secrets {
@@ -60,6 +65,22 @@ function files(dir: string, services: string[]) {
 
 function secret(bytes: number): string {
   return randomBytes(bytes).toString("base64url");
+}
+
+/**
+ * Only the owner reads a secret: files 0600, directories 0700, owned by `owner` when given (another
+ * local user read every key, token and password when they were 0644 in 0755 directories).
+ */
+function protect(dir: string, services: string[], owner?: { uid: number; gid: number }): void {
+  const dirs = [dir, join(dir, "nats")];
+  for (const f of files(dir, services)) {
+    chmodSync(f, 0o600);
+    if (owner) chownSync(f, owner.uid, owner.gid);
+  }
+  for (const d of dirs) {
+    chmodSync(d, 0o700);
+    if (owner) chownSync(d, owner.uid, owner.gid);
+  }
 }
 
 /** publish/subscribe allow-lists of a service's NATS user. */
@@ -123,7 +144,11 @@ export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
     outcome,
     backend,
   });
-  if (files(o.dir, o.services).every((f) => existsSync(f))) return result("kept", "none");
+  if (files(o.dir, o.services).every((f) => existsSync(f))) {
+    // a directory made by an older version had its files readable by all: tighten it too
+    protect(o.dir, o.services, o.owner);
+    return result("kept", "none");
+  }
   if (existsSync(join(o.dir, "ca.crt")))
     throw new Error(
       `${o.dir}: holds some secrets but not all (for services ${o.services.join(", ")}): remove the directory to make new ones`,
@@ -152,12 +177,7 @@ export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
       writeFileSync(join(tmp, "nats", `${s}.password`), `${passwords[s]}\n`);
     }
     writeFileSync(join(tmp, "nats", "nats.conf"), natsConfig(passwords));
-    // Services in containers run as another user than the one making the files: readable by all in
-    // a directory only the deployment mounts; the CA key stays owner-only.
-    for (const f of files(tmp, o.services)) chmodSync(f, 0o644);
-    chmodSync(join(tmp, "ca.key"), 0o600);
-    chmodSync(tmp, 0o755);
-    chmodSync(join(tmp, "nats"), 0o755);
+    protect(tmp, o.services, o.owner);
     rmSync(o.dir, { recursive: true, force: true });
     renameSync(tmp, o.dir);
   } catch (err) {

@@ -6,22 +6,25 @@ import { CliError, choiceFlag, parseFlags } from "../cli.ts";
 import { ensureSecrets } from "../secrets.ts";
 import { SERVICES } from "../services.ts";
 
-const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge]
+const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge] [--owner UID:GID]
 
 Makes, unless DIR already holds them: ca.crt/ca.key, <service>.crt/.key for every service (CN and
 DNS name = the service name, plus localhost, 127.0.0.1, ::1 and --hosts), operator.crt/.key,
 operator.token and tokens (AUTH_TOKENS_FILE), nats/nats.conf (a user per service; only each
-bucket's owner may write it) and nats/<service>.password. Prints what it did.
+bucket's owner may write it) and nats/<service>.password, every file 0600 in 0700 directories.
+Prints what it did.
 
   --dir DIR      where the secrets go (made if missing; a half-filled DIR is an error)
   --hosts LIST   extra DNS names or IP addresses on every service certificate
-  --backend B    certificates from the openssl CLI or node-forge (default auto: openssl if installed)`;
+  --backend B    certificates from the openssl CLI or node-forge (default auto: openssl if installed)
+  --owner U:G    chown the files to the user the services run as (needs root)`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
     dir: { type: "string" },
     hosts: { type: "string" },
     backend: { type: "string" },
+    owner: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -37,11 +40,18 @@ export async function run(argv: string[]): Promise<void> {
     if (!/^[A-Za-z0-9.:-]{1,253}$/.test(h))
       throw new CliError(`--hosts: ${JSON.stringify(h)} is not a host name or address`);
   const backend = choiceFlag("backend", values.backend, ["auto", "openssl", "forge"] as const, "auto");
+  let owner: { uid: number; gid: number } | undefined;
+  if (values.owner !== undefined) {
+    const m = /^(\d{1,10}):(\d{1,10})$/.exec(values.owner);
+    if (!m) throw new CliError(`--owner: expected UID:GID, got ${JSON.stringify(values.owner.slice(0, 40))}`);
+    owner = { uid: Number(m[1]), gid: Number(m[2]) };
+  }
   const secrets = await ensureSecrets({
     dir: resolve(values.dir),
     services: SERVICES.map((s) => s.name),
     hosts,
     backend,
+    owner,
   }).catch((err: Error) => {
     throw new CliError(err.message.split("\n")[0], 1);
   });
