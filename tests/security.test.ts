@@ -2,11 +2,12 @@
 // RPCs, NATS users with per-service permissions. A caller without credentials is turned away at
 // each layer; the services still run a GRPO step end to end with their own identities.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Client } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
@@ -209,6 +210,25 @@ describe("a secure stack", { skip: !findNatsServer() && "nats-server not install
       // the owner writes its own bucket
       const own = await new Kvm(sched).open("temper_scheduler");
       assert.ok((await own.put("probe.security-test", "1")) > 0);
+      // the events stream: only its owner (the orchestrator) may change it
+      const jsm = await jetstreamManager(sched);
+      const before = await jsm.streams.info("TEMPER");
+      await assert.rejects(jsm.streams.update("TEMPER", { ...before.config, max_msgs: 1 }), /permission/i);
+      const after = await jsm.streams.info("TEMPER");
+      assert.equal(after.config.max_msgs, before.config.max_msgs);
+      assert.ok(after.state.messages >= before.state.messages, "events were dropped");
+      // a reward source uses no NATS and has no user
+      assert.ok(!existsSync(join(dir, "nats", "reward-reasoning.password")));
+      assert.doesNotMatch(readFileSync(join(dir, "nats", "nats.conf"), "utf8"), /"user": "reward-/);
+      await assert.rejects(
+        connect({
+          servers: stack.natsUrl,
+          user: "reward-reasoning",
+          pass: password("scheduler"),
+          reconnect: false,
+        }),
+        /Authorization Violation/i,
+      );
     } finally {
       await rollout.close();
       await sched.close();

@@ -11,6 +11,15 @@ import { type Leaf, makeCertificates, tokenDigest } from "@temper/kit";
 export const OPERATOR = "operator";
 
 /** JetStream buckets and the one service allowed to write each. */
+/**
+ * The services that use NATS, each with its own user; the reward sources use none and get none.
+ * The buckets are created by their owners (BUCKET_OWNERS) when those first start; the events stream
+ * TEMPER by whichever of these starts first (each may create it, so none waits for another), and
+ * changed by its owner only.
+ */
+export const NATS_USERS = ["scheduler", "rollout", "learner", "orchestrator"];
+export const EVENTS_STREAM_OWNER = "orchestrator";
+
 export const BUCKET_OWNERS: Record<string, { kind: "kv" | "obj"; bucket: string }[]> = {
   scheduler: [{ kind: "kv", bucket: "temper_scheduler" }],
   orchestrator: [{ kind: "kv", bucket: "temper_orchestrator" }],
@@ -50,6 +59,11 @@ export interface Secrets {
   backend: "openssl" | "forge" | "none";
 }
 
+/** Which of `services` get a NATS user. */
+function natsUsers(services: string[]): string[] {
+  return services.filter((s) => NATS_USERS.includes(s));
+}
+
 function files(dir: string, services: string[]) {
   const names = [...services, OPERATOR];
   return [
@@ -59,7 +73,7 @@ function files(dir: string, services: string[]) {
     join(dir, `${OPERATOR}.token`),
     join(dir, "nats", "nats.conf"),
     ...names.flatMap((n) => [join(dir, `${n}.crt`), join(dir, `${n}.key`)]),
-    ...services.map((n) => join(dir, "nats", `${n}.password`)),
+    ...natsUsers(services).map((n) => join(dir, "nats", `${n}.password`)),
   ];
 }
 
@@ -98,9 +112,9 @@ export function natsPermissions(service: string): { publish: string[]; subscribe
     "$JS.API.CONSUMER.>",
     "$JS.ACK.>",
     "$JS.FC.>",
-    // the events stream and its events
+    // the events stream (created by whoever comes first, changed by its owner only) and its events
     "$JS.API.STREAM.CREATE.TEMPER",
-    "$JS.API.STREAM.UPDATE.TEMPER",
+    ...(service === EVENTS_STREAM_OWNER ? ["$JS.API.STREAM.UPDATE.TEMPER"] : []),
     "temper.>",
   ];
   for (const { kind, bucket } of own) {
@@ -172,7 +186,7 @@ export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
       `# accepted bearer tokens (AUTH_TOKENS_FILE): NAME TOKEN or NAME sha256:<hex of the token>\n${OPERATOR} sha256:${tokenDigest(token)}\n`,
     );
     const passwords: Record<string, string> = {};
-    for (const s of o.services) {
+    for (const s of natsUsers(o.services)) {
       passwords[s] = secret(24);
       writeFileSync(join(tmp, "nats", `${s}.password`), `${passwords[s]}\n`);
     }
@@ -195,9 +209,11 @@ export function secureServiceEnv(dir: string, service: string): Record<string, s
     GRPC_TLS_CA: join(dir, "ca.crt"),
     GRPC_TLS_CLIENT_AUTH: "require",
     AUTH_TOKENS_FILE: join(dir, "tokens"),
-    NATS_USER: service,
-    NATS_PASSWORD_FILE: join(dir, "nats", `${service}.password`),
   };
+  if (NATS_USERS.includes(service)) {
+    env.NATS_USER = service;
+    env.NATS_PASSWORD_FILE = join(dir, "nats", `${service}.password`);
+  }
   const callers = CALLERS[service];
   if (callers) env.AUTH_IDENTITIES = callers.join(",");
   return env;

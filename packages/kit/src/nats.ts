@@ -165,13 +165,24 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
         max_age: nanos(spec.maxAgeMs ?? 0),
         num_replicas: replicas,
       };
+      let current: Awaited<ReturnType<typeof jsm.streams.info>>["config"] | undefined;
       try {
-        await jsm.streams.info(spec.name);
-        await jsm.streams.update(spec.name, config);
+        current = (await jsm.streams.info(spec.name)).config;
       } catch (err) {
         if (!/not found/i.test((err as Error).message)) throw err;
-        await jsm.streams.add(config);
       }
+      if (!current) {
+        await jsm.streams.add(config);
+        return;
+      }
+      // only a stream that differs is updated: in a secure deployment only the stream's owner may
+      // update it, and every other service finds it as it should be
+      const same =
+        (current.subjects ?? []).join(",") === config.subjects.join(",") &&
+        current.duplicate_window === config.duplicate_window &&
+        current.max_age === config.max_age &&
+        current.num_replicas === config.num_replicas;
+      if (!same) await jsm.streams.update(spec.name, config);
     },
     async publish(subject, data, opts) {
       if (!opts.msgId) throw new Error(`publish to ${subject}: msgId (Nats-Msg-Id) is required`);
