@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Client } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -20,7 +21,7 @@ import {
   GrpcError,
   type ServiceDefinition,
 } from "@temper/kit";
-import { learner, orchestrator, scheduler } from "@temper/proto";
+import { learner, orchestrator, rollout, scheduler } from "@temper/proto";
 import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
 import { additionProblems, freeStackOffset, Status, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
@@ -172,6 +173,46 @@ describe("a secure stack", { skip: !findNatsServer() && "nats-server not install
     // the operator's identity alone (no token) is allowed too
     const operator = client(scheduler.SchedulerServiceService, "scheduler", as("operator"));
     assert.ok((await operator.configure(runConfig("sec-b"))).version > 0);
+  });
+
+  it("Generate needs a credential, and one identity gets one call at a time (the orchestrator more)", {
+    timeout: 120_000,
+  }, async () => {
+    const request = (n: number, tokens: number): rollout.GenerateRequest => ({
+      prompts: Array.from({ length: n }, (_, i) => ({ id: `p${i}`, prompt: `${i}+1=?`, reference: "" })),
+      numCompletions: 8,
+      sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: tokens, stop: [], seed: 1 },
+      adapterVersion: "",
+      chat: false,
+      enableThinking: false,
+      runId: "",
+      step: 0,
+      callTag: "",
+    });
+    const stranger = client(rollout.RolloutServiceService, "rollout", as("reward-correctness"));
+    assert.equal(await statusOf(stranger.generate(request(1, 2))), Status.PERMISSION_DENIED);
+    const operator = client(rollout.RolloutServiceService, "rollout", as("operator"));
+    // a long call in flight; the same identity's second call is refused at once, not queued
+    const abort = new AbortController();
+    const long = statusOf(operator.generate(request(64, 256), { signal: abort.signal, timeoutMs: 60_000 }));
+    await sleep(300);
+    await assert.rejects(operator.generate(request(1, 2)), (e: GrpcError) => {
+      assert.equal(e.code, Status.RESOURCE_EXHAUSTED);
+      assert.match(
+        e.message,
+        /"operator" has 1 Generate call queued or running, at most 1 \(MAX_CALLS_PER_CALLER/,
+      );
+      return true;
+    });
+    abort.abort();
+    assert.equal(await long, Status.CANCELLED);
+    // once it has ended, the operator may call again
+    for (let i = 0; ; i++) {
+      const code = await statusOf(operator.generate(request(1, 2)));
+      if (code === Status.OK) break;
+      assert.ok(i < 50 && code === Status.RESOURCE_EXHAUSTED, `status ${Status[code]}`);
+      await sleep(100);
+    }
   });
 
   it("Configure: a stale version and an endpoint outside the allow-list fail", async () => {

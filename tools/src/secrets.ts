@@ -31,7 +31,12 @@ export const CALLERS: Record<string, string[]> = {
   scheduler: ["orchestrator", OPERATOR],
   learner: ["orchestrator", OPERATOR],
   orchestrator: [OPERATOR],
+  // Generate changes nothing but holds the engine
+  rollout: ["orchestrator", OPERATOR],
 };
+
+/** CALLER_CALL_LIMITS: identities allowed more than one call at once (the orchestrator drives several runs). */
+export const CALLER_LIMITS: Record<string, string> = { rollout: "orchestrator=64" };
 
 export interface SecretsOptions {
   dir: string;
@@ -216,6 +221,7 @@ export function secureServiceEnv(dir: string, service: string): Record<string, s
   }
   const callers = CALLERS[service];
   if (callers) env.AUTH_IDENTITIES = callers.join(",");
+  if (CALLER_LIMITS[service]) env.CALLER_CALL_LIMITS = CALLER_LIMITS[service];
   return env;
 }
 

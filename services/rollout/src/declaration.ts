@@ -48,6 +48,29 @@ const config = {
     doc: "Generate calls that may wait behind the running one; more get RESOURCE_EXHAUSTED",
   }),
   ADAPTER_CACHE: limit(4, 1024, "adapter versions kept decoded in the engine (LRU)"),
+  MAX_CALLS_PER_CALLER: limit(
+    1,
+    65_536,
+    "Generate calls one authenticated identity may have queued or running at once (CALLER_CALL_LIMITS overrides it by name; anonymous plaintext callers are not counted)",
+  ),
+  CALLER_CALL_LIMITS: {
+    doc: "per-identity exceptions to MAX_CALLS_PER_CALLER, e.g. orchestrator=64 (it drives several runs at once)",
+    kind: "NAME=N,...",
+    default: new Map<string, number>(),
+    parse(raw: string): Map<string, number> {
+      const out = new Map<string, number>();
+      for (const entry of raw
+        .split(",")
+        .map((e) => e.trim())
+        .filter(Boolean)) {
+        const m = /^([A-Za-z0-9._-]{1,64})=(\d{1,5})$/.exec(entry);
+        if (!m || Number(m[2]) < 1)
+          throw new Error(`expected NAME=N with N ≥ 1, got ${JSON.stringify(entry.slice(0, 80))}`);
+        out.set(m[1], Number(m[2]));
+      }
+      return out;
+    },
+  },
 };
 
 export const declaration = {

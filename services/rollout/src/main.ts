@@ -20,6 +20,7 @@ await runService({
         threads: c.THREADS,
         maxBatchRows: c.MAX_BATCH_ROWS,
         queueDepth: c.QUEUE_DEPTH,
+        callsPerCaller: { default: c.MAX_CALLS_PER_CALLER, byName: c.CALLER_CALL_LIMITS },
         adapterCache: c.ADAPTER_CACHE,
         limits: {
           maxPrompts: c.MAX_PROMPTS,
@@ -32,13 +33,18 @@ await runService({
       logger,
     );
     engine = r;
-    // No mutating RPC: Generate is a function of its request (the model, an adapter version, seeds)
-    // and changes no state; in a secure deployment mutual TLS still keeps unknown callers out.
+    // Generate changes no state but holds the engine for up to minutes: where credentials are on,
+    // it needs one (an AUTH_IDENTITIES name, the orchestrator, or a token) like a mutating RPC, and
+    // each identity may have MAX_CALLS_PER_CALLER calls at once.
     return [
-      service(declaration.api, {
-        generate: (req, ctx) => r.generate(req, ctx),
-        getModelInfo: () => r.modelInfo(),
-      }),
+      service(
+        declaration.api,
+        {
+          generate: (req, ctx) => r.generate(req, ctx),
+          getModelInfo: () => r.modelInfo(),
+        },
+        { mutating: ["generate"] },
+      ),
     ];
   },
   onShutdown: [{ name: "engine worker", run: () => engine?.close() }],

@@ -10,6 +10,7 @@ import {
   GrpcError,
   invalidArgument,
   type Logger,
+  quote,
   resourceExhausted,
   Status,
   WorkerCancelledError,
@@ -43,6 +44,8 @@ export interface RolloutOptions {
   maxBatchRows: number;
   /** Calls that may wait behind the running one. */
   queueDepth: number;
+  /** Calls one authenticated identity may have queued or running (by name, else the default). */
+  callsPerCaller?: { default: number; byName: ReadonlyMap<string, number> };
   adapterCache: number;
   limits: RolloutLimits;
 }
@@ -248,7 +251,35 @@ export class Rollout {
       );
   }
 
+  /** Generate calls queued or running, per authenticated identity. */
+  private readonly callsBy = new Map<string, number>();
+
+  /** Counts the call against its caller's limit for as long as `work` runs. */
+  private async perCaller<T>(ctx: CallContext, work: () => Promise<T>): Promise<T> {
+    const who = ctx.principal?.name;
+    const limits = this.options.callsPerCaller;
+    if (who === undefined || !limits) return work();
+    const max = limits.byName.get(who) ?? limits.default;
+    const n = this.callsBy.get(who) ?? 0;
+    if (n >= max)
+      throw resourceExhausted(
+        `${quote(who)} has ${n} Generate call${n === 1 ? "" : "s"} queued or running, at most ${max} (MAX_CALLS_PER_CALLER, CALLER_CALL_LIMITS)`,
+      );
+    this.callsBy.set(who, n + 1);
+    try {
+      return await work();
+    } finally {
+      const left = (this.callsBy.get(who) ?? 1) - 1;
+      if (left > 0) this.callsBy.set(who, left);
+      else this.callsBy.delete(who);
+    }
+  }
+
   private async enqueue(call: PreparedCall, ctx: CallContext): Promise<GenerateResult> {
+    return this.perCaller(ctx, () => this.enqueueCounted(call, ctx));
+  }
+
+  private async enqueueCounted(call: PreparedCall, ctx: CallContext): Promise<GenerateResult> {
     this.checkQueue();
     const key = call.adapterVersion === "" ? null : adapterObjectName(call.runId, call.adapterVersion);
     // An adapter the worker lacks is fetched before the call takes a queue slot: an unknown
