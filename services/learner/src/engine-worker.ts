@@ -2,7 +2,7 @@
 // memory (the LoRA adapter and AdamW moments), runs the training graph (Qwen3Trainer, one session
 // per LoRA layout and loss, cached), applies clipping, the schedule and AdamW, and writes every
 // checkpoint. The service thread validates requests, keeps exactly-once bookkeeping and publishes.
-import { writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { serveEngineWorker } from "@temper/kit";
 import {
@@ -70,6 +70,11 @@ export type LearnerWorker = {
     /** Time spent writing (and fsyncing) the checkpoint. */
     checkpointSeconds: number;
   }>;
+  /**
+   * Copies `files` of checkpoint directory `from` into `<root>/<name>`, written atomically: here
+   * rather than on the service's event loop, which the copy and its fsyncs would hold.
+   */
+  export(args: { from: string; files: string[]; root: string; name: string }): void;
 };
 
 /** Names a trainer error by the request's field path (`sequences[3].old_logprobs`). */
@@ -348,6 +353,11 @@ serveEngineWorker<LearnerWorker>(async (raw) => {
         runs.delete(runId);
         throw err;
       }
+    },
+    export({ from, files, root, name }) {
+      writeCheckpoint(root, name, (dir) => {
+        for (const f of files) copyFileSync(join(from, f), join(dir, f));
+      });
     },
   };
 });

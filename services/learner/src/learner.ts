@@ -2,7 +2,7 @@
 // exactly-once step bookkeeping, one call at a time per run, publishing adapters to the JetStream
 // object store and policy.updated events. The engine thread (engine-worker.ts) does the training
 // and writes checkpoints.
-import { cpSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -30,7 +30,7 @@ import {
   modelContentHash,
   type TrainSequence,
 } from "@temper/qwen3";
-import { cleanTemporary, listCheckpoints, writeCheckpoint } from "@temper/training";
+import { cleanTemporary, listCheckpoints } from "@temper/training";
 import type { LearnerWorker } from "./engine-worker.ts";
 import { trainRequestHash } from "./hashing.ts";
 import { checkRunId, firstDifference, resolveRunConfig, toProtoConfig } from "./run-config.ts";
@@ -419,9 +419,7 @@ export class Learner {
         "optimizer.safetensors",
         "trainer_state.json",
       ];
-      writeCheckpoint(dirname(target), name, (dir) => {
-        for (const f of files) cpSync(join(from, f), join(dir, f));
-      });
+      await this.worker.call("export", { from, files, root: dirname(target), name });
       return { directory: target, adapterVersion: s.adapterVersion, step: s.lastStep ?? 0 };
     });
   }
