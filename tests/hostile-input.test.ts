@@ -39,8 +39,8 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import { findNatsServer, STATUS_MESSAGE_LIMIT } from "@temper/kit";
 import { descriptorSetPath, orchestrator } from "@temper/proto";
-import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import type { Stack } from "../tools/src/stack-runtime.ts";
+import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const LONG = "x".repeat(100_000);
 const RUN = "fuzz";
@@ -189,11 +189,8 @@ describe("hostile input at every service", {
 
   before(async () => {
     writeFileSync(join(root, "train.jsonl"), additionProblems(8, 1));
-    const offset = await freeStackOffset();
-    stack = await startStack({
+    stack = await startTestStack({
       dataDir: join(root, "stack"),
-      natsPort: 4222 + offset,
-      portOffset: offset,
       model: tinyPolicyModel(modelDir),
     });
   });
@@ -309,32 +306,21 @@ describe("hostile input at every service", {
       const exports = join(root, "stack", "exports");
       mkdirSync(exports, { recursive: true });
       symlinkSync(outside, join(exports, "link"));
-      const learner = "temper.learner.v1.LearnerService";
-      const through = await call(
-        learner,
-        "learner",
-        "SaveCheckpoint",
-        { runId: RUN, directory: "link/out" },
-        5000,
-      );
+      const save = (directory: string) =>
+        call(
+          "temper.learner.v1.LearnerService",
+          "learner",
+          "SaveCheckpoint",
+          { runId: RUN, directory },
+          5000,
+        );
+      const through = await save("link/out");
       assert.equal(through.code, 3, through.details);
       assert.match(through.details, /directory: "link" is a symbolic link/);
-      const itself = await call(
-        learner,
-        "learner",
-        "SaveCheckpoint",
-        { runId: RUN, directory: "link" },
-        5000,
-      );
+      const itself = await save("link");
       assert.equal(itself.code, 3, itself.details);
       assert.deepEqual(readdirSync(outside), [], "nothing was written through the link");
-      const long = await call(
-        learner,
-        "learner",
-        "SaveCheckpoint",
-        { runId: RUN, directory: "d".repeat(300) },
-        5000,
-      );
+      const long = await save("d".repeat(300));
       assert.equal(long.code, 3, long.details);
       assert.match(long.details, /components of at most 255 bytes/);
     } finally {

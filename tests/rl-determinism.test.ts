@@ -15,8 +15,8 @@ import { machineInfo } from "@temper/onnx";
 import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { parse } from "yaml";
-import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, STRUCTURES, testRunSpec } from "./src/index.ts";
+import type { Stack } from "../tools/src/stack-runtime.ts";
+import { additionProblems, STRUCTURES, startTestStack, testRunSpec } from "./src/index.ts";
 
 const STEPS = 3;
 /** Fields that differ between any two runs: wall-clock times and names carrying the run id. */
@@ -42,11 +42,8 @@ describe("an RL run is reproducible with every core busy", {
     });
     writeFileSync(join(root, "train.jsonl"), additionProblems(32, 1));
     writeFileSync(join(root, "eval.jsonl"), additionProblems(16, 100));
-    const offset = await freeStackOffset();
-    stack = await startStack({
+    stack = await startTestStack({
       dataDir: join(root, "stack"),
-      natsPort: 4222 + offset,
-      portOffset: offset,
       model: modelDir,
     });
     bus = await connectBus({ url: stack.natsUrl, name: "rl-determinism-test" });

@@ -12,8 +12,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { orchestrator, scheduler } from "@temper/proto";
 import { ADAPTER_BUCKET } from "@temper/qwen3";
-import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import type { Stack } from "../tools/src/stack-runtime.ts";
+import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const STEPS = 3;
 
@@ -48,11 +48,8 @@ describe("an RL run survives the SIGKILL of any one service", {
   before(async () => {
     tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
-    const offset = await freeStackOffset();
-    stack = await startStack({
+    stack = await startTestStack({
       dataDir: join(root, "stack"),
-      natsPort: 4222 + offset,
-      portOffset: offset,
       model: modelDir,
       onEvent: (line) => supervisor.push(line),
       // a restarted orchestrator must find its runs again quickly; retries wait out restarts

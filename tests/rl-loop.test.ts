@@ -14,8 +14,8 @@ import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
-import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import type { Stack } from "../tools/src/stack-runtime.ts";
+import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const STEPS = 4;
 
@@ -52,11 +52,8 @@ describe("the RL loop through the orchestrator", {
     tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(12, 1));
     writeFileSync(join(root, "eval.jsonl"), additionProblems(6, 40));
-    const offset = await freeStackOffset();
-    stack = await startStack({
+    stack = await startTestStack({
       dataDir: join(root, "stack"),
-      natsPort: 4222 + offset,
-      portOffset: offset,
       model: modelDir,
       // Held-out sets larger than one Generate may hold go out in parts: 6 problems in calls of 4.
       env: { rollout: { MAX_PROMPTS: "4" }, orchestrator: { GENERATE_MAX_PROMPTS: "4" } },

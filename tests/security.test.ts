@@ -22,8 +22,8 @@ import {
   type ServiceDefinition,
 } from "@temper/kit";
 import { learner, orchestrator, rollout, scheduler } from "@temper/proto";
-import { type Stack, startStack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freeStackOffset, Status, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import type { Stack } from "../tools/src/stack-runtime.ts";
+import { additionProblems, Status, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 /** One application RPC per service that any authenticated caller may make (a read). */
 const READS: Record<string, string> = {
@@ -99,11 +99,8 @@ describe("a secure stack", { skip: !findNatsServer() && "nats-server not install
   before(async () => {
     tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(8, 1));
-    const offset = await freeStackOffset();
-    stack = await startStack({
+    stack = await startTestStack({
       dataDir: join(root, "stack"),
-      natsPort: 4222 + offset,
-      portOffset: offset,
       model: modelDir,
       secure: true,
     });

@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { findNatsServer } from "@temper/kit";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
-import { startStack } from "../tools/src/stack-runtime.ts";
-import { checkHealth, freeStackOffset, repoRoot, serviceEntry } from "./src/index.ts";
+import { checkHealth, repoRoot, serviceEntry, startTestStack } from "./src/index.ts";
 
 const DEFAULT_PORTS: Record<string, number> = {
   "reward-correctness": 50051,
@@ -111,12 +110,9 @@ test("the stack's supervisor restarts a killed service while the others keep ser
   timeout: 180_000,
 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "temper-supervisor-"));
-  const offset = await freeStackOffset();
   const events: string[] = [];
-  const stack = await startStack({
+  const stack = await startTestStack({
     dataDir,
-    natsPort: 4222 + offset,
-    portOffset: offset,
     model: tinyModel(dataDir),
     maxRestarts: 1,
     onEvent: (line) => events.push(line),

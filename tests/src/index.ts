@@ -19,4 +19,4 @@ export {
   TestService,
 } from "./processes.ts";
 export { additionProblems, type SpecBase, STRUCTURES, testRunSpec, tinyPolicyModel } from "./run-spec.ts";
-export { freeStackOffset } from "./stack-ports.ts";
+export { freeStackOffset, startTestStack } from "./stack-ports.ts";

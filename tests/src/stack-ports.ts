@@ -2,6 +2,7 @@
 // stack runs beside a real one and beside other tests.
 import { createServer } from "node:net";
 import { NATS_DEFAULT_PORT, SERVICES } from "../../tools/src/services.ts";
+import { type Stack, type StackOptions, startStack } from "../../tools/src/stack-runtime.ts";
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((done) => {
@@ -18,4 +19,10 @@ export async function freeStackOffset(): Promise<number> {
     if (free.every(Boolean)) return offset;
   }
   throw new Error("no free port range for the stack");
+}
+
+/** A local stack for a test, on a port range no other stack uses (NATS at 4222 + the offset). */
+export async function startTestStack(o: Omit<StackOptions, "natsPort" | "portOffset">): Promise<Stack> {
+  const offset = await freeStackOffset();
+  return startStack({ ...o, natsPort: NATS_DEFAULT_PORT + offset, portOffset: offset });
 }
