@@ -378,6 +378,8 @@ export class Orchestrator {
 
   async listRuns(req: orchestrator.ListRunsRequest): Promise<orchestrator.ListRunsResponse> {
     const size = req.pageSize || 100;
+    // a token is a run id: refuse any other before reading the table
+    if (req.pageToken) check.matches(req.pageToken, RUN_ID, "page_token", "be a run id from next_page_token");
     const all = await this.table.list();
     const start = req.pageToken ? all.findIndex((r) => r.runId === req.pageToken) : 0;
     if (start < 0) throw invalidArgument("page_token", "unknown token");
