@@ -150,8 +150,8 @@ describe("deployment declarations (services/*/src/declaration.ts)", () => {
     const problems = envProblems(
       "orchestrator",
       d,
-      { SERVICE: "orchestrator", PORT: "50090", RUNS_DIRR: "/runs", ROLLOUT_ADDR: "rollout:50071" },
-      { mounts: [], peer: (host, port) => (port === 50070 ? undefined : `${host}:${port} is not served`) },
+      { SERVICE: "orchestrator", PORT: "15090", RUNS_DIRR: "/runs", ROLLOUT_ADDR: "rollout:50071" },
+      { mounts: [], peer: (host, port) => (port === 15070 ? undefined : `${host}:${port} is not served`) },
     );
     const has = (re: RegExp) =>
       assert.ok(
@@ -160,7 +160,7 @@ describe("deployment declarations (services/*/src/declaration.ts)", () => {
       );
     has(/RUNS_DIRR is set but the service does not read it/);
     has(/HOST defaults to 127\.0\.0\.1/);
-    has(/SCHEDULER_ADDR defaults to 127\.0\.0\.1:50060/);
+    has(/SCHEDULER_ADDR defaults to 127\.0\.0\.1:15060/);
     has(/NATS_URL defaults to nats:\/\/127\.0\.0\.1:4222/);
     has(/ROLLOUT_ADDR=rollout:50071: rollout:50071 is not served/);
     has(/GRPC_TLS_CERT is not set/);
@@ -182,7 +182,7 @@ describe("deployment declarations (services/*/src/declaration.ts)", () => {
       l.join("\n"),
     );
     assert.ok(
-      l.some((p) => /PORT=undefined, not the service's default port 50080/.test(p)),
+      l.some((p) => /PORT=undefined, not the service's default port 15080/.test(p)),
       l.join("\n"),
     );
     const bad = envProblems("learner", learner, { DTYPE: "float16" }, { mounts: [], peer: () => undefined });

@@ -683,7 +683,7 @@ describe("reward plane", () => {
   });
 
   test("a source endpoint outside the allow-list fails Configure, naming the rule", async () => {
-    for (const endpoint of ["10.20.30.40:22", "metadata.internal:80", "127.1:50051"])
+    for (const endpoint of ["10.20.30.40:22", "metadata.internal:80", "127.1:15051"])
       await rejects(
         client.configure({
           config: { ...runConfig("allow", hybrid).config, sources: { reasoning: endpoint } },

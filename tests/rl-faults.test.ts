@@ -4,36 +4,16 @@
 // supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
 // step, and a final adapter bitwise equal to an uninterrupted run's.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
-import { orchestrator, scheduler } from "@temper/proto";
-import { ADAPTER_BUCKET } from "@temper/qwen3";
+import { orchestrator } from "@temper/proto";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
-
-const STEPS = 3;
-
-function spec(root: string, modelDir: string, name: string): orchestrator.RunSpec {
-  return testRunSpec(
-    {
-      model: modelDir,
-      trainData: join(root, "train.jsonl"),
-      name,
-      failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_FAIL,
-      // many micro-batches make the learner's Train long enough to be caught in progress
-      microBatchSize: 1,
-    },
-    {
-      steps: STEPS,
-      seed: 9,
-      sampling: { temperature: 1, topK: 0, topP: 1, maxNewTokens: 12, stop: [], seed: 0 },
-    },
-  );
-}
+import { additionProblems, startTestStack, tinyPolicyModel } from "./src/index.ts";
+import { FAULT_STEPS, faultSpec, finalAdapter, metricsSteps, onEvent, waitForEnd } from "./src/run-faults.ts";
 
 describe("an RL run survives the SIGKILL of any one service", {
   skip: !findNatsServer() && "nats-server not installed",
@@ -68,73 +48,13 @@ describe("an RL run survives the SIGKILL of any one service", {
     rmSync(root, { recursive: true, force: true });
   });
 
-  /** Polls GetRun (the orchestrator itself may be restarting) until the run ends. */
-  async function waitForEnd(runId: string, ms = 240_000): Promise<orchestrator.Run> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      try {
-        const { run } = await client.getRun({ runId }, { timeoutMs: 5000 });
-        if (run && run.status >= orchestrator.RunStatus.RUN_STATUS_SUCCEEDED) return run;
-      } catch {
-        // orchestrator down: the supervisor is bringing it back
-      }
-      await sleep(300);
-    }
-    throw new Error(`run ${runId} did not end within ${ms} ms`);
-  }
-
-  /** Kills `service` once the event `temper.<run>.<subject>` of `step` arrives (plus `delayMs`). */
-  function killOn(
-    runIdOf: () => string | undefined,
-    subject: string,
-    step: number,
-    service: string,
-    delayMs: number,
-  ) {
-    let done = false;
-    const sub = bus.nc.subscribe("temper.*.>", {
-      callback: (_err, msg) => {
-        const id = runIdOf();
-        if (done || !id || msg.subject !== `temper.${id}.${subject}`) return;
-        const msgId = msg.headers?.get("Nats-Msg-Id") ?? "";
-        if (!msgId.startsWith(`${id}.${step}.`)) return;
-        done = true;
-        setTimeout(() => {
-          const p = stack.process(service);
-          p?.kill(); // SIGKILL
-        }, delayMs);
-      },
-    });
-    return {
-      get fired() {
-        return done;
-      },
-      stop: () => sub.unsubscribe(),
-    };
-  }
-
-  async function finalAdapter(run: orchestrator.Run): Promise<Buffer> {
-    const version = run.latest!.policyVersion;
-    const store = await bus.objectStore(ADAPTER_BUCKET);
-    const bytes = await store.getBlob(`${run.runId}/${version}`);
-    assert.ok(bytes, `no adapter ${run.runId}/${version}`);
-    return Buffer.from(bytes);
-  }
-
-  function metricsSteps(run: orchestrator.Run): number[] {
-    return readFileSync(join(run.directory, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l).step as number);
-  }
-
   it("kills learner, rollout, scheduler and orchestrator in four runs; each ends like the uninterrupted one", {
     timeout: 900_000,
   }, async () => {
-    const reference = (await client.startRun({ spec: spec(root, modelDir, "reference") })).run!;
-    const ref = await waitForEnd(reference.runId);
+    const reference = (await client.startRun({ spec: faultSpec(root, modelDir, "reference") })).run!;
+    const ref = await waitForEnd(client, reference.runId);
     assert.equal(ref.status, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, ref.error);
-    const refAdapter = await finalAdapter(ref);
+    const refAdapter = await finalAdapter(bus, ref);
 
     // [service, the event whose arrival puts it mid-call, step, delay]
     const faults: [string, string, number, number][] = [
@@ -145,10 +65,17 @@ describe("an RL run survives the SIGKILL of any one service", {
     ];
     for (const [service, subject, step, delay] of faults) {
       let runId: string | undefined;
-      const trap = killOn(() => runId, subject, step, service, delay);
+      const trap = onEvent(
+        bus,
+        () => runId,
+        subject,
+        step,
+        delay,
+        () => stack.process(service)?.kill(),
+      );
       const restartsBefore = stack.table().find((r) => r.name === service)!.restarts;
-      runId = (await client.startRun({ spec: spec(root, modelDir, `kill-${service}`) })).run!.runId;
-      const run = await waitForEnd(runId);
+      runId = (await client.startRun({ spec: faultSpec(root, modelDir, `kill-${service}`) })).run!.runId;
+      const run = await waitForEnd(client, runId);
       trap.stop();
       assert.ok(trap.fired, `${service}: the trap never fired`);
       assert.equal(run.status, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, `${service}: ${run.error}`);
@@ -156,10 +83,10 @@ describe("an RL run survives the SIGKILL of any one service", {
         stack.table().find((r) => r.name === service)!.restarts > restartsBefore,
         `${service} was not restarted: ${supervisor.join("; ")}`,
       );
-      assert.equal(run.stepsDone, STEPS);
+      assert.equal(run.stepsDone, FAULT_STEPS);
       assert.deepEqual(metricsSteps(run), [0, 1, 2], `${service}: one metrics line per step`);
       assert.deepEqual(
-        await finalAdapter(run),
+        await finalAdapter(bus, run),
         refAdapter,
         `${service}: the final adapter differs from the uninterrupted run's`,
       );

@@ -224,11 +224,11 @@ describe("a secure stack", { skip: !findNatsServer() && "nats-server not install
       (e: GrpcError) => e.code === Status.FAILED_PRECONDITION && /is at config version/.test(e.message),
     );
     await assert.rejects(
-      operator.configure({ ...runConfig("sec-allow", { perplexity: "10.0.0.7:50052" }) }),
+      operator.configure({ ...runConfig("sec-allow", { perplexity: "10.0.0.7:15052" }) }),
       (e: GrpcError) =>
         e.code === Status.INVALID_ARGUMENT &&
         e.message ===
-          'config.sources["perplexity"]: endpoint "10.0.0.7:50052" is not admitted by SOURCE_ENDPOINT_ALLOW = loopback',
+          'config.sources["perplexity"]: endpoint "10.0.0.7:15052" is not admitted by SOURCE_ENDPOINT_ALLOW = loopback',
     );
   });
 

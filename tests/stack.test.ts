@@ -12,14 +12,14 @@ import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { checkHealth, repoRoot, serviceEntry, startTestStack } from "./src/index.ts";
 
 const DEFAULT_PORTS: Record<string, number> = {
-  "reward-correctness": 50051,
-  "reward-perplexity": 50052,
-  "reward-reasoning": 50053,
-  "reward-consistency": 50054,
-  scheduler: 50060,
-  rollout: 50070,
-  learner: 50080,
-  orchestrator: 50090,
+  "reward-correctness": 15051,
+  "reward-perplexity": 15052,
+  "reward-reasoning": 15053,
+  "reward-consistency": 15054,
+  scheduler: 15060,
+  rollout: 15070,
+  learner: 15080,
+  orchestrator: 15090,
   nats: 4222,
 };
 

@@ -16,20 +16,20 @@ export const NATS_DEFAULT_PORT = 4222;
 export const SERVICES: readonly ServiceSpec[] = [
   {
     name: "reward-correctness",
-    port: 50051,
+    port: 15051,
     summary: "answer extraction: correctness_hard, correctness_soft, format",
   },
-  { name: "reward-perplexity", port: 50052, summary: "perplexity from completion logprobs" },
-  { name: "reward-reasoning", port: 50053, summary: "checked arithmetic, structure, repetition, length" },
+  { name: "reward-perplexity", port: 15052, summary: "perplexity from completion logprobs" },
+  { name: "reward-reasoning", port: 15053, summary: "checked arithmetic, structure, repetition, length" },
   {
     name: "reward-consistency",
-    port: 50054,
+    port: 15054,
     summary: "agreement within the group and with its own equations",
   },
-  { name: "scheduler", port: 50060, summary: "reward router: blends sources, advantages" },
-  { name: "rollout", port: 50070, summary: "generation with hot-swapped adapters" },
-  { name: "learner", port: 50080, summary: "GRPO updates of LoRA adapters" },
-  { name: "orchestrator", port: 50090, summary: "runs experiments end to end" },
+  { name: "scheduler", port: 15060, summary: "reward router: blends sources, advantages" },
+  { name: "rollout", port: 15070, summary: "generation with hot-swapped adapters" },
+  { name: "learner", port: 15080, summary: "GRPO updates of LoRA adapters" },
+  { name: "orchestrator", port: 15090, summary: "runs experiments end to end" },
 ];
 
 export function serviceEntry(root: string, name: string): string {

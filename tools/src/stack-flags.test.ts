@@ -28,8 +28,8 @@ test("--replicas SOURCE=N: reward sources by short or full name", () => {
 
 test("replica k of a service: <name>-<k+1> on the port + 1000·k", () => {
   const rollout = SERVICES.find((s) => s.name === "rollout")!;
-  assert.deepEqual(replica(rollout, 0, 0), { name: "rollout", port: 50070 });
-  assert.deepEqual(replica(rollout, 1, 100), { name: "rollout-2", port: 51170 });
+  assert.deepEqual(replica(rollout, 0, 0), { name: "rollout", port: 15070 });
+  assert.deepEqual(replica(rollout, 1, 100), { name: "rollout-2", port: 16170 });
 });
 
 test("the stack refuses replicas of a service that owns state, or ports past 65535, before starting", async () => {
@@ -39,7 +39,7 @@ test("the stack refuses replicas of a service that owns state, or ports past 655
     /replicas of learner: only rollout, reward-correctness, .* run as several processes \(learner, scheduler and orchestrator own state\)/,
   );
   await assert.rejects(
-    startStack({ ...base, portOffset: 10_000, replicas: { rollout: 8 } }),
-    /rollout-7 would listen on port 66070: use a lower --port-offset/,
+    startStack({ ...base, portOffset: 50_000, replicas: { rollout: 2 } }),
+    /rollout-2 would listen on port 66070: use a lower --port-offset/,
   );
 });

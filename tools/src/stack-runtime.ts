@@ -119,6 +119,8 @@ export interface Stack {
   table(): ServiceRow[];
   /** The running process of a service (tests kill it to see the supervisor restart it). */
   process(name: string): ServiceProcess | undefined;
+  /** The running nats-server (supervised too: killed, it is started again on its port). */
+  nats(): NatsServerHandle | undefined;
   /** Resolves when a service has failed for good (restart limit reached). */
   failed: Promise<string>;
   /** Stops every service (callers first), then NATS; returns unclean exits. */
@@ -188,6 +190,19 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** The range the kernel picks a connection's own port from (Linux), or undefined where unknown. */
+function ephemeralPortRange(): [number, number] | undefined {
+  try {
+    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** nats-server from PATH; as root with apt-get, installs Debian's package; else a CliError. */
 export function ensureNatsServer(): string {
   const found = findNatsServer();
@@ -250,6 +265,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   ])
     if (!(await portFree(port)))
       throw new CliError(`port ${port} (${name}) is in use: stop what holds it, or pass --port-offset`);
+  const ephemeral = ephemeralPortRange();
+  const exposed = instances.filter((i) => ephemeral && i.port >= ephemeral[0] && i.port <= ephemeral[1]);
+  if (exposed.length)
+    say(
+      `warning: ${exposed.map((i) => `${i.name} (${i.port})`).join(", ")} in this machine's ephemeral port range ${ephemeral!.join("–")}: an outgoing connection may hold such a port while its service restarts`,
+    );
   const natsBinary = ensureNatsServer();
   mkdirSync(join(o.dataDir, "logs"), { recursive: true });
   const modelDir = specs.some((s) => MODEL_SERVICES.has(s.name))
@@ -361,13 +382,37 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     return problems;
   };
 
-  try {
-    nats = await startNatsServer({
+  // nats-server is supervised like a service: restarted on the same port and store, the services'
+  // clients reconnect by themselves (connectBus), and a run waits the outage out.
+  const startNats = (port: number) =>
+    startNatsServer({
       binary: natsBinary,
-      port: o.natsPort,
+      port,
       storeDir: join(o.dataDir, "nats"),
       configFile: security?.secrets.natsConfig,
     });
+  const superviseNats = (handle: NatsServerHandle) => {
+    void handle.exited.then(async ({ code, signal }) => {
+      if (stopping || nats !== handle) return;
+      say(`nats exited (${signal ?? `code ${code}`}); restarting it`);
+      for (let attempt = 1; !stopping; attempt++) {
+        await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)));
+        if (stopping) return;
+        try {
+          nats = await startNats(handle.port);
+          say("nats restarted");
+          superviseNats(nats);
+          return;
+        } catch (err) {
+          say(`nats did not come back: ${(err as Error).message.split("\n")[0]}`);
+        }
+      }
+    });
+  };
+
+  try {
+    nats = await startNats(o.natsPort);
+    superviseNats(nats);
     const natsUrl = nats.url;
     const results = await Promise.allSettled(
       instances.map(async (inst) => {
@@ -395,6 +440,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     endpoint: (service) => endpoints[service],
     table: () => [...rows.values()].map((r) => ({ ...r })),
     process: (name) => running.get(name),
+    nats: () => nats,
     failed,
     stop,
   };

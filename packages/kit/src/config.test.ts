@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 import { ConfigError, describeConfig, env, loadConfig } from "./config.ts";
 
 const schema = {
-  PORT: env.int({ default: 50051, min: 0, max: 65535, doc: "gRPC port." }),
+  PORT: env.int({ default: 15051, min: 0, max: 65535, doc: "gRPC port." }),
   RATIO: env.number({ default: 0.5, min: 0, max: 1, doc: "A ratio." }),
   MODE: env.enum(["skip", "fail"] as const, { default: "skip", doc: "Failure policy." }),
   VERBOSE: env.bool({ default: false, doc: "More output." }),
-  TARGET: env.hostPort({ default: "127.0.0.1:50060", doc: "Scheduler address." }),
+  TARGET: env.hostPort({ default: "127.0.0.1:15060", doc: "Scheduler address." }),
   NAME: env.string({ pattern: /^[a-z]+$/, doc: "Required name." }),
   EXTRA: env.optional(env.string({ doc: "Optional." })),
 };
@@ -20,11 +20,11 @@ describe("loadConfig", () => {
   test("defaults fill unset and empty variables; values are typed", () => {
     const c = loadConfig(schema, { NAME: "abc", PORT: "" });
     assert.deepEqual(c, {
-      PORT: 50051,
+      PORT: 15051,
       RATIO: 0.5,
       MODE: "skip",
       VERBOSE: false,
-      TARGET: "127.0.0.1:50060",
+      TARGET: "127.0.0.1:15060",
       NAME: "abc",
       EXTRA: undefined,
     });
@@ -65,7 +65,7 @@ describe("loadConfig", () => {
   test("describeConfig lists every variable with type and default", () => {
     const lines = describeConfig(schema).split("\n");
     assert.equal(lines.length, 2 + Object.keys(schema).length);
-    assert.equal(lines[2], "| `PORT` | integer in [0, 65535] | `50051` | gRPC port. |");
+    assert.equal(lines[2], "| `PORT` | integer in [0, 65535] | `15051` | gRPC port. |");
     assert.match(lines[7], /^\| `NAME` .* \| required \|/);
     assert.match(lines[8], /^\| `EXTRA` .* \| unset \|/);
   });

@@ -9,7 +9,7 @@ import { type ServerHandle, service, startServer } from "./server.ts";
 
 describe("endpoints", () => {
   test("one host:port is the target as written; a list of IPs becomes an ipv4:/ipv6: target", () => {
-    assert.equal(grpcTarget("reward-correctness:50051"), "reward-correctness:50051");
+    assert.equal(grpcTarget("reward-correctness:15051"), "reward-correctness:15051");
     assert.equal(grpcTarget("127.0.0.1:1, 127.0.0.1:2"), "ipv4:127.0.0.1:1,127.0.0.1:2");
     assert.equal(grpcTarget("[::1]:1,[::1]:2"), "ipv6:[::1]:1,[::1]:2");
     assert.deepEqual(

@@ -83,3 +83,27 @@ export function plainDetails(details: string): string {
     return "connection lost";
   return details;
 }
+
+// The NATS client's error names for "the server did not answer": the request may or may not have
+// been applied, and the same request later will be answered. JetStream answers 503 while it has no
+// leader (a restart) and 408/409 to requests cut short by one.
+const NATS_OUTAGE = new Set([
+  "TimeoutError",
+  "NoResponders",
+  "RequestError",
+  "ConnectionError",
+  "ClosedConnectionError",
+  "DrainingConnectionError",
+  "JetStreamNotEnabled",
+]);
+
+/** True when `err` (or an error it wraps) means the NATS server was unreachable or did not answer. */
+export function isNatsOutage(err: unknown): boolean {
+  let e = err as { name?: string; status?: number; cause?: unknown } | undefined;
+  for (let depth = 0; e && typeof e === "object" && depth < 5; depth++) {
+    if (e.name && NATS_OUTAGE.has(e.name)) return true;
+    if (e.name === "JetStreamApiError" && (e.status === 503 || e.status === 408)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}

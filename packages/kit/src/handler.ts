@@ -19,7 +19,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { clipMessage, GrpcError } from "./errors.ts";
+import { clipMessage, GrpcError, isNatsOutage } from "./errors.ts";
 import { traceLogger } from "./logger.ts";
 import type { CallCredentials, Principal } from "./security.ts";
 import { extractTraceContext } from "./trace-context.ts";
@@ -217,6 +217,13 @@ function begin(
           { code: err.codeName, duration_ms: durationMs, details: clipMessage(err.message) },
           "rpc",
         );
+      } else if (isNatsOutage(err)) {
+        // NATS did not answer (down, restarting, hung): the caller may retry what it asked for
+        out = new GrpcError(
+          status.UNAVAILABLE,
+          `the NATS store did not answer (${(err as Error).message}); retry`,
+        );
+        ctx.logger.warn({ code: out.codeName, duration_ms: durationMs, err }, "rpc");
       } else {
         // A bug, not a bad request: keep the stack in the log, give the caller a trace id to find it.
         out = new GrpcError(status.INTERNAL, `internal error (trace ${sc.traceId})`);

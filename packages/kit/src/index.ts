@@ -29,7 +29,7 @@ export {
   WorkerCancelledError,
   type WorkerHandlers,
 } from "./engine-worker.ts";
-export { clipMessage, GrpcError, isGrpcError, STATUS_MESSAGE_LIMIT, Status } from "./errors.ts";
+export { clipMessage, GrpcError, isGrpcError, isNatsOutage, STATUS_MESSAGE_LIMIT, Status } from "./errors.ts";
 export {
   type CallContext,
   MalformedRequest,
@@ -46,9 +46,12 @@ export {
   type Bus,
   type ConnectBusOptions,
   connectBus,
+  EVENT_WAIT_MS,
   MAX_EVENT_BYTES,
+  type OutageRetryOptions,
   type PublishOptions,
   type PublishResult,
+  retryNatsOutage,
   type StreamSpec,
   TEMPER_STREAM,
   traceContextOf,

@@ -41,6 +41,8 @@ export interface NatsServerHandle {
   readonly pid: number;
   /** The server's recent log lines. */
   output(): string;
+  /** Resolves when the server has exited, whoever stopped it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then SIGKILL after 5 s; resolves when it has exited. */
   stop(): Promise<void>;
 }
@@ -117,11 +119,17 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       reject(new Error(`cannot run ${binary}: ${err.message}`));
     });
   });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null)
+      done({ code: child.exitCode, signal: child.signalCode });
+    else child.once("exit", (code, signal) => done({ code, signal }));
+  });
   return {
     url: `nats://${host}:${port}`,
     port,
     storeDir: options.storeDir,
     pid: child.pid ?? 0,
+    exited,
     output: () => lines.join("\n"),
     async stop() {
       const done = waitExit(child, 5000);

@@ -1,6 +1,8 @@
 // NATS JetStream helper: connect, ensure streams, publish events with a caller-supplied
 // Nats-Msg-Id (JetStream drops duplicates within the stream's window) and W3C trace context in
 // headers, KV buckets (scheduler state) and object stores (adapters), drain on shutdown.
+
+import { setTimeout as sleep } from "node:timers/promises";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
 import { type ObjectStore, type ObjectStoreOptions, Objm, setSha256Backend } from "@nats-io/obj";
@@ -13,7 +15,7 @@ import {
 } from "@nats-io/transport-node";
 import { type Context, context as otelContext } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { GrpcError, Status } from "./errors.ts";
+import { GrpcError, isNatsOutage, Status } from "./errors.ts";
 import { extractTraceContext, injectTraceContext } from "./trace-context.ts";
 
 /** Events are small; anything larger (adapters, batches) goes through the object store. */
@@ -211,4 +213,49 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
   }
   options.logger?.info({ url, streams: (options.streams ?? []).map((s) => s.name) }, "connected to NATS");
   return bus;
+}
+
+/**
+ * How long a service waits, within its caller's deadline, for NATS to take an event its call
+ * promises before the call fails UNAVAILABLE (and the caller's retry publishes it again).
+ */
+export const EVENT_WAIT_MS = 90_000;
+
+export interface OutageRetryOptions {
+  /** Give up (UNAVAILABLE) at this time, ms since the epoch; default: never. */
+  untilMs?: number;
+  /** Give up (the signal's reason) when it aborts. */
+  signal?: AbortSignal;
+  /** Told of each retry: NATS away is worth a warning, not an error. */
+  onRetry?: (err: unknown, attempt: number) => void;
+}
+
+/**
+ * `fn()`, again and again while NATS is away (isNatsOutage), with backoff from 200 ms to 2 s. What
+ * `fn` does must be safe to repeat: a publish with its msgId, a compare-and-set that recognises its
+ * own earlier write. Other errors pass through at once.
+ */
+export async function retryNatsOutage<T>(
+  what: string,
+  fn: () => Promise<T>,
+  options: OutageRetryOptions = {},
+): Promise<T> {
+  let wait = 200;
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    options.signal?.throwIfAborted();
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isNatsOutage(err)) throw err;
+      if (options.untilMs !== undefined && Date.now() + wait > options.untilMs)
+        throw new GrpcError(
+          Status.UNAVAILABLE,
+          `${what}: the NATS store did not answer for ${Math.round((Date.now() - started) / 1000)} s (${(err as Error).message}); retry later`,
+        );
+      options.onRetry?.(err, attempt);
+      await sleep(wait, undefined, options.signal ? { signal: options.signal } : undefined);
+      wait = Math.min(wait * 2, 2000);
+    }
+  }
 }

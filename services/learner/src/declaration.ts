@@ -42,7 +42,7 @@ const config = {
 
 export const declaration = {
   name: "learner",
-  defaultPort: 50080,
+  defaultPort: 15080,
   api: learner.LearnerServiceService,
   config,
   nats: true,

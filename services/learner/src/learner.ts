@@ -2,6 +2,7 @@
 // exactly-once step bookkeeping, one call at a time per run, publishing adapters to the JetStream
 // object store and policy.updated events. The engine thread (engine-worker.ts) does the training
 // and writes checkpoints.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
@@ -12,6 +13,7 @@ import {
   type CallContext,
   type EngineWorker,
   EngineWorkerError,
+  EVENT_WAIT_MS,
   failedPrecondition,
   fieldPath,
   GrpcError,
@@ -19,10 +21,12 @@ import {
   type Logger,
   quote,
   resourceExhausted,
+  retryNatsOutage,
 } from "@temper/kit";
 import { machineInfo } from "@temper/onnx";
 import { type common, events, type learner } from "@temper/proto";
 import {
+  ADAPTER_BUCKET,
   ADAPTER_CONFIG_FILE,
   ADAPTER_CONFIG_METADATA,
   ADAPTER_WEIGHTS_FILE,
@@ -46,6 +50,10 @@ import {
 
 /** Longest export path under EXPORT_DIR (characters) and path component (bytes, Linux's NAME_MAX). */
 const MAX_EXPORT_PATH = 1024;
+
+/** When a Train's publishing gives up on NATS: within the caller's deadline, at most EVENT_WAIT_MS. */
+const eventDeadline = (ctx: CallContext | undefined) =>
+  Date.now() + Math.min(ctx?.remainingMs() ?? EVENT_WAIT_MS, EVENT_WAIT_MS);
 const MAX_NAME_BYTES = 255;
 
 export interface LearnerOptions {
@@ -106,7 +114,11 @@ export class Learner {
       const state = readTrainerState(resumeDir(this.o.checkpointDir, runId)!);
       this.runs.set(runId, state);
       const last = state.history.at(-1);
-      if (last) await this.publish(runId, last.response);
+      // in the background: NATS may be away at startup, and the service must come up regardless
+      if (last)
+        void this.publish(runId, last.response).catch((err) =>
+          this.logger.error({ runId, err }, "latest adapter not re-published"),
+        );
       this.logger.info({ runId, nextStep: state.nextStep, version: state.adapterVersion }, "resumed run");
     }
   }
@@ -256,7 +268,7 @@ export class Learner {
           throw failedPrecondition(
             `step ${req.step} of run ${req.runId} was done with a different request (content hash differs); next step is ${st.nextStep}`,
           );
-        await this.publish(req.runId, done.response);
+        await this.publish(req.runId, done.response, undefined, eventDeadline(ctx));
         return this.respond(req.runId, done.response, true);
       }
       if (req.step > st.nextStep)
@@ -281,7 +293,7 @@ export class Learner {
       }
       this.runs.set(req.runId, out.state);
       const published = performance.now();
-      await this.publish(req.runId, out.response, out.dir);
+      await this.publish(req.runId, out.response, out.dir, eventDeadline(ctx));
       ctx?.logger.info(
         {
           runId: req.runId,
@@ -297,23 +309,39 @@ export class Learner {
     });
   }
 
-  /** Idempotent: puts the step's adapter version in the object store if missing, then the event. */
-  private async publish(runId: string, r: StoredResponse, dir?: string): Promise<void> {
+  /**
+   * Idempotent: puts the step's adapter version in the object store unless it is there whole, then
+   * the event. Waits out a NATS outage until `untilMs` (then UNAVAILABLE: the caller's retry replays
+   * the step and publishes again, and the event's msgId de-duplicates).
+   */
+  private async publish(runId: string, r: StoredResponse, dir?: string, untilMs?: number): Promise<void> {
+    const retry = <T>(what: string, fn: () => Promise<T>) =>
+      retryNatsOutage(what, fn, {
+        untilMs,
+        onRetry: (err) =>
+          this.logger.warn(
+            { runId, step: r.step, err: (err as Error).message },
+            `NATS away; retrying ${what}`,
+          ),
+      });
     if (r.adapterVersion) {
       const name = adapterObjectName(runId, r.adapterVersion);
-      // A fresh step (dir given) puts without asking first: a put left by a killed attempt holds
-      // the same bytes, and overwriting it is harmless.
-      if (dir !== undefined || !(await this.store.info(name))) {
-        const from = dir ?? this.checkpointWithVersion(runId, r.adapterVersion);
-        if (!from)
-          this.logger.warn(
-            { runId, version: r.adapterVersion },
-            "adapter version no longer in any checkpoint; not re-published",
-          );
-        else {
-          const weights = new Uint8Array(readFileSync(join(from, ADAPTER_WEIGHTS_FILE)));
+      const from = dir ?? this.checkpointWithVersion(runId, r.adapterVersion);
+      if (!from)
+        this.logger.warn(
+          { runId, version: r.adapterVersion },
+          "adapter version no longer in any checkpoint; not re-published",
+        );
+      else {
+        const weights = new Uint8Array(readFileSync(join(from, ADAPTER_WEIGHTS_FILE)));
+        // A fresh step (dir given) puts without asking first: a put left by a killed attempt holds
+        // the same bytes, and overwriting it is harmless. A replay checks what is stored: a put cut
+        // short by NATS can leave an object whose metadata names chunks that are gone.
+        if (dir !== undefined || !(await this.storedWhole(name, weights))) {
           const config = readFileSync(join(from, ADAPTER_CONFIG_FILE), "utf8");
-          await this.store.putBlob({ name, metadata: { [ADAPTER_CONFIG_METADATA]: config } }, weights);
+          await retry("the adapter put", () =>
+            this.store.putBlob({ name, metadata: { [ADAPTER_CONFIG_METADATA]: config } }, weights),
+          );
         }
         this.pruneLater(runId);
       }
@@ -327,9 +355,31 @@ export class Learner {
       skipped: r.skipped,
       skipReason: r.skipReason,
     };
-    await this.bus.publish(`temper.${runId}.policy.updated`, events.PolicyUpdated.encode(event).finish(), {
-      msgId: `${runId}.${r.step}.policy.updated`,
-    });
+    await retry("policy.updated", () =>
+      this.bus.publish(`temper.${runId}.policy.updated`, events.PolicyUpdated.encode(event).finish(), {
+        msgId: `${runId}.${r.step}.policy.updated`,
+      }),
+    );
+  }
+
+  /**
+   * The object `name` holds exactly `weights`, every chunk of it stored: its metadata's digest is
+   * theirs and the stream holds as many chunks under its id as the metadata names.
+   */
+  private async storedWhole(name: string, weights: Uint8Array): Promise<boolean> {
+    const info = await this.store.info(name);
+    if (!info || info.deleted || info.size !== weights.length) return false;
+    const digest = `SHA-256=${createHash("sha256").update(weights).digest("base64url")}`;
+    if (info.digest.replace(/=+$/, "") !== digest.replace(/=+$/, "")) return false;
+    const chunks = `$O.${ADAPTER_BUCKET}.C.${info.nuid}`;
+    const stream = await this.bus.jsm.streams.info(`OBJ_${ADAPTER_BUCKET}`, { subjects_filter: chunks });
+    const stored = stream.state.subjects?.[chunks] ?? 0;
+    if (stored !== info.chunks)
+      this.logger.warn(
+        { object: name, chunks: info.chunks, stored },
+        "stored adapter is torn; putting it again",
+      );
+    return stored === info.chunks;
   }
 
   private checkpointWithVersion(runId: string, version: string): string | undefined {

@@ -5,7 +5,7 @@ import { orchestrator } from "@temper/proto";
 import { GENERATE_MAX_PROMPTS } from "./prompts.ts";
 
 const endpoints: VarSpec<string[]> = {
-  default: ["127.0.0.1:50070"],
+  default: ["127.0.0.1:15070"],
   kind: "comma-separated host:port list",
   doc: "rollout endpoints; a step's prompts are sharded over every server they name, in this order: a name is resolved before each Generate and each of its addresses is one server (a headless Service: every ready pod)",
   parse(raw) {
@@ -21,10 +21,10 @@ const endpoints: VarSpec<string[]> = {
 
 const config = {
   ROLLOUT_ADDR: endpoints,
-  SCHEDULER_ADDR: env.hostPort({ default: "127.0.0.1:50060", doc: "the scheduler" }),
-  LEARNER_ADDR: env.hostPort({ default: "127.0.0.1:50080", doc: "the learner" }),
+  SCHEDULER_ADDR: env.hostPort({ default: "127.0.0.1:15060", doc: "the scheduler" }),
+  LEARNER_ADDR: env.hostPort({ default: "127.0.0.1:15080", doc: "the learner" }),
   REWARD_CORRECTNESS_ADDR: {
-    default: "127.0.0.1:50051",
+    default: "127.0.0.1:15051",
     kind: "host:port, or a comma-separated list of ip:port (replicas)",
     doc: "the correctness source, which scores held-out evaluations; calls are balanced over every address of the name, or over the list",
     parse(raw: string) {
@@ -59,7 +59,7 @@ const config = {
 
 export const declaration = {
   name: "orchestrator",
-  defaultPort: 50090,
+  defaultPort: 15090,
   api: orchestrator.OrchestratorServiceService,
   config,
   nats: true,

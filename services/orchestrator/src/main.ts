@@ -49,9 +49,7 @@ await runService({
       logger,
     );
     impl = o;
-    setImmediate(() => {
-      o.resumeOrphans().catch((err) => logger.error({ err }, "cannot list runs to resume"));
-    });
+    setImmediate(() => o.sweepOrphans());
     // StartRun, StopRun and ResumeRun change state; GetRun, WatchRun and ListRuns read.
     return [
       service(

@@ -272,25 +272,31 @@ export class Orchestrator {
       owner: this.table.owner,
       leaseUntilMs: Date.now() + LEASE_MS,
     };
-    if (!(await this.table.create(rec)))
-      throw new GrpcError(
-        Status.ALREADY_EXISTS,
-        `spec.run_id: run ${spec.runId} exists (runs are immutable; ResumeRun continues one)`,
+    // the sweep of orphans leaves the run alone until it is driven
+    this.taking.add(spec.runId);
+    try {
+      if (!(await this.table.create(rec)))
+        throw new GrpcError(
+          Status.ALREADY_EXISTS,
+          `spec.run_id: run ${spec.runId} exists (runs are immutable; ResumeRun continues one)`,
+        );
+      const learnerMachine = await this.register(spec, ctx).catch(async (err) => {
+        rec.status = "FAILED";
+        rec.error = err.message;
+        rec.endedAtMs = Date.now();
+        await this.table.save(rec).catch(() => {});
+        throw err;
+      });
+      const dir = new RunDir(directory);
+      writeAtomic(
+        dir.file("spec.yaml"),
+        await this.specYaml(spec, { rollout: rolloutMachines, learner: learnerMachine }),
       );
-    const learnerMachine = await this.register(spec, ctx).catch(async (err) => {
-      rec.status = "FAILED";
-      rec.error = err.message;
-      rec.endedAtMs = Date.now();
-      await this.table.save(rec).catch(() => {});
-      throw err;
-    });
-    const dir = new RunDir(directory);
-    writeAtomic(
-      dir.file("spec.yaml"),
-      await this.specYaml(spec, { rollout: rolloutMachines, learner: learnerMachine }),
-    );
-    this.drive(rec, dir, data);
-    return { run: toProto(rec) };
+      this.drive(rec, dir, data);
+      return { run: toProto(rec) };
+    } finally {
+      this.taking.delete(spec.runId);
+    }
   }
 
   private async specYaml(
@@ -344,12 +350,45 @@ export class Orchestrator {
   }
 
   /** Resumes RUNNING/PENDING runs that are this orchestrator's or whose lease has expired. */
+  /**
+   * Takes every run that nobody drives: one of this orchestrator's own (a restart), or one whose
+   * lease has run out. A run that cannot be taken now (the learner not back yet, NATS away) is
+   * tried again at the next sweep.
+   */
   async resumeOrphans(): Promise<void> {
     for (const rec of await this.table.list()) {
-      if (TERMINAL.has(rec.status) || this.runners.has(rec.runId)) continue;
+      if (TERMINAL.has(rec.status) || this.runners.has(rec.runId) || this.taking.has(rec.runId)) continue;
       if (rec.owner !== this.table.owner && rec.leaseUntilMs > Date.now()) continue;
-      await this.take(rec).catch((err) => this.logger.error({ err, run_id: rec.runId }, "cannot resume run"));
+      this.taking.add(rec.runId);
+      await this.take(rec)
+        .catch((err) =>
+          this.logger.warn(
+            { run_id: rec.runId, err: (err as Error).message },
+            "cannot resume run yet; retrying",
+          ),
+        )
+        .finally(() => this.taking.delete(rec.runId));
     }
+  }
+
+  private readonly taking = new Set<string>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** resumeOrphans now and every `everyMs`, so that an orphan is resumed whenever its services are back. */
+  sweepOrphans(everyMs = LEASE_MS / 3): void {
+    let running = false;
+    const sweep = () => {
+      if (running) return;
+      running = true;
+      this.resumeOrphans()
+        .catch((err) => this.logger.warn({ err: (err as Error).message }, "cannot list runs to resume"))
+        .finally(() => {
+          running = false;
+        });
+    };
+    sweep();
+    this.sweeper = setInterval(sweep, everyMs);
+    this.sweeper.unref();
   }
 
   private async take(rec: RunRecord): Promise<void> {
@@ -417,14 +456,19 @@ export class Orchestrator {
 
   async resumeRun(req: orchestrator.ResumeRunRequest): Promise<orchestrator.ResumeRunResponse> {
     const rec = await this.record(req.runId);
-    if (this.runners.has(req.runId)) return { run: toProto(rec) };
+    if (this.runners.has(req.runId) || this.taking.has(req.runId)) return { run: toProto(rec) };
     if (rec.status === "SUCCEEDED")
       throw failedPrecondition(`run_id: run ${req.runId} has already succeeded`);
     if (rec.status === "RUNNING" && rec.owner !== this.table.owner && rec.leaseUntilMs > Date.now())
       throw failedPrecondition(`run_id: run ${req.runId} is driven by another orchestrator`);
     rec.error = "";
     rec.endedAtMs = 0;
-    await this.take(rec);
+    this.taking.add(req.runId);
+    try {
+      await this.take(rec);
+    } finally {
+      this.taking.delete(req.runId);
+    }
     return { run: toProto(rec) };
   }
 
@@ -487,6 +531,7 @@ export class Orchestrator {
 
   /** Shutdown: runs stay RUNNING and resume when an orchestrator starts again. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     for (const r of this.runners.values()) r.detach();
   }
 }

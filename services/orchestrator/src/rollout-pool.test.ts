@@ -32,7 +32,7 @@ function pool(entries: string[], resolver: Resolver, closeAfterMs = 20) {
 test("a name is every address it resolves to, sorted; the list follows scaling at each call", async () => {
   let records = ["10.0.0.10", "10.0.0.2", "10.0.0.3"];
   const asked: string[] = [];
-  const { p, made } = pool(["rollout-pods:50070"], async (host) => {
+  const { p, made } = pool(["rollout-pods:15070"], async (host) => {
     asked.push(host);
     return records;
   });
@@ -40,7 +40,7 @@ test("a name is every address it resolves to, sorted; the list follows scaling a
     const first = await p.endpoints();
     assert.deepEqual(
       first.map((c) => c.$address),
-      ["10.0.0.2:50070", "10.0.0.3:50070", "10.0.0.10:50070"],
+      ["10.0.0.2:15070", "10.0.0.3:15070", "10.0.0.10:15070"],
     );
     // TLS is checked against the Service's name, not the pod IP
     assert.deepEqual(new Set(made.map((m) => m.authority)), new Set(["rollout-pods"]));
@@ -61,7 +61,7 @@ test("a name is every address it resolves to, sorted; the list follows scaling a
     const down = await p.endpoints();
     assert.deepEqual(
       down.map((c) => c.$address),
-      ["10.0.0.3:50070", "10.0.0.11:50070"],
+      ["10.0.0.3:15070", "10.0.0.11:15070"],
     );
     assert.ok(
       made.every((m) => !m.closed),
@@ -70,7 +70,7 @@ test("a name is every address it resolves to, sorted; the list follows scaling a
     await sleep(60);
     assert.deepEqual(
       made.filter((m) => m.closed).map((m) => m.address),
-      ["10.0.0.2:50070", "10.0.0.10:50070"],
+      ["10.0.0.2:15070", "10.0.0.10:15070"],
     );
     // a pod that comes back gets a fresh client
     records = ["10.0.0.2", "10.0.0.3", "10.0.0.11"];
@@ -84,7 +84,7 @@ test("a name is every address it resolves to, sorted; the list follows scaling a
 
 test("the shards of a step are a fixed function of its prompts and the server list", async () => {
   let records = ["10.1.0.7", "10.1.0.5"];
-  const { p } = pool(["rollout-pods:50070"], async () => records);
+  const { p } = pool(["rollout-pods:15070"], async () => records);
   try {
     const assign = async () => {
       const servers = await p.endpoints();
@@ -92,11 +92,11 @@ test("the shards of a step are a fixed function of its prompts and the server li
       return shards.map(([from, to], k) => `${servers[k].$address}:${from}-${to}`);
     };
     const a = await assign();
-    assert.deepEqual(a, ["10.1.0.5:50070:0-5", "10.1.0.7:50070:5-10"]);
+    assert.deepEqual(a, ["10.1.0.5:15070:0-5", "10.1.0.7:15070:5-10"]);
     records = ["10.1.0.5", "10.1.0.7"];
     assert.deepEqual(await assign(), a);
     records = ["10.1.0.5", "10.1.0.6", "10.1.0.7"];
-    assert.deepEqual(await assign(), ["10.1.0.5:50070:0-3", "10.1.0.6:50070:3-6", "10.1.0.7:50070:6-10"]);
+    assert.deepEqual(await assign(), ["10.1.0.5:15070:0-3", "10.1.0.6:15070:3-6", "10.1.0.7:15070:6-10"]);
   } finally {
     p.close();
   }
@@ -120,14 +120,14 @@ test("IP entries are not resolved, entries keep their order, a server named twic
 });
 
 test("a name that does not resolve is UNAVAILABLE (the runner retries it), naming the entry", async () => {
-  const none = pool(["rollout-pods:50070"], async () => []).p;
+  const none = pool(["rollout-pods:15070"], async () => []).p;
   await assert.rejects(none.endpoints(), (e: GrpcError) => {
     assert.equal(e.code, Status.UNAVAILABLE);
-    assert.match(e.message, /ROLLOUT_ADDR entry rollout-pods:50070: rollout-pods has no address/);
+    assert.match(e.message, /ROLLOUT_ADDR entry rollout-pods:15070: rollout-pods has no address/);
     return true;
   });
   // the real resolver on a name no DNS knows
-  const nx = new RolloutPool(["temper-no-such-host.invalid:50070"], () => {
+  const nx = new RolloutPool(["temper-no-such-host.invalid:15070"], () => {
     throw new Error("no client expected");
   });
   await assert.rejects(nx.endpoints(), (e: GrpcError) => {

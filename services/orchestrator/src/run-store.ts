@@ -109,16 +109,34 @@ export class RunTable {
     }
   }
 
+  /**
+   * Writes of ours whose answer never came (a NATS timeout): each may have landed. A compare-and-set
+   * that then fails finds one of them stored, and knows the run is still its own.
+   */
+  private readonly unanswered = new Map<string, Set<string>>();
+
   /** Compare-and-set against the revision this process last saw; LeaseLostError otherwise. */
   async save(rec: RunRecord): Promise<void> {
     const rev = this.revisions.get(rec.runId);
     if (rev === undefined) throw new LeaseLostError(`run ${rec.runId} was never read here`);
+    const json = JSON.stringify(rec);
+    const unanswered = this.unanswered.get(rec.runId) ?? new Set<string>();
     try {
-      this.revisions.set(rec.runId, await this.kv.update(key(rec.runId), JSON.stringify(rec), rev));
+      this.revisions.set(rec.runId, await this.kv.update(key(rec.runId), json, rev));
+      this.unanswered.delete(rec.runId);
     } catch (err) {
-      if (/wrong last sequence|revision/i.test((err as Error).message))
-        throw new LeaseLostError(`run ${rec.runId} was changed by another orchestrator`);
-      throw err;
+      if (!/wrong last sequence|revision/i.test((err as Error).message)) {
+        unanswered.add(json);
+        this.unanswered.set(rec.runId, unanswered);
+        throw err;
+      }
+      const stored = await this.kv.get(key(rec.runId));
+      if (stored?.operation === "PUT" && unanswered.has(stored.string())) {
+        this.unanswered.delete(rec.runId);
+        this.revisions.set(rec.runId, stored.revision);
+        return this.save(rec);
+      }
+      throw new LeaseLostError(`run ${rec.runId} was changed by another orchestrator`);
     }
   }
 }

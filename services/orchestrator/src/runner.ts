@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Gsm8kExample } from "@temper/gsm8k";
 import { plainPrompt } from "@temper/gsm8k";
-import { type Bus, GrpcError, type Logger, type PromiseClient, Status } from "@temper/kit";
+import { type Bus, GrpcError, type Logger, type PromiseClient, retryNatsOutage, Status } from "@temper/kit";
 import { common, events, type learner, type orchestrator, reward, rollout, scheduler } from "@temper/proto";
 import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
 import { type Ballot, majorityCorrect } from "./majority.ts";
@@ -106,6 +106,7 @@ export class Runner {
   detach(): void {
     this.detached = true;
     this.stop.abort();
+    this.letGo.abort();
   }
 
   private elapsed(): number {
@@ -113,14 +114,48 @@ export class Runner {
   }
 
   private saving: Promise<void> = Promise.resolve();
-  /** Saves the record and extends the lease; saves are serialised (each is a compare-and-set). */
+  private savesPending = 0;
+  /** Aborted when this process lets go of the run (shutdown): its saves stop waiting for NATS. */
+  private readonly letGo = new AbortController();
+
+  /**
+   * Saves the record and extends the lease; saves are serialised (each is a compare-and-set) and
+   * wait out a NATS outage, however long: a run whose state cannot be stored cannot go on, and
+   * must not be left stored in a state nobody drives.
+   */
   private save(): Promise<void> {
-    const next = this.saving.then(() => {
-      this.rec.leaseUntilMs = Date.now() + LEASE_MS;
-      return this.table.save(this.rec);
-    });
+    this.savesPending++;
+    const next = this.saving
+      .then(() =>
+        retryNatsOutage(
+          `run ${this.rec.runId}: saving the record`,
+          () => {
+            this.rec.leaseUntilMs = Date.now() + LEASE_MS;
+            return this.table.save(this.rec);
+          },
+          { signal: this.letGo.signal, onRetry: (err, n) => this.natsAway("saving the run record", err, n) },
+        ),
+      )
+      .finally(() => this.savesPending--);
     this.saving = next.catch(() => {});
     return next;
+  }
+
+  /** Publishes an event, waiting out a NATS outage; its msgId makes a repeat after a restart harmless. */
+  private publish(subject: string, data: Uint8Array, msgId: string): Promise<unknown> {
+    return retryNatsOutage(
+      `run ${this.rec.runId}: publishing ${subject}`,
+      () => this.bus.publish(`temper.${this.rec.runId}.${subject}`, data, { msgId }),
+      { signal: this.letGo.signal, onRetry: (err, n) => this.natsAway(`publishing ${subject}`, err, n) },
+    );
+  }
+
+  private natsAway(what: string, err: unknown, attempt: number): void {
+    if (attempt % 10 === 0)
+      this.logger.warn(
+        { run_id: this.rec.runId, what, err: (err as Error).message, attempt },
+        "NATS away; waiting",
+      );
   }
 
   /** Calls `fn` until it succeeds, retrying transient statuses with backoff within retryWaitMs. */
@@ -269,23 +304,21 @@ export class Runner {
       policy_version: this.rec.policyVersion,
     };
     this.dir.append("eval.jsonl", rec);
+    await this.publish(
+      "metrics.eval",
+      events.MetricsEval.encode({
+        runId: this.rec.runId,
+        step: stepsDone,
+        accuracy: rec.accuracy,
+        stderr: rec.stderr,
+        n,
+        policyVersion: rec.policy_version,
+        majAccuracy: rec.maj_accuracy,
+      }).finish(),
+      `${this.rec.runId}.${stepsDone}.metrics.eval`,
+    );
     this.rec.evals.push(rec);
     await this.save();
-    await this.bus
-      .publish(
-        `temper.${this.rec.runId}.metrics.eval`,
-        events.MetricsEval.encode({
-          runId: this.rec.runId,
-          step: stepsDone,
-          accuracy: rec.accuracy,
-          stderr: rec.stderr,
-          n,
-          policyVersion: rec.policy_version,
-          majAccuracy: rec.maj_accuracy,
-        }).finish(),
-        { msgId: `${this.rec.runId}.${stepsDone}.metrics.eval` },
-      )
-      .catch((err) => this.logger.warn({ err }, "metrics.eval not published"));
     this.emit({ kind: "eval", eval: rec });
     this.logger.info({ run_id: this.rec.runId, step: stepsDone, accuracy: p, n }, "evaluated");
   }
@@ -419,28 +452,28 @@ export class Runner {
     };
     this.dir.append("metrics.jsonl", line);
     this.writeSamples(step, groups, scored);
-    this.rec.stepsDone = step + 1;
-    this.rec.latest = { step, values, policyVersion: this.rec.policyVersion };
-    await this.save();
-    this.dir.pruneSteps(step);
     const metrics: orchestrator.StepMetrics = {
       step,
       values: line as unknown as Record<string, number>,
       policyVersion: this.rec.policyVersion,
     };
     delete (metrics.values as Record<string, unknown>).policy_version;
-    await this.bus
-      .publish(
-        `temper.${this.rec.runId}.metrics.step`,
-        events.MetricsStep.encode({
-          runId: this.rec.runId,
-          step,
-          values: metrics.values,
-          policyVersion: metrics.policyVersion,
-        }).finish(),
-        { msgId: `${this.rec.runId}.${step}.metrics.step` },
-      )
-      .catch((err) => this.logger.warn({ err }, "metrics.step not published"));
+    // the event before the record: a kill between the two redoes the step, whose event then repeats
+    // under the same msgId and is dropped as a duplicate; the other order could lose it
+    await this.publish(
+      "metrics.step",
+      events.MetricsStep.encode({
+        runId: this.rec.runId,
+        step,
+        values: metrics.values,
+        policyVersion: metrics.policyVersion,
+      }).finish(),
+      `${this.rec.runId}.${step}.metrics.step`,
+    );
+    this.rec.stepsDone = step + 1;
+    this.rec.latest = { step, values, policyVersion: this.rec.policyVersion };
+    await this.save();
+    this.dir.pruneSteps(step);
     this.emit({ kind: "metrics", metrics });
   }
 
@@ -471,8 +504,9 @@ export class Runner {
     this.driveStarted = performance.now();
     const id = this.rec.runId;
     const heartbeat = setInterval(() => {
+      if (this.savesPending > 0) return; // a save is on its way (or waiting for NATS): it renews the lease
       this.save().catch((err) => {
-        if (!(err instanceof LeaseLostError)) return; // NATS away: the next save retries
+        if (!(err instanceof LeaseLostError)) return;
         this.leaseLost = true;
         this.requestStop();
       });
@@ -519,10 +553,9 @@ export class Runner {
     this.rec.error = error;
     this.rec.endedAtMs = Date.now();
     try {
-      await this.saving;
-      this.rec.leaseUntilMs = 0;
-      await this.table.save(this.rec);
+      await this.save(); // waits out NATS: a final state must be stored, or the run looks RUNNING
     } catch (err) {
+      // shutdown while NATS is away, or another orchestrator took the run: it resumes it
       this.logger.error({ err, run_id: this.rec.runId }, "final state not saved");
     }
     this.emit({ kind: "status", status, error });

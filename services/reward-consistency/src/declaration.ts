@@ -2,4 +2,4 @@
 // deployment checks read it.
 import { rewardSourceDeclaration } from "@temper/reward-server";
 
-export const declaration = rewardSourceDeclaration("reward-consistency", 50054);
+export const declaration = rewardSourceDeclaration("reward-consistency", 15054);

@@ -2,4 +2,4 @@
 // deployment checks read it.
 import { rewardSourceDeclaration } from "@temper/reward-server";
 
-export const declaration = rewardSourceDeclaration("reward-correctness", 50051);
+export const declaration = rewardSourceDeclaration("reward-correctness", 15051);

@@ -6,7 +6,7 @@ import { perplexityConfig } from "./service.ts";
 
 export const declaration = {
   name: "reward-perplexity",
-  defaultPort: 50052,
+  defaultPort: 15052,
   api: reward.RewardServiceService,
   config: perplexityConfig,
 } satisfies ServiceDeclaration<typeof perplexityConfig>;

@@ -2,4 +2,4 @@
 // deployment checks read it.
 import { rewardSourceDeclaration } from "@temper/reward-server";
 
-export const declaration = rewardSourceDeclaration("reward-reasoning", 50053);
+export const declaration = rewardSourceDeclaration("reward-reasoning", 15053);

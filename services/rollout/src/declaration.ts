@@ -48,6 +48,11 @@ const config = {
     doc: "Generate calls that may wait behind the running one; more get RESOURCE_EXHAUSTED",
   }),
   ADAPTER_CACHE: limit(4, 1024, "adapter versions kept decoded in the engine (LRU)"),
+  ADAPTER_FETCH_MS: limit(
+    60_000,
+    3_600_000,
+    "longest wait for an adapter from the object store before the call fails UNAVAILABLE (a torn object never arrives)",
+  ),
   MAX_CALLS_PER_CALLER: limit(
     1,
     65_536,
@@ -75,7 +80,7 @@ const config = {
 
 export const declaration = {
   name: "rollout",
-  defaultPort: 50070,
+  defaultPort: 15070,
   api: rollout.RolloutServiceService,
   config,
   nats: true,

@@ -22,6 +22,7 @@ await runService({
         queueDepth: c.QUEUE_DEPTH,
         callsPerCaller: { default: c.MAX_CALLS_PER_CALLER, byName: c.CALLER_CALL_LIMITS },
         adapterCache: c.ADAPTER_CACHE,
+        adapterFetchMs: c.ADAPTER_FETCH_MS,
         limits: {
           maxPrompts: c.MAX_PROMPTS,
           maxCompletions: c.MAX_COMPLETIONS,

@@ -6,12 +6,14 @@ import {
   type CallContext,
   EngineWorker,
   EngineWorkerError,
+  EVENT_WAIT_MS,
   failedPrecondition,
   GrpcError,
   invalidArgument,
   type Logger,
   quote,
   resourceExhausted,
+  retryNatsOutage,
   Status,
   WorkerCancelledError,
 } from "@temper/kit";
@@ -47,6 +49,8 @@ export interface RolloutOptions {
   /** Calls one authenticated identity may have queued or running (by name, else the default). */
   callsPerCaller?: { default: number; byName: ReadonlyMap<string, number> };
   adapterCache: number;
+  /** The longest an adapter fetch may take (ADAPTER_FETCH_MS). */
+  adapterFetchMs: number;
   limits: RolloutLimits;
 }
 
@@ -232,16 +236,27 @@ export class Rollout {
       engineSeconds: res.engineSeconds,
     };
     const msgId = `${call.runId}.${call.step}.rollout.completed${call.callTag ? `.${call.callTag}` : ""}`;
-    try {
-      await this.bus.publish(
-        `temper.${call.runId}.rollout.completed`,
-        events.RolloutCompleted.encode(event).finish(),
-        { msgId },
-      );
-    } catch (err) {
-      // The completions exist; a lost event must not fail the call.
-      ctx.logger.error({ err, run_id: call.runId, step: call.step }, "rollout.completed not published");
-    }
+    // The event is part of the call: if NATS stays away past the caller's deadline the call fails
+    // UNAVAILABLE, and its retry publishes under the same msgId.
+    const bus = this.bus;
+    await retryNatsOutage(
+      "rollout.completed",
+      () =>
+        bus.publish(
+          `temper.${call.runId}.rollout.completed`,
+          events.RolloutCompleted.encode(event).finish(),
+          { msgId },
+        ),
+      {
+        untilMs: Date.now() + Math.min(ctx.remainingMs(), EVENT_WAIT_MS),
+        signal: ctx.signal,
+        onRetry: (err) =>
+          ctx.logger.warn(
+            { err: (err as Error).message, run_id: call.runId },
+            "NATS away; retrying rollout.completed",
+          ),
+      },
+    );
   }
 
   private checkQueue(): void {
@@ -408,11 +423,28 @@ export class Rollout {
     return this.store;
   }
 
-  /** Fetches "<run_id>/<version>" once however many calls ask for it meanwhile. */
+  /**
+   * Fetches "<run_id>/<version>" once however many calls ask for it meanwhile, within
+   * options.adapterFetchMs: an object whose chunks never come (torn by a NATS fault) fails UNAVAILABLE
+   * instead of holding every caller, and the next call fetches afresh.
+   */
   private fetchAdapter(key: string): Promise<AdapterObject> {
     let p = this.fetches.get(key);
     if (!p) {
-      p = (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new GrpcError(
+                Status.UNAVAILABLE,
+                `adapter_version: ${key} not read from the object store within ${this.options.adapterFetchMs} ms (ADAPTER_FETCH_MS); retry`,
+              ),
+            ),
+          this.options.adapterFetchMs,
+        );
+      });
+      const fetch = (async () => {
         let info: Awaited<ReturnType<Awaited<ReturnType<Bus["objectStore"]>>["info"]>>;
         let weights: Uint8Array | null = null;
         try {
@@ -438,7 +470,12 @@ export class Rollout {
           );
         this.logger.info({ adapter: key, bytes: weights.length }, "adapter fetched");
         return { weights, config };
-      })().finally(() => this.fetches.delete(key));
+      })();
+      fetch.catch(() => {}); // a fetch that lost the race to its deadline settles unobserved
+      p = Promise.race([fetch, deadline]).finally(() => {
+        clearTimeout(timer);
+        if (this.fetches.get(key) === p) this.fetches.delete(key);
+      });
       this.fetches.set(key, p);
     }
     return p;

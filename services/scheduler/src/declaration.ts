@@ -23,10 +23,10 @@ const endpoint = (port: number, name: string) => {
 };
 
 const config = {
-  REWARD_CORRECTNESS_ADDR: endpoint(50051, "correctness"),
-  REWARD_PERPLEXITY_ADDR: endpoint(50052, "perplexity"),
-  REWARD_REASONING_ADDR: endpoint(50053, "reasoning"),
-  REWARD_CONSISTENCY_ADDR: endpoint(50054, "consistency"),
+  REWARD_CORRECTNESS_ADDR: endpoint(15051, "correctness"),
+  REWARD_PERPLEXITY_ADDR: endpoint(15052, "perplexity"),
+  REWARD_REASONING_ADDR: endpoint(15053, "reasoning"),
+  REWARD_CONSISTENCY_ADDR: endpoint(15054, "consistency"),
   SOURCE_TIMEOUT_MS: env.int({
     default: 5000,
     min: 1,
@@ -67,7 +67,7 @@ const config = {
 
 export const declaration = {
   name: "scheduler",
-  defaultPort: 50060,
+  defaultPort: 15060,
   api: scheduler.SchedulerServiceService,
   config,
   nats: true,

@@ -4,21 +4,21 @@ import { EndpointPolicy, isLoopback } from "./endpoint-policy.ts";
 import { resolveRunConfig } from "./settings.ts";
 
 test("rules: loopback, HOST:PORT, HOST:*, *:PORT, *", () => {
-  const p = new EndpointPolicy("loopback, reward-perplexity:50052, scorer:*, *:7000");
+  const p = new EndpointPolicy("loopback, reward-perplexity:15052, scorer:*, *:7000");
   for (const ok of [
     "127.0.0.1:1",
-    "127.9.9.9:50051",
+    "127.9.9.9:15051",
     "localhost:80",
     "[::1]:5",
-    "reward-perplexity:50052",
+    "reward-perplexity:15052",
     "SCORER:1",
     "anything:7000",
   ])
     assert.equal(p.problem(ok), undefined, ok);
-  for (const no of ["reward-perplexity:50053", "10.0.0.1:22", "127.1:80", "evil.example:443", "[::2]:1"])
+  for (const no of ["reward-perplexity:15053", "10.0.0.1:22", "127.1:80", "evil.example:443", "[::2]:1"])
     assert.match(
       p.problem(no) ?? "",
-      /is not admitted by SOURCE_ENDPOINT_ALLOW = loopback, reward-perplexity:50052, scorer:\*, \*:7000$/,
+      /is not admitted by SOURCE_ENDPOINT_ALLOW = loopback, reward-perplexity:15052, scorer:\*, \*:7000$/,
       no,
     );
   assert.equal(new EndpointPolicy("*").problem("a:1"), undefined);

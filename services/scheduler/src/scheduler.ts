@@ -4,11 +4,13 @@ import { createHash } from "node:crypto";
 import {
   type Bus,
   type CallContext,
+  EVENT_WAIT_MS,
   failedPrecondition,
   GrpcError,
   invalidArgument,
   type Logger,
   resourceExhausted,
+  retryNatsOutage,
   Status,
 } from "@temper/kit";
 import { events, reward, scheduler } from "@temper/proto";
@@ -227,6 +229,8 @@ export class Scheduler {
           run.state = stored.stateAfter;
           await this.store.putState(req.runId, run.state);
         }
+        // the first call may have stored the step and failed to publish: publish again
+        if (stored.event) await this.publish(req.runId, req.step, stored.event, ctx);
         return { ...stored.response, replayed: true };
       }
       this.checkCaller(ctx, "before scoring");
@@ -241,15 +245,17 @@ export class Scheduler {
       // A result computed for a caller that has gone (deadline passed, cancelled) may be degraded
       // (sources cut short by that deadline): it is not stored, so a retry computes it afresh.
       this.checkCaller(ctx, "after scoring");
+      const event = events.RewardBlended.encode(response.event).finish();
       await this.store.putStep(req.runId, req.step, {
         response: response.body,
         stateAfter: response.state,
         requestHash,
         configVersion: run.configVersion,
+        event,
       });
       await this.store.putState(req.runId, response.state);
       run.state = response.state;
-      await this.publish(req.runId, req.step, response.event, ctx);
+      await this.publish(req.runId, req.step, event, ctx);
       return response.body;
     });
   }
@@ -420,20 +426,26 @@ export class Scheduler {
     return { body, state, event: blendedEvent(body, blend.zeroSignalFraction, missingComponents) };
   }
 
-  private async publish(
-    runId: string,
-    step: number,
-    event: events.RewardBlended,
-    ctx: CallContext,
-  ): Promise<void> {
-    if (!this.bus) return;
-    try {
-      await this.bus.publish(`temper.${runId}.reward.blended`, events.RewardBlended.encode(event).finish(), {
-        msgId: `${runId}.${step}.reward.blended`,
-      });
-    } catch (err) {
-      // The step is scored and stored; a lost event must not fail the call (a replay re-sends nothing).
-      ctx.logger.error({ err, run_id: runId, step }, "reward.blended not published");
-    }
+  /**
+   * The step's reward.blended event is part of the call: NATS away past the caller's deadline fails
+   * it UNAVAILABLE, and the retry replays the stored step and publishes under the same msgId.
+   */
+  private async publish(runId: string, step: number, event: Uint8Array, ctx: CallContext): Promise<void> {
+    const bus = this.bus;
+    if (!bus) return;
+    await retryNatsOutage(
+      "reward.blended",
+      () =>
+        bus.publish(`temper.${runId}.reward.blended`, event, { msgId: `${runId}.${step}.reward.blended` }),
+      {
+        untilMs: Date.now() + Math.min(ctx.remainingMs(), EVENT_WAIT_MS),
+        signal: ctx.signal,
+        onRetry: (err) =>
+          ctx.logger.warn(
+            { err: (err as Error).message, run_id: runId, step },
+            "NATS away; retrying reward.blended",
+          ),
+      },
+    );
   }
 }

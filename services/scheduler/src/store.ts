@@ -27,6 +27,8 @@ export interface StoredStep {
   requestHash?: string;
   /** The run's config version the step was scored under; absent as above. */
   configVersion?: number;
+  /** The step's reward.blended event, encoded: a replay publishes it again (its msgId de-duplicates). */
+  event?: Uint8Array;
 }
 
 /** A run's configuration and its version (the KV revision it was stored at). */
@@ -100,7 +102,7 @@ export class RunStore {
     let bytes = e.value;
     if (bytes[0] === MANIFEST) bytes = await this.readParts(key, bytes);
     // Layout: 4-byte big-endian length of the JSON head, the head, then the gzipped response. The
-    // head is {stateAfter, requestHash, configVersion}, or (older entries) the bare RunState.
+    // head is {stateAfter, requestHash, configVersion, event}, or (older entries) the bare RunState.
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const n = view.getUint32(0);
     const head = JSON.parse(Buffer.from(bytes.subarray(4, 4 + n)).toString("utf8"));
@@ -111,6 +113,9 @@ export class RunStore {
         stateAfter: head.stateAfter as RunState,
         requestHash: head.requestHash,
         configVersion: head.configVersion,
+        ...(typeof head.event === "string"
+          ? { event: new Uint8Array(Buffer.from(head.event, "base64")) }
+          : {}),
       };
     return { response, stateAfter: head as RunState };
   }
@@ -126,6 +131,7 @@ export class RunStore {
         stateAfter: stored.stateAfter,
         requestHash: stored.requestHash,
         configVersion: stored.configVersion,
+        ...(stored.event ? { event: Buffer.from(stored.event).toString("base64") } : {}),
       }),
       "utf8",
     );

@@ -19,7 +19,7 @@ reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies
                    are made once under DATA_DIR/secrets (README "Security"); default: plaintext
   --rollout-workers N  rollout processes (default 1); the orchestrator shards each step over
                    all of them (ROLLOUT_ADDR lists them); worker k ≥ 2 is rollout-k on port
-                   50070 + 1000·(k−1)
+                   15070 + 1000·(k−1)
   --replicas SOURCE=N,...  processes of a reward source (correctness, perplexity, reasoning,
                    consistency; default 1 each) behind one endpoint: the scheduler balances
                    calls over them (round_robin over an ip:port list); replica k ≥ 2 is
