@@ -11,6 +11,7 @@ import { descriptorSetPath } from "@temper/proto";
 import { parse } from "yaml";
 import { builtinDescriptorFiles } from "../packages/kit/src/builtin-descriptors.ts";
 import { EndpointPolicy } from "../services/scheduler/src/endpoint-policy.ts";
+import { filesOf } from "../tools/src/secrets.ts";
 import { SERVICES } from "../tools/src/services.ts";
 import { type Declared, envProblems, loadDeclarations, readmeDeployCommands } from "./src/deploy.ts";
 import { repoRoot } from "./src/index.ts";
@@ -208,6 +209,54 @@ describe("deploy/compose*.yaml", () => {
       readCompose("compose.yaml"),
     );
 
+  test("every container mounts its own secrets only, and finds there every secret it names", () => {
+    const services = SERVICES.map((x) => x.name);
+    for (let mask = 0; mask < 1 << overlays.length; mask++) {
+      const project = combine(mask);
+      const where = ["compose.yaml", ...overlays.filter((_, i) => mask & (1 << i))].join(" + ");
+      const init = project.services["secrets-init"];
+      const cmd = init.command as string[];
+      const shares = new Map(
+        cmd[cmd.indexOf("--share") + 1].split(",").map((x) => x.split("=") as [string, string]),
+      );
+      for (const [key, s] of Object.entries(project.services)) {
+        const mounts = (s.volumes ?? []).map((v) => v.split(":"));
+        const secretMounts = mounts.filter(([volume]) => /^secrets/.test(volume));
+        if (key === "secrets-init") {
+          // it alone holds the whole set, and fills each holder's volume
+          for (const [holder, dir] of shares)
+            assert.ok(
+              mounts.some(([volume, at]) => volume === `secrets-${holder}` && at === dir),
+              `${where}: secrets-init does not mount secrets-${holder} at ${dir}`,
+            );
+          continue;
+        }
+        const env = stringEnv(s);
+        const named = Object.entries(env).filter(([, v]) => v.startsWith("/secrets/"));
+        // a holder: a container that runs a service, the NATS server, or the operator's CLI
+        const holder =
+          key === "nats" ? "nats" : (env.SERVICE ?? (env.AUTH_TOKEN_FILE ? "operator" : undefined));
+        if (!holder) {
+          assert.deepEqual(secretMounts, [], `${where}: ${key} holds no secrets but mounts ${secretMounts}`);
+          continue;
+        }
+        assert.deepEqual(
+          secretMounts.map(([volume, at]) => `${volume}:${at}`),
+          [`secrets-${holder}:/secrets/temper`],
+          `${where}: ${key} mounts other secrets than ${holder}'s`,
+        );
+        assert.ok(shares.has(holder), `${where}: secrets-init shares nothing with ${holder}`);
+        const has = new Set(filesOf(holder, services).map((f) => `/secrets/temper/${f}`));
+        for (const [k, v] of named)
+          assert.ok(has.has(v), `${where}: ${key} ${k}=${v} is not among ${holder}'s secrets`);
+      }
+      // the operator's token: in the operator's volume only
+      for (const [holder] of shares)
+        if (holder !== "operator")
+          assert.ok(!filesOf(holder, services).some((f) => /operator\.(token|key)$/.test(f)), holder);
+    }
+  });
+
   test("every combination of the overlays keeps every service right", () => {
     assert.ok(overlays.length >= 3, overlays.join(", "));
     for (let mask = 1; mask < 1 << overlays.length; mask++) {
@@ -255,8 +304,7 @@ describe("deploy/compose*.yaml", () => {
     assert.equal(stringEnv(alt).SERVICE, "reward-reasoning");
     assert.match(String(alt.image), /REASONING_IMAGE/);
     // its certificate names it: secrets-init adds the host to every certificate
-    const cmd = project.services["secrets-init"].command as string[];
-    assert.equal(cmd[cmd.indexOf("--hosts") + 1], host);
+    assert.equal(stringEnv(project.services["secrets-init"]).SECRETS_HOSTS, host);
   });
 
   test("compose.experiment.yaml: the default experiment end to end, on shared volumes at the same paths", () => {
@@ -296,7 +344,7 @@ describe("deploy/compose*.yaml", () => {
     assert.equal(dependsOn(experiment).orchestrator?.condition, "service_healthy");
     assert.match(orch.AUTH_IDENTITIES, /\boperator\b/);
     const env = stringEnv(experiment);
-    const secrets = mountOf(experiment, "secrets")!;
+    const secrets = mountOf(experiment, "secrets-operator")!;
     for (const k of ["GRPC_TLS_CA", "GRPC_TLS_CERT", "GRPC_TLS_KEY", "AUTH_TOKEN_FILE"])
       assert.ok(env[k]?.startsWith(`${secrets}/`), `${k}=${env[k]} on the secrets volume`);
     assert.match(env.GRPC_TLS_CERT, /operator\.crt$/);

@@ -3,11 +3,11 @@
 // own 0600. `--owner` hands them to the services' user. Switching uid needs root (CI has it).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ensureSecrets } from "./secrets.ts";
+import { ensureSecrets, shareSecrets } from "./secrets.ts";
 
 const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
@@ -76,5 +76,50 @@ describe("temper secrets: file modes", { skip: !isRoot && "needs root to switch 
     const again = await ensureSecrets({ dir, services: ["scheduler"], backend: "forge" });
     assert.equal(again.outcome, "kept");
     assert.equal(statSync(files[0]).mode & 0o777, 0o600);
+  });
+});
+
+describe("temper secrets --share: each holder gets its own files only", () => {
+  const root = mkdtempSync(join(tmpdir(), "temper-share-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const services = ["reward-correctness", "scheduler", "learner"];
+  const rel = (dir: string) =>
+    filesUnder(dir)
+      .map((f) => f.slice(dir.length + 1))
+      .sort();
+
+  it("a service: the CA, the token digests, its key pair and its NATS password; never the operator's token", async () => {
+    const dir = join(root, "all");
+    await ensureSecrets({ dir, services, backend: "forge" });
+    const to = join(root, "scheduler");
+    shareSecrets(dir, "scheduler", to, services);
+    assert.deepEqual(rel(to), [
+      "ca.crt",
+      "nats/scheduler.password",
+      "scheduler.crt",
+      "scheduler.key",
+      "tokens",
+    ]);
+    for (const f of filesUnder(to)) {
+      assert.equal(statSync(f).mode & 0o777, 0o600, f);
+      assert.deepEqual(readFileSync(f), readFileSync(join(dir, f.slice(to.length + 1))), f);
+    }
+    for (const d of [to, join(to, "nats")]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
+    // a reward source has no NATS user; the server and the operator get theirs
+    shareSecrets(dir, "reward-correctness", join(root, "rc"), services);
+    assert.deepEqual(rel(join(root, "rc")), [
+      "ca.crt",
+      "reward-correctness.crt",
+      "reward-correctness.key",
+      "tokens",
+    ]);
+    shareSecrets(dir, "nats", join(root, "nats"), services);
+    assert.deepEqual(rel(join(root, "nats")), ["nats/nats.conf"]);
+    shareSecrets(dir, "operator", join(root, "op"), services);
+    assert.deepEqual(rel(join(root, "op")), ["ca.crt", "operator.crt", "operator.key", "operator.token"]);
+    // sharing another holder into the same directory leaves nothing of the first
+    shareSecrets(dir, "learner", to, services);
+    assert.deepEqual(rel(to), ["ca.crt", "learner.crt", "learner.key", "nats/learner.password", "tokens"]);
+    assert.throws(() => shareSecrets(dir, "mallory", join(root, "m"), services), /no secrets for "mallory"/);
   });
 });

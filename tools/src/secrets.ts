@@ -3,8 +3,18 @@
 // per-service permissions. `temper stack --secure` and compose's one-shot secrets-init use it; the
 // environment each service then needs comes from secureServiceEnv().
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { type Leaf, makeCertificates, tokenDigest } from "@temper/kit";
 
 /** Who the operator is: the CLI user's certificate name and token name. */
@@ -204,6 +214,58 @@ export async function ensureSecrets(o: SecretsOptions): Promise<Secrets> {
     throw err;
   }
   return result("created", backend);
+}
+
+/** What `holder` reads, relative to the secrets directory: a service, "nats" (the server) or the operator. */
+export function filesOf(holder: string, services: readonly string[]): string[] {
+  if (holder === "nats") return [join("nats", "nats.conf")];
+  if (holder === OPERATOR) return ["ca.crt", `${OPERATOR}.crt`, `${OPERATOR}.key`, `${OPERATOR}.token`];
+  if (!services.includes(holder))
+    throw new Error(
+      `no secrets for ${JSON.stringify(holder.slice(0, 64))}: one of ${[...services, "nats", OPERATOR].join(", ")}`,
+    );
+  return [
+    "ca.crt",
+    "tokens", // digests only: which tokens a service accepts
+    `${holder}.crt`,
+    `${holder}.key`,
+    ...(NATS_USERS.includes(holder) ? [join("nats", `${holder}.password`)] : []),
+  ];
+}
+
+/**
+ * Copies into `to` only what `holder` reads (filesOf), in the same layout, 0600 in 0700 directories,
+ * and removes the secrets an earlier share left there: a container mounts its holder's directory and nothing more, so
+ * no service can read another's key or the operator's token.
+ */
+export function shareSecrets(
+  dir: string,
+  holder: string,
+  to: string,
+  services: readonly string[],
+  owner?: { uid: number; gid: number },
+): string[] {
+  const wanted = filesOf(holder, services);
+  mkdirSync(to, { recursive: true, mode: 0o700 });
+  // what an earlier share left (another holder's names included), and nothing that is not a secret
+  for (const entry of readdirSync(to))
+    if (/^(?:.*\.(?:crt|key|token)|tokens|nats)$/.test(entry))
+      rmSync(join(to, entry), { recursive: true, force: true });
+  for (const f of wanted) {
+    const target = join(to, f);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    copyFileSync(join(dir, f), target);
+  }
+  const dirs = new Set([to, ...wanted.map((f) => dirname(join(to, f)))]);
+  for (const f of wanted) {
+    chmodSync(join(to, f), 0o600);
+    if (owner) chownSync(join(to, f), owner.uid, owner.gid);
+  }
+  for (const d of dirs) {
+    chmodSync(d, 0o700);
+    if (owner) chownSync(d, owner.uid, owner.gid);
+  }
+  return wanted;
 }
 
 /** The environment of a service in a secure deployment (TLS, mutual TLS, credentials, NATS user). */

@@ -3,10 +3,10 @@
 // per-service permissions); a second run keeps what is there. Compose's secrets-init runs it.
 import { resolve } from "node:path";
 import { CliError, choiceFlag, parseFlags } from "../cli.ts";
-import { ensureSecrets } from "../secrets.ts";
+import { ensureSecrets, shareSecrets } from "../secrets.ts";
 import { SERVICES } from "../services.ts";
 
-const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge] [--owner UID:GID]
+const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge] [--owner UID:GID] [--share HOLDER=DIR,...]
 
 Makes, unless DIR already holds them: ca.crt/ca.key, <service>.crt/.key for every service (CN and
 DNS name = the service name, plus localhost, 127.0.0.1, ::1 and --hosts), operator.crt/.key,
@@ -15,9 +15,13 @@ bucket's owner may write it) and nats/<service>.password, every file 0600 in 070
 Prints what it did.
 
   --dir DIR      where the secrets go (made if missing; a half-filled DIR is an error)
-  --hosts LIST   extra DNS names or IP addresses on every service certificate
+  --hosts LIST   extra DNS names or IP addresses on every service certificate (default: the
+                 SECRETS_HOSTS variable, so a compose overlay adds names without restating the command)
   --backend B    certificates from the openssl CLI or node-forge (default auto: openssl if installed)
-  --owner U:G    chown the files to the user the services run as (needs root)`;
+  --owner U:G    chown the files to the user the services run as (needs root)
+  --share LIST   HOLDER=DIR,...: copy into DIR only what HOLDER reads (a service: ca.crt, tokens,
+                 its certificate and key, its NATS password; nats: nats/nats.conf; operator: its
+                 certificate, key and token), so each container mounts its own secrets only`;
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
@@ -25,6 +29,7 @@ export async function run(argv: string[]): Promise<void> {
     hosts: { type: "string" },
     backend: { type: "string" },
     owner: { type: "string" },
+    share: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -32,7 +37,7 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   if (!values.dir) throw new CliError("--dir: required (where the secrets go)");
-  const hosts = (values.hosts ?? "")
+  const hosts = (values.hosts ?? process.env.SECRETS_HOSTS ?? "")
     .split(",")
     .map((h) => h.trim())
     .filter(Boolean);
@@ -46,9 +51,19 @@ export async function run(argv: string[]): Promise<void> {
     if (!m) throw new CliError(`--owner: expected UID:GID, got ${JSON.stringify(values.owner.slice(0, 40))}`);
     owner = { uid: Number(m[1]), gid: Number(m[2]) };
   }
+  const shares = (values.share ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((x) => {
+      const m = /^([A-Za-z0-9-]{1,64})=(.+)$/.exec(x);
+      if (!m) throw new CliError(`--share: expected HOLDER=DIR, got ${JSON.stringify(x.slice(0, 80))}`);
+      return { holder: m[1], to: resolve(m[2]) };
+    });
+  const services = SERVICES.map((s) => s.name);
   const secrets = await ensureSecrets({
     dir: resolve(values.dir),
-    services: SERVICES.map((s) => s.name),
+    services,
     hosts,
     backend,
     owner,
@@ -60,4 +75,15 @@ export async function run(argv: string[]): Promise<void> {
       ? `temper secrets: ${secrets.dir} already holds every secret; kept them\n`
       : `temper secrets: made certificates (${secrets.backend}), tokens and NATS users in ${secrets.dir}\n`,
   );
+  for (const { holder, to } of shares) {
+    try {
+      shareSecrets(secrets.dir, holder, to, services, owner);
+    } catch (err) {
+      throw new CliError(`--share ${holder}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  if (shares.length)
+    process.stdout.write(
+      `temper secrets: shared with ${shares.map((x) => `${x.holder} (${x.to})`).join(", ")}\n`,
+    );
 }
