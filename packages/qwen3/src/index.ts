@@ -31,4 +31,5 @@ export * from "./tokenizer.ts";
 export * from "./train.ts";
 export * from "./train-batch.ts";
 export * from "./train-graph.ts";
+export * from "./train-memory.ts";
 export * from "./weights.ts";

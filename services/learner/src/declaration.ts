@@ -38,6 +38,13 @@ const config = {
     max: 1 << 20,
     doc: "longest sequence (prompt + completion tokens) in a Train",
   }),
+  MAX_TRAIN_BYTES: env.optional(
+    env.int({
+      min: 1 << 20,
+      max: Number.MAX_SAFE_INTEGER,
+      doc: "memory a Train may take beyond the weights, in bytes (unset: half the machine's); a batch whose micro-batch would need more is refused (RESOURCE_EXHAUSTED) before it starts",
+    }),
+  ),
 };
 
 export const declaration = {

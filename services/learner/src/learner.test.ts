@@ -27,6 +27,7 @@ import {
   Qwen3Trainer,
   readConfig,
   type TrainSequence,
+  trainActivationBytes,
 } from "@temper/qwen3";
 import { tinyModelDir } from "../../../packages/qwen3/src/train-testing.ts";
 import { startNats, startService, type TestNats, type TestService } from "../../../tests/src/processes.ts";
@@ -239,7 +240,12 @@ function referenceSteps(
 describe("learner service", { timeout: 600_000 }, () => {
   let f64: Awaited<ReturnType<typeof learnerProcess>>;
   before(async () => {
-    f64 = await learnerProcess("f64", { DTYPE: "float64" });
+    // room for the largest Train below (the "long" run's 16 × 192 micro-batches), not for the
+    // 2048-token sequence that checks the budget
+    f64 = await learnerProcess("f64", {
+      DTYPE: "float64",
+      MAX_TRAIN_BYTES: String(Math.round(2 * trainActivationBytes(model, 16, 192, 8, RANK))),
+    });
   });
 
   it("one step (M = 2 mini-batches) equals two float64 reference AdamW updates (1e-9); float32 within 1e-3", async (t) => {
@@ -461,6 +467,23 @@ describe("learner service", { timeout: 600_000 }, () => {
       status.INVALID_ARGUMENT,
       new RegExp(
         `^sequences\\[0\\]\\.input_ids: ${positions + 1} tokens, more than the model's max_position_embeddings ${positions}`,
+      ),
+    );
+    // as many tokens as the model positions, over the memory budget: refused before it starts
+    const most = Array.from({ length: positions }, (_, t) => 1 + (t % 200));
+    await rejects(
+      c.train({
+        runId: "ref",
+        step,
+        sequences: withSeq(0, {
+          inputIds: most,
+          completionMask: most.map((_, t) => (t >= 4 ? 1 : 0)),
+          oldLogprobs: most.map(() => -5),
+        }),
+      }),
+      status.RESOURCE_EXHAUSTED,
+      new RegExp(
+        `^sequences: a micro-batch of \\d+ × ${positions} tokens needs about [\\d.]+ GiB to train, over the [\\d.]+ GiB budget \\(MAX_TRAIN_BYTES\\)`,
       ),
     );
     await rejects(c.train({ runId: "no such", step: 0, sequences: b }), status.INVALID_ARGUMENT, /^run_id:/);

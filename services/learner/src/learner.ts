@@ -55,6 +55,7 @@ const MAX_EXPORT_PATH = 1024;
 const eventDeadline = (ctx: CallContext | undefined) =>
   Date.now() + Math.min(ctx?.remainingMs() ?? EVENT_WAIT_MS, EVENT_WAIT_MS);
 const MAX_NAME_BYTES = 255;
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 export interface LearnerOptions {
   modelDir: string;
@@ -66,6 +67,13 @@ export interface LearnerOptions {
   keepAdapterVersions: number;
   maxSequences: number;
   maxSequenceTokens: number;
+  /**
+   * A Train's budget beyond the weights, in bytes (MAX_TRAIN_BYTES): a batch whose micro-batch would
+   * need more (trainActivationBytes) is refused before it starts, not killed by the kernel midway.
+   */
+  maxTrainBytes: number;
+  /** What a micro-batch of `rows` sequences of `seq` tokens holds while it trains, in bytes. */
+  trainBytes: (rows: number, seq: number, loraRank: number) => number;
   /** Intra-op threads of the engine (undefined: ORT's default), for the machine CreateRun reports. */
   threads?: number;
 }
@@ -228,6 +236,15 @@ export class Learner {
         refLogprobs: s.refLogprobs.length ? s.refLogprobs : undefined,
       };
     });
+    // the batch is padded to its longest sequence and trained micro-batch by micro-batch
+    const c = state.config;
+    const rows = Math.min(out.length, c.microBatchSize || Math.ceil(out.length / c.miniBatches));
+    const seq = Math.max(0, ...out.map((x) => x.inputIds.length));
+    const need = this.o.trainBytes(rows, seq, c.lora.rank);
+    if (need > this.o.maxTrainBytes)
+      throw resourceExhausted(
+        `sequences: a micro-batch of ${rows} × ${seq} tokens needs about ${gib(need)} to train, over the ${gib(this.o.maxTrainBytes)} budget (MAX_TRAIN_BYTES); send shorter or fewer sequences, or a smaller micro_batch_size`,
+      );
     if (withRef !== 0 && withRef !== out.length) {
       const i = req.sequences.findIndex((s) => s.refLogprobs.length === 0);
       throw invalidArgument(

@@ -1,11 +1,13 @@
 // learner: owns each run's LoRA adapter, AdamW moments and step (temper.learner.v1.LearnerService).
 // Training runs in an engine worker thread; checkpoints live under CHECKPOINT_DIR; adapters are
 // published to the JetStream object store (bucket temper_adapters) and announced by policy.updated.
+
+import { totalmem } from "node:os";
 import { resolve } from "node:path";
 import { EngineWorker, loadConfigOrExit, runService, service } from "@temper/kit";
 import { checkProvider } from "@temper/onnx";
 import { descriptorSetPath } from "@temper/proto";
-import { ADAPTER_BUCKET, readConfig } from "@temper/qwen3";
+import { ADAPTER_BUCKET, type Qwen3Config, readConfig, trainActivationBytes } from "@temper/qwen3";
 import { declaration } from "./declaration.ts";
 import type { LearnerWorker, WorkerInit } from "./engine-worker.ts";
 import { Learner } from "./learner.ts";
@@ -30,10 +32,9 @@ await runService({
   descriptorSet: descriptorSetPath,
   services: async ({ config: c, bus, logger }) => {
     const modelDir = resolve(c.MODEL_DIR);
-    let vocabSize: number;
-    let maxPositions: number;
+    let model: Qwen3Config;
     try {
-      ({ vocabSize, maxPositionEmbeddings: maxPositions } = readConfig(modelDir));
+      model = readConfig(modelDir);
     } catch (err) {
       process.stderr.write(
         `learner: invalid configuration: MODEL_DIR=${JSON.stringify(c.MODEL_DIR)}: ${(err as Error).message}\n`,
@@ -60,13 +61,16 @@ await runService({
     const impl = new Learner(
       {
         modelDir,
-        vocabSize,
-        maxPositions,
+        vocabSize: model.vocabSize,
+        maxPositions: model.maxPositionEmbeddings,
         checkpointDir: init.checkpointDir,
         exportDir: resolve(c.EXPORT_DIR),
         keepAdapterVersions: c.KEEP_ADAPTER_VERSIONS,
         maxSequences: c.MAX_SEQUENCES,
         maxSequenceTokens: c.MAX_SEQUENCE_TOKENS,
+        maxTrainBytes: c.MAX_TRAIN_BYTES ?? Math.floor(totalmem() / 2),
+        trainBytes: (rows, seq, rank) =>
+          trainActivationBytes(model, rows, seq, c.DTYPE === "float64" ? 8 : 4, rank),
         threads: c.THREADS,
       },
       worker,
