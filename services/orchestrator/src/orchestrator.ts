@@ -3,8 +3,7 @@
 // orchestrator owns, or whose lease has expired, is resumed at its next step.
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Gsm8kDataError, type Gsm8kExample, readGsm8kFile } from "@temper/gsm8k";
 import {
@@ -111,8 +110,8 @@ export class Orchestrator {
     this.events.setMaxListeners(0);
   }
 
-  private modelHash(dir: string): Promise<string> {
-    const mtimeMs = statSync(join(dir, "config.json")).mtimeMs;
+  private async modelHash(dir: string): Promise<string> {
+    const mtimeMs = (await stat(join(dir, "config.json"))).mtimeMs;
     const cached = this.modelHashes.get(dir);
     if (cached && cached.mtimeMs === mtimeMs) return cached.hash;
     const hash = modelContentHash(dir);
@@ -189,7 +188,7 @@ export class Orchestrator {
       modelHash = infos[0].contentHash;
     } else {
       model = resolve(model);
-      if (!existsSync(join(model, "config.json")))
+      if (!(await stat(join(model, "config.json")).catch(() => null))?.isFile())
         throw invalidArgument("spec.model", `${quote(spec.model)} is not a model directory (no config.json)`);
       modelHash = await this.modelHash(model);
     }
@@ -287,8 +286,8 @@ export class Orchestrator {
         await this.table.save(rec).catch(() => {});
         throw err;
       });
-      const dir = new RunDir(directory);
-      writeAtomic(
+      const dir = await RunDir.open(directory);
+      await writeAtomic(
         dir.file("spec.yaml"),
         await this.specYaml(spec, { rollout: rolloutMachines, learner: learnerMachine }),
       );
@@ -399,7 +398,7 @@ export class Orchestrator {
     const data = await this.datasets(spec);
     await this.register(spec, undefined, true);
     this.logger.info({ run_id: rec.runId, next_step: rec.stepsDone }, "resuming run");
-    this.drive(rec, new RunDir(rec.directory), data);
+    this.drive(rec, await RunDir.open(rec.directory), data);
   }
 
   private async record(runId: string): Promise<RunRecord> {
@@ -485,10 +484,10 @@ export class Orchestrator {
     };
     this.events.on(req.runId, on);
     try {
-      const dir = new RunDir(rec.directory);
+      const dir = await RunDir.open(rec.directory);
       let last = req.fromStep - 1;
       const evalsSent = new Set<number>();
-      for (const line of dir.readJsonl<Record<string, unknown>>("metrics.jsonl")) {
+      for (const line of await dir.readJsonl<Record<string, unknown>>("metrics.jsonl")) {
         const step = line.step as number;
         if (step < req.fromStep || step >= rec.stepsDone) continue;
         for (const e of rec.evals)

@@ -5,19 +5,7 @@
 // - the run directory <RUNS_DIR>/<id>/: spec.yaml, metrics.jsonl, eval.jsonl, samples.jsonl, and
 //   steps/<N>/{rollout,scored}.bin — a step's rollout and its scores, stored before training, so a
 //   resumed step reuses them and never regenerates or rescores.
-import {
-  appendFileSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { access, appendFile, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import { orchestrator } from "@temper/proto";
@@ -141,24 +129,36 @@ export class RunTable {
   }
 }
 
-/** Writes a file whole or not at all: temporary file, fsync, rename. */
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+/**
+ * Writes a file whole or not at all: temporary file, fsync, rename. Asynchronous, as is every file
+ * operation of a run directory: they run on the thread that answers RPCs.
+ */
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
+  const fh = await open(tmp, "w");
   try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
+    await fh.writeFile(data);
+    await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
-  renameSync(tmp, path);
+  await rename(tmp, path);
 }
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** The files of one run directory. */
 export class RunDir {
-  constructor(readonly path: string) {
-    mkdirSync(join(path, "steps"), { recursive: true });
+  private constructor(readonly path: string) {}
+
+  static async open(path: string): Promise<RunDir> {
+    await mkdir(join(path, "steps"), { recursive: true });
+    return new RunDir(path);
   }
 
   file(name: string): string {
@@ -169,63 +169,60 @@ export class RunDir {
     return join(this.path, "steps", String(step), name);
   }
 
-  readStep(step: number, name: "rollout.bin" | "scored.bin"): Uint8Array | null {
+  async readStep(step: number, name: "rollout.bin" | "scored.bin"): Promise<Uint8Array | null> {
     const p = this.stepFile(step, name);
-    return existsSync(p) ? new Uint8Array(readFileSync(p)) : null;
+    return (await exists(p)) ? new Uint8Array(await readFile(p)) : null;
   }
 
-  writeStep(step: number, name: "rollout.bin" | "scored.bin", bytes: Uint8Array): void {
-    writeAtomic(this.stepFile(step, name), bytes);
+  writeStep(step: number, name: "rollout.bin" | "scored.bin", bytes: Uint8Array): Promise<void> {
+    return writeAtomic(this.stepFile(step, name), bytes);
   }
 
   /** Keeps the stored steps from `from` on (older ones are trained on and no longer needed). */
-  pruneSteps(from: number): void {
-    for (const d of readdirSync(join(this.path, "steps")))
+  async pruneSteps(from: number): Promise<void> {
+    for (const d of await readdir(join(this.path, "steps")))
       if (/^\d+$/.test(d) && Number(d) < from)
-        rmSync(join(this.path, "steps", d), { recursive: true, force: true });
+        await rm(join(this.path, "steps", d), { recursive: true, force: true });
   }
 
-  append(name: string, record: object): void {
-    appendFileSync(this.file(name), `${JSON.stringify(record)}\n`);
+  append(name: string, record: object): Promise<void> {
+    return appendFile(this.file(name), `${JSON.stringify(record)}\n`);
   }
 
   /**
    * Keeps the lines of a jsonl file whose `step` passes `keep` (and drops a torn last line), so a
    * resumed run appends each step's line exactly once.
    */
-  repair(name: string, keep: (step: number) => boolean): void {
+  async repair(name: string, keep: (step: number) => boolean): Promise<void> {
     const p = this.file(name);
-    if (!existsSync(p)) return;
-    const lines = readFileSync(p, "utf8").split("\n");
-    const kept: string[] = [];
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      try {
-        const r = JSON.parse(line) as { step?: unknown };
-        if (typeof r.step === "number" && keep(r.step)) kept.push(line);
-      } catch {
-        // a line torn by a kill mid-append
-      }
-    }
-    writeAtomic(p, kept.length ? `${kept.join("\n")}\n` : "");
+    if (!(await exists(p))) return;
+    const kept = (await this.readLines(name)).filter((line) => {
+      const r = JSON.parse(line) as { step?: unknown };
+      return typeof r.step === "number" && keep(r.step);
+    });
+    await writeAtomic(p, kept.length ? `${kept.join("\n")}\n` : "");
   }
 
-  rewrite(name: string, records: object[]): void {
-    writeAtomic(this.file(name), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  rewrite(name: string, records: object[]): Promise<void> {
+    return writeAtomic(this.file(name), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
   }
 
-  readJsonl<T>(name: string): T[] {
+  async readJsonl<T>(name: string): Promise<T[]> {
+    return (await this.readLines(name)).map((line) => JSON.parse(line) as T);
+  }
+
+  /** The file's lines that parse as JSON (a line torn by a kill mid-append does not). */
+  private async readLines(name: string): Promise<string[]> {
     const p = this.file(name);
-    if (!existsSync(p)) return [];
-    const out: T[] = [];
-    for (const line of readFileSync(p, "utf8").split("\n")) {
-      if (!line.trim()) continue;
+    if (!(await exists(p))) return [];
+    return (await readFile(p, "utf8")).split("\n").filter((line) => {
+      if (!line.trim()) return false;
       try {
-        out.push(JSON.parse(line) as T);
+        JSON.parse(line);
+        return true;
       } catch {
-        // torn line
+        return false;
       }
-    }
-    return out;
+    });
   }
 }

@@ -303,7 +303,7 @@ export class Runner {
       seconds: (performance.now() - t0) / 1000,
       policy_version: this.rec.policyVersion,
     };
-    this.dir.append("eval.jsonl", rec);
+    await this.dir.append("eval.jsonl", rec);
     await this.publish(
       "metrics.eval",
       events.MetricsEval.encode({
@@ -368,7 +368,7 @@ export class Runner {
 
     let groups: common.Group[];
     let rolloutEngine = 0;
-    const storedRollout = this.dir.readStep(step, "rollout.bin");
+    const storedRollout = await this.dir.readStep(step, "rollout.bin");
     const tRollout = performance.now();
     if (storedRollout) {
       const stored = rollout.GenerateResponse.decode(storedRollout);
@@ -390,11 +390,11 @@ export class Runner {
         engineSeconds: out.engineSeconds,
         generatedTokens: 0,
       };
-      this.dir.writeStep(step, "rollout.bin", rollout.GenerateResponse.encode(resp).finish());
+      await this.dir.writeStep(step, "rollout.bin", rollout.GenerateResponse.encode(resp).finish());
     }
     const tReward = performance.now();
     let scored: scheduler.ScoreResponse;
-    const storedScore = this.dir.readStep(step, "scored.bin");
+    const storedScore = await this.dir.readStep(step, "scored.bin");
     if (storedScore) scored = scheduler.ScoreResponse.decode(storedScore);
     else {
       scored = await this.retry("scheduler Score", (signal) =>
@@ -403,7 +403,7 @@ export class Runner {
           { timeoutMs: this.options.callTimeoutMs, attempts: 1, signal },
         ),
       );
-      this.dir.writeStep(step, "scored.bin", scheduler.ScoreResponse.encode(scored).finish());
+      await this.dir.writeStep(step, "scored.bin", scheduler.ScoreResponse.encode(scored).finish());
     }
     const tTrain = performance.now();
     const batch = trainingBatch(groups, scored, spec.dropZeroSignalGroups);
@@ -450,8 +450,8 @@ export class Runner {
       ...values,
       ...(latestEval ? { "accuracy/eval": latestEval.accuracy } : {}),
     };
-    this.dir.append("metrics.jsonl", line);
-    this.writeSamples(step, groups, scored);
+    await this.dir.append("metrics.jsonl", line);
+    await this.writeSamples(step, groups, scored);
     const metrics: orchestrator.StepMetrics = {
       step,
       values: line as unknown as Record<string, number>,
@@ -473,11 +473,15 @@ export class Runner {
     this.rec.stepsDone = step + 1;
     this.rec.latest = { step, values, policyVersion: this.rec.policyVersion };
     await this.save();
-    this.dir.pruneSteps(step);
+    await this.dir.pruneSteps(step);
     this.emit({ kind: "metrics", metrics });
   }
 
-  private writeSamples(step: number, groups: common.Group[], scored: scheduler.ScoreResponse): void {
+  private async writeSamples(
+    step: number,
+    groups: common.Group[],
+    scored: scheduler.ScoreResponse,
+  ): Promise<void> {
     const k = this.spec.samplesPerStep;
     if (k === 0) return;
     const items = new Map(scored.items.map((it) => [it.completionId, it]));
@@ -486,7 +490,7 @@ export class Runner {
       if (!c) continue;
       const it = items.get(c.id);
       const hard = it?.components["correctness.correctness_hard"];
-      this.dir.append("samples.jsonl", {
+      await this.dir.append("samples.jsonl", {
         step,
         prompt_id: g.id,
         prompt: g.prompt,
@@ -513,9 +517,9 @@ export class Runner {
     }, LEASE_MS / 3);
     try {
       // a kill between a line's append and the record's save leaves lines of undone steps
-      this.dir.repair("metrics.jsonl", (s) => s < this.rec.stepsDone);
-      this.dir.repair("samples.jsonl", (s) => s < this.rec.stepsDone);
-      this.dir.rewrite("eval.jsonl", this.rec.evals);
+      await this.dir.repair("metrics.jsonl", (s) => s < this.rec.stepsDone);
+      await this.dir.repair("samples.jsonl", (s) => s < this.rec.stepsDone);
+      await this.dir.rewrite("eval.jsonl", this.rec.evals);
       this.rec.status = "RUNNING";
       await this.save();
       this.emit({ kind: "status", status: "RUNNING", error: "" });
