@@ -3,8 +3,7 @@
 // object store and policy.updated events. The engine thread (engine-worker.ts) does the training
 // and writes checkpoints.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { lstat } from "node:fs/promises";
+import { lstat, readFile, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { status } from "@grpc/grpc-js";
 import type { ObjectStore } from "@nats-io/obj";
@@ -350,12 +349,12 @@ export class Learner {
           "adapter version no longer in any checkpoint; not re-published",
         );
       else {
-        const weights = new Uint8Array(readFileSync(join(from, ADAPTER_WEIGHTS_FILE)));
+        const weights = new Uint8Array(await readFile(join(from, ADAPTER_WEIGHTS_FILE)));
         // A fresh step (dir given) puts without asking first: a put left by a killed attempt holds
         // the same bytes, and overwriting it is harmless. A replay checks what is stored: a put cut
         // short by NATS can leave an object whose metadata names chunks that are gone.
         if (dir !== undefined || !(await this.storedWhole(name, weights))) {
-          const config = readFileSync(join(from, ADAPTER_CONFIG_FILE), "utf8");
+          const config = await readFile(join(from, ADAPTER_CONFIG_FILE), "utf8");
           await retry("the adapter put", () =>
             this.store.putBlob({ name, metadata: { [ADAPTER_CONFIG_METADATA]: config } }, weights),
           );
@@ -479,7 +478,8 @@ export class Learner {
     return this.lock.run(req.runId, async () => {
       const s = this.runs.get(req.runId)!;
       const from = resumeDir(this.o.checkpointDir, req.runId);
-      if (!from || !existsSync(from)) throw failedPrecondition(`run ${req.runId} has no checkpoint`);
+      if (!from || !(await stat(from).catch(() => null)))
+        throw failedPrecondition(`run ${req.runId} has no checkpoint`);
       const files = [
         ADAPTER_CONFIG_FILE,
         ADAPTER_WEIGHTS_FILE,
