@@ -5,7 +5,14 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createClient, type PromiseClient } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
-import { groupVariants, loadRun, renderReport, summarize, type VariantSummary } from "@temper/report";
+import {
+  type Comparison,
+  groupVariants,
+  loadRun,
+  renderReport,
+  summarize,
+  type VariantSummary,
+} from "@temper/report";
 import { CliError } from "./cli.ts";
 import { duration } from "./progress.ts";
 import { NATS_DEFAULT_PORT } from "./services.ts";
@@ -140,20 +147,52 @@ export function writeReport(dirs: string[], outPath: string): { path: string; ta
   const html = renderReport(runs);
   mkdirSync(resolve(outPath, ".."), { recursive: true });
   writeFileSync(outPath, html);
-  return { path: outPath, table: summaryTable(summarize(groupVariants(runs)).variants) };
+  const summary = summarize(groupVariants(runs));
+  return {
+    path: outPath,
+    table: [...summaryTable(summary.variants), ...comparisonLines(summary.comparisons)],
+  };
 }
 
-function stat(s: { mean: number; se: number | null } | null): string {
+/** mean ± the SE over problems, then "s ± …", the SE over seeds, where there are several. */
+function stat(s: { mean: number; se: number | null; seedSe: number | null } | null): string {
   if (!s) return "–";
-  return s.se === null ? s.mean.toFixed(3) : `${s.mean.toFixed(3)} ± ${s.se.toFixed(3)}`;
+  const seeds = s.seedSe === null ? "" : ` s ± ${s.seedSe.toFixed(3)}`;
+  return s.se === null ? `${s.mean.toFixed(3)}${seeds}` : `${s.mean.toFixed(3)} ± ${s.se.toFixed(3)}${seeds}`;
 }
 
-/** The gain over the warm start ± its SE (paired where the runs kept per-problem answers); ✓ past 2 SE. */
+const signed = (v: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(3)}`;
+
+/** The gain over the warm start ± its SEs (paired where the runs kept per-problem answers); ✓ past 2 of the larger. */
 function gain(g: VariantSummary["gain"]): string {
   if (!g) return "–";
-  const signed = `${g.mean >= 0 ? "+" : "−"}${Math.abs(g.mean).toFixed(3)}`;
-  if (g.se === null) return signed;
-  return `${signed} ± ${g.se.toFixed(3)}${g.paired ? "" : " (unpaired)"}${g.clear ? " ✓" : ""}`;
+  const seeds = g.seedSe === null ? "" : ` s ± ${g.seedSe.toFixed(3)}`;
+  if (g.se === null) return `${signed(g.mean)}${seeds}${g.clear ? " ✓" : ""}`;
+  return `${signed(g.mean)} ± ${g.se.toFixed(3)}${seeds}${g.paired ? "" : " (unpaired)"}${g.clear ? " ✓" : ""}`;
+}
+
+/** One line per comparison with the baseline, and what a single seed cannot say. */
+export function comparisonLines(comparisons: Comparison[]): string[] {
+  if (comparisons.length === 0) return [];
+  const base = comparisons[0].baseline;
+  const lines = comparisons.map((c) => {
+    const ses = [
+      c.se === null ? "" : `problems ± ${c.se.toFixed(3)}`,
+      c.seedSe === null ? "" : `seeds ± ${c.seedSe.toFixed(3)}`,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    return `  ${c.name}: ${signed(c.mean)}${ses ? ` (${ses})` : ""}${c.mde === null ? "" : `, minimum detectable ${c.mde.toFixed(3)}`}${c.clear ? " ✓" : ""}`;
+  });
+  const seeds = Math.min(...comparisons.map((c) => c.seeds.length));
+  return [
+    "",
+    `gain against ${base}'s, paired by seed and problem (${seeds} seed${seeds === 1 ? "" : "s"}):`,
+    ...lines,
+    ...(seeds < 2
+      ? ["  one seed: the SEs above leave out seed-to-seed spread; `temper default --seeds` measures it"]
+      : []),
+  ];
 }
 
 /** One row per variant: warm start, final and best accuracy and the gain (± standard error), halfway step, wall time. */

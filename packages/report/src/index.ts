@@ -17,10 +17,15 @@ export {
   renderReport,
 } from "./render.ts";
 export {
+  type Comparison,
+  compareVariants,
   groupVariants,
+  MDE_FACTOR,
   type ReportSummary,
   STABILITY_WINDOW,
   type Stat,
+  seBoth,
+  seedStderr,
   summarize,
   type Variant,
   type VariantSummary,

@@ -7,9 +7,11 @@ import { readFileSync } from "node:fs";
 import type { Run, SampleRow } from "./load.ts";
 import {
   aggregate,
+  type Comparison,
   downsample,
   evalSamples,
   groupVariants,
+  MDE_FACTOR,
   metricSamples,
   type ReportSummary,
   type SeriesPoint,
@@ -303,31 +305,60 @@ ${rows.join("\n")}
 ± is the standard error of that mean over the eval problems: the seeds answer the same problems, so
 it is taken from each problem's mean over seeds (where runs kept no per-problem answers, from the
 evaluations' own standard errors, √(Σ se²)/k, which treats the seeds as independent samples).
+<b>seeds ±</b> is the standard error over the seeds, sd/√k: how far a result moves from one seed to
+the next, which the per-problem SE leaves out; with one seed there is none, and a single seed's
+result may not repeat.
 <b>Final − warm</b>: its standard error is paired (the same problems answered at the warm start and at
 the end; <span class="sub">unpaired</span> where a run kept no per-problem answers), and the gain is
-marked <b>✓</b> when it exceeds two of them.
+marked <b>✓</b> when it exceeds two of the larger of its two SEs.
 <b>Best</b> is each seed's highest evaluation, warm start included. <b>Halfway step</b>: the first
 evaluation at which the seed-mean accuracy reaches halfway from the variant's warm start to the
 ${esc(target)} (wall time in brackets). <b>Stability</b>: standard deviation of the last
 ${summary.stabilityWindow} evaluation accuracies, averaged over seeds. <b>Steps</b>: training steps
-done (of those planned, where fewer).${withMaj ? " <b>maj@k</b>: k completions per problem at the sampling temperature vote with their final answers." : ""}</p>`;
+done (of those planned, where fewer).${withMaj ? " <b>maj@k</b>: k completions per problem at the sampling temperature vote with their final answers." : ""}</p>
+${comparisonTable(summary.comparisons)}`;
+}
+
+function comparisonTable(comparisons: Comparison[]): string {
+  if (comparisons.length === 0) return "";
+  const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fmt(Math.abs(v))}`;
+  const rows = comparisons.map(
+    (c) => `<tr><td>${esc(c.name)}</td><td class="num">${c.seeds.length}</td>
+<td class="num">${signed(c.mean)}${c.clear ? " ✓" : ""}${c.values.length > 1 ? `<br><span class="sub">${c.values.map(signed).join(", ")}</span>` : ""}</td>
+<td class="num">${c.se === null ? DASH : fmt(c.se)}</td>
+<td class="num">${c.seedSe === null ? DASH : fmt(c.seedSe)}</td>
+<td class="num">${c.mde === null ? DASH : fmt(c.mde)}</td></tr>`,
+  );
+  return `<table class="summary comparisons">
+<thead><tr><th>against ${esc(comparisons[0].baseline)}</th><th>seeds</th><th>gain − ${esc(comparisons[0].baseline)}'s gain</th><th>SE (problems)</th><th>SE (seeds)</th><th>minimum detectable</th></tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<p class="note">Each variant's gain against ${esc(comparisons[0].baseline)}'s, paired by seed and problem:
+per seed and problem, (final − warm) of the variant minus that of ${esc(comparisons[0].baseline)}, averaged.
+<b>✓</b> where the difference exceeds two of the larger SE. <b>Minimum detectable</b>: ${MDE_FACTOR} × the
+larger SE, the smallest true difference this comparison finds four times in five; a difference under
+it that shows no ✓ is not evidence of no difference.</p>`;
 }
 
 function stat(s: Stat | null, withSe: boolean): string {
   if (s === null) return DASH;
   const se = withSe && s.se !== null ? ` <span class="se">± ${fmt(s.se)}</span>` : "";
+  const seedSe = withSe && s.seedSe !== null ? ` <span class="se">seeds ± ${fmt(s.seedSe)}</span>` : "";
   const seeds = s.values.length > 1 ? `<br><span class="sub">${s.values.map(fmt).join(", ")}</span>` : "";
-  return `${fmt(s.mean)}${se}${seeds}`;
+  return `${fmt(s.mean)}${se}${seedSe}${seeds}`;
 }
 
 function gain(g: VariantSummary["gain"]): string {
   if (g === null) return DASH;
   const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fmt(Math.abs(v))}`;
   const se = g.se === null ? "" : ` <span class="se">± ${fmt(g.se)}</span>`;
+  const seedSe = g.seedSe === null ? "" : ` <span class="se">seeds ± ${fmt(g.seedSe)}</span>`;
   const kind = g.se !== null && !g.paired ? ` <span class="sub">unpaired</span>` : "";
   const clear = g.clear ? " ✓" : "";
   const seeds = g.values.length > 1 ? `<br><span class="sub">${g.values.map(signed).join(", ")}</span>` : "";
-  return `${signed(g.mean)}${se}${clear}${kind}${seeds}`;
+  return `${signed(g.mean)}${se}${seedSe}${clear}${kind}${seeds}`;
 }
 
 function steps(s: VariantSummary): string {

@@ -244,6 +244,92 @@ describe("final − warm", () => {
   });
 });
 
+describe("standard errors over seeds, and comparisons with the baseline", () => {
+  const rewrite = (file: string, edit: (lines: Record<string, unknown>[]) => void) => {
+    const lines = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    edit(lines);
+    writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+  };
+  const sd = (xs: number[]) => {
+    const m = xs.reduce((a, x) => a + x, 0) / xs.length;
+    return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+  };
+
+  test("seed SE = sd/√k of the seeds' values; ✓ rests on the larger of the two SEs", () => {
+    const dirs = exampleRuns({ variants: ["hard"], seeds: [1, 2, 3] });
+    const s = summarize(groupVariants(dirs.map(loadRun))).variants[0];
+    close(s.final!.seedSe!, sd(s.final!.values) / Math.sqrt(3));
+    close(s.gain!.seedSe!, sd(s.gain!.values) / Math.sqrt(3));
+    const one = summarize(groupVariants([loadRun(dirs[0])])).variants[0];
+    assert.equal(one.final!.seedSe, null, "one seed has no spread");
+    // a gain whose per-problem SE is small but whose seeds disagree is not clear
+    const n = 400;
+    const warm = Array.from({ length: n }, (_, i) => (i < 100 ? 1 : 0));
+    const gains = [0.1, -0.05, 0.02]; // per seed: problems 100.. gained (or 0.. lost)
+    for (const [k, dir] of dirs.entries())
+      rewrite(join(dir, "eval.jsonl"), (lines) => {
+        const g = Math.round(gains[k] * n);
+        const end = warm.map((v, i): number => (g >= 0 ? (i >= 100 && i < 100 + g ? 1 : v) : i < -g ? 0 : v));
+        const acc = end.reduce((a, x) => a + x, 0) / n;
+        Object.assign(lines[0], { n, correct: 100, accuracy: 0.25, solved: warm.join("") });
+        Object.assign(lines[lines.length - 1], { n, correct: acc * n, accuracy: acc, solved: end.join("") });
+      });
+    const g = summarize(groupVariants(dirs.map(loadRun))).variants[0].gain!;
+    close(g.mean, (0.1 - 0.05 + 0.02) / 3);
+    close(g.seedSe!, sd(gains) / Math.sqrt(3));
+    assert.ok(g.seedSe! > g.se!, "the seeds' spread is the larger here");
+    assert.equal(g.clear, g.mean > 2 * g.seedSe!);
+    assert.equal(g.clear, false);
+  });
+
+  test("a variant against hard: per seed and problem, its gain minus hard's; SEs, MDE = 2.8 × the larger", () => {
+    const dirs = exampleRuns({ variants: ["hard", "continuous"], seeds: [1, 2, 3] });
+    const n = 300;
+    const warm = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 : 0));
+    const rand = (() => {
+      let x = 12345;
+      return () => {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        return x / 2 ** 31;
+      };
+    })();
+    const ends = new Map<string, number[]>();
+    for (const dir of dirs) {
+      const end = warm.map((v): number => (rand() < 0.2 ? 1 - v : v));
+      ends.set(dir, end);
+      rewrite(join(dir, "eval.jsonl"), (lines) => {
+        const acc = end.reduce((a, x) => a + x, 0) / n;
+        const w = warm.reduce((a: number, x) => a + x, 0) / n;
+        Object.assign(lines[0], { n, correct: w * n, accuracy: w, solved: warm.join("") });
+        Object.assign(lines[lines.length - 1], { n, correct: acc * n, accuracy: acc, solved: end.join("") });
+      });
+    }
+    const summary = summarize(groupVariants(dirs.map(loadRun)));
+    assert.equal(summary.comparisons.length, 1);
+    const c = summary.comparisons[0];
+    assert.equal(c.baseline, "hard");
+    assert.equal(c.name, "continuous");
+    assert.deepEqual(c.seeds, [1, 2, 3]);
+    // direct: d[s][i] = (cont_end − warm) − (hard_end − warm) = cont_end − hard_end
+    const hard = dirs.filter((d) => d.includes("hard-")).map((d) => ends.get(d)!);
+    const cont = dirs.filter((d) => d.includes("continuous-")).map((d) => ends.get(d)!);
+    const d = [0, 1, 2].map((s) => cont[s].map((x, i) => x - hard[s][i]));
+    const perSeed = d.map((row) => row.reduce((a, x) => a + x, 0) / n);
+    const perProblem = Array.from({ length: n }, (_, i) => (d[0][i] + d[1][i] + d[2][i]) / 3);
+    close(c.mean, perSeed.reduce((a, x) => a + x, 0) / 3);
+    close(c.seedSe!, sd(perSeed) / Math.sqrt(3));
+    close(c.se!, sd(perProblem) / Math.sqrt(n));
+    close(c.mde!, 2.8 * Math.max(c.se!, c.seedSe!));
+    assert.equal(c.clear, Math.abs(c.mean) > 2 * Math.max(c.se!, c.seedSe!));
+    const html = renderReport(dirs.map(loadRun));
+    assert.match(html, /<th>against hard<\/th>/);
+    assert.match(html, /minimum detectable/);
+  });
+});
+
 describe("maj@k", () => {
   test("where runs measured maj@k, the summary and the page carry it; elsewhere no column", () => {
     const dirs = exampleRuns({ variants: ["hard", "hybrid"], seeds: [1] });

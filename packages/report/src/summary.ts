@@ -99,7 +99,51 @@ export interface Stat {
    * per-problem answers; otherwise sqrt(Σ se_i²) / k, as if the k evaluations were independent.
    */
   se: number | null;
+  /**
+   * Over the seeds: sd(values) / √k (k ≥ 2 seeds, else null). The per-problem SE leaves out how much
+   * a result moves from one seed to the next, which dominates at this size; a claim rests on the
+   * larger of the two (seBoth).
+   */
+  seedSe: number | null;
   /** The seeds' own values, in run order. */
+  values: number[];
+}
+
+/** The larger of a Stat's two standard errors: what a ✓ and a minimum detectable effect rest on. */
+export function seBoth(s: { se: number | null; seedSe: number | null }): number | null {
+  if (s.se === null && s.seedSe === null) return null;
+  return Math.max(s.se ?? 0, s.seedSe ?? 0);
+}
+
+/** The SE of a mean over seeds from the seeds' spread: sd / √k; null under two seeds. */
+export function seedStderr(values: number[]): number | null {
+  const sd = std(values);
+  return sd === null ? null : sd / Math.sqrt(values.length);
+}
+
+/** A ≈ 80% power, two-sided 5% test detects a true difference of 2.8 standard errors. */
+export const MDE_FACTOR = 2.8;
+
+/**
+ * One variant's gain against the baseline's (the hard structure where there is one), paired by seed
+ * and problem: per seed, per problem, (final − warm) of the variant minus that of the baseline.
+ */
+export interface Comparison {
+  name: string;
+  baseline: string;
+  /** The seeds both ran. */
+  seeds: number[];
+  /** Mean over those seeds of the difference of gains. */
+  mean: number;
+  /** Over the problems of the per-problem mean difference (null where runs kept no answers). */
+  se: number | null;
+  /** Over the seeds of the per-seed mean difference (null under two seeds). */
+  seedSe: number | null;
+  /** MDE_FACTOR × seBoth: the smallest true difference this comparison would detect. */
+  mde: number | null;
+  /** |mean| exceeds two of seBoth. */
+  clear: boolean;
+  /** The per-seed differences. */
   values: number[];
 }
 
@@ -139,6 +183,8 @@ export interface ReportSummary {
   /** The best final accuracy of any variant (mean over its seeds). */
   bestFinal: number | null;
   stabilityWindow: number;
+  /** Every other variant against the baseline, paired by seed and problem. */
+  comparisons: Comparison[];
 }
 
 export const STABILITY_WINDOW = 3;
@@ -152,14 +198,15 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       const answers = sameProblems(rows.map((e) => e.solved));
       const ses = rows.map((e) => e.stderr);
       const se = answers ? problemStderr(answers.map(bits)) : independentStderr(ses);
-      return { mean: mean(rows.map((e) => e.accuracy)), se, values: rows.map((e) => e.accuracy) };
+      const values = rows.map((e) => e.accuracy);
+      return { mean: mean(values), se, seedSe: seedStderr(values), values };
     };
     const majOf = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
       const rows = withEvals.map((r) => pick(r.evals!)).filter((e): e is EvalRow => e?.majAccuracy != null);
       if (rows.length === 0) return null;
       const values = rows.map((e) => e.majAccuracy!);
       const ses = rows.map((e) => (e.n ? Math.sqrt((e.majAccuracy! * (1 - e.majAccuracy!)) / e.n) : null));
-      return { mean: mean(values), se: independentStderr(ses), values };
+      return { mean: mean(values), se: independentStderr(ses), seedSe: seedStderr(values), values };
     };
     const gainOf = (): VariantSummary["gain"] => {
       const pairs = withEvals
@@ -175,14 +222,30 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
           return f.map((x, i) => x - w[i]);
         });
         const se = problemStderr(diffs);
-        return { mean: mean(values), se, values, paired: true, clear: clears(mean(values), se) };
+        const seedSe = seedStderr(values);
+        return {
+          mean: mean(values),
+          se,
+          seedSe,
+          values,
+          paired: true,
+          clear: clears(mean(values), se, seedSe),
+        };
       }
       const se = independentStderr(
         pairs.map(([w, f]) =>
           w.stderr === null || f.stderr === null ? null : Math.hypot(w.stderr, f.stderr),
         ),
       );
-      return { mean: mean(values), se, values, paired: false, clear: clears(mean(values), se) };
+      const seedSe = seedStderr(values);
+      return {
+        mean: mean(values),
+        se,
+        seedSe,
+        values,
+        paired: false,
+        clear: clears(mean(values), se, seedSe),
+      };
     };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
@@ -228,7 +291,7 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
     }
     return { ...p, halfway, halfwayTarget };
   });
-  return { variants: summaries, bestFinal, stabilityWindow };
+  return { variants: summaries, bestFinal, stabilityWindow, comparisons: compareVariants(variants) };
 }
 
 /** A run's wall time: the later of the last step's time/elapsed and the last eval's elapsed. */
@@ -255,8 +318,68 @@ function independentStderr(ses: (number | null)[]): number | null {
   return ses.every((x) => x !== null) ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / ses.length : null;
 }
 
-function clears(gain: number, se: number | null): boolean {
-  return se !== null && se > 0 && gain > 2 * se;
+function clears(gain: number, se: number | null, seedSe: number | null): boolean {
+  const both = seBoth({ se, seedSe });
+  return both !== null && both > 0 && gain > 2 * both;
+}
+
+/** Each run's warm-start and final evaluation, by seed (runs without both are left out). */
+function gainRows(v: Variant): Map<number | null, readonly [EvalRow, EvalRow]> {
+  const out = new Map<number | null, readonly [EvalRow, EvalRow]>();
+  for (const r of v.runs) {
+    const w = r.evals?.find((e) => e.step === 0);
+    const f = r.evals?.[r.evals.length - 1];
+    if (w && f && f.step > 0 && !out.has(r.spec.seed)) out.set(r.spec.seed, [w, f]);
+  }
+  return out;
+}
+
+/** The baseline: the variant under the hard structure (the first such), else the first variant. */
+function baselineOf(variants: Variant[]): Variant | undefined {
+  return variants.find((v) => v.runs[0]?.spec.structure === "hard") ?? variants[0];
+}
+
+/** Every other variant's gain against the baseline's, paired by seed and, where kept, by problem. */
+export function compareVariants(variants: Variant[]): Comparison[] {
+  const base = baselineOf(variants);
+  if (!base) return [];
+  const baseRows = gainRows(base);
+  const out: Comparison[] = [];
+  for (const v of variants) {
+    if (v === base) continue;
+    const pairs = [...gainRows(v)].flatMap(([seed, rows]) => {
+      const b = baseRows.get(seed);
+      return b && seed !== null ? [{ seed, a: b, b: rows }] : [];
+    });
+    if (pairs.length === 0) continue;
+    const values = pairs.map(({ a, b }) => b[1].accuracy - b[0].accuracy - (a[1].accuracy - a[0].accuracy));
+    const answers = sameProblems(
+      pairs.flatMap(({ a, b }) => [a[0].solved, a[1].solved, b[0].solved, b[1].solved]),
+    );
+    const se = answers
+      ? problemStderr(
+          pairs.map((_, k) => {
+            const [aw, af, bw, bf] = answers.slice(4 * k, 4 * k + 4).map(bits);
+            return bf.map((x, i) => x - bw[i] - (af[i] - aw[i]));
+          }),
+        )
+      : null;
+    const seedSe = seedStderr(values);
+    const both = seBoth({ se, seedSe });
+    const m = mean(values);
+    out.push({
+      name: v.name,
+      baseline: base.name,
+      seeds: pairs.map((p) => p.seed),
+      mean: m,
+      se,
+      seedSe,
+      mde: both === null ? null : MDE_FACTOR * both,
+      clear: both !== null && both > 0 && Math.abs(m) > 2 * both,
+      values,
+    });
+  }
+  return out;
 }
 
 /** Every run's per-problem answers, when all have them for the same number of problems; else null. */
