@@ -67,6 +67,8 @@ function runConfig(
       sources: {},
       advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
       failurePolicy: policy,
+      control: 0,
+      controlSeed: 0,
       sourceTimeoutMs: 3000,
     },
   };
@@ -203,6 +205,42 @@ describe("reward plane", () => {
       assert.equal(g.zeroSignal, false);
     }
     assert.equal(res.items[0].details?.extractedAnswer, "10");
+  });
+
+  test("control permute: hard's rewards shuffled across the step, reproducibly; advantages from the shuffle", async () => {
+    const hard: scheduler.Structure = { kind: { $case: "hard", value: {} } };
+    const permuted = (runId: string, seed: number) => {
+      const r = runConfig(runId, hard);
+      return {
+        config: { ...r.config, control: scheduler.RewardControl.REWARD_CONTROL_PERMUTE, controlSeed: seed },
+      };
+    };
+    await client.configure(runConfig("plain-hard", hard));
+    await client.configure(permuted("perm-a", 5));
+    await client.configure(permuted("perm-b", 5));
+    const plain = await client.score({ runId: "plain-hard", step: 0, groups: batch(0) });
+    const a = await client.score({ runId: "perm-a", step: 0, groups: batch(0) });
+    const b = await client.score({ runId: "perm-b", step: 0, groups: batch(0) });
+    const rewards = (r: typeof plain) => r.items.map((i) => i.reward);
+    const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
+    assert.deepEqual(sorted(rewards(a)), sorted(rewards(plain)), "the same rewards");
+    assert.deepEqual(rewards(a), rewards(b), "the same seed and step shuffle alike");
+    assert.notDeepEqual(rewards(a), rewards(plain), "the shuffle moved rewards");
+    // each item keeps its own correctness; its reward no longer follows it
+    for (const [i, item] of a.items.entries())
+      assert.deepEqual(
+        item.components["correctness.correctness_hard"],
+        plain.items[i].components["correctness.correctness_hard"],
+      );
+    for (const g of a.groups) {
+      const items = a.items.filter((i) => i.groupId === g.groupId);
+      assert.ok(Math.abs(items.reduce((s, i) => s + i.advantage, 0)) < 1e-9);
+      assert.ok(Math.abs(g.meanReward - items.reduce((s, i) => s + i.reward, 0) / items.length) < 1e-12);
+    }
+    assert.equal(
+      (await client.getState({ runId: "perm-a" })).config?.control,
+      scheduler.RewardControl.REWARD_CONTROL_PERMUTE,
+    );
   });
 
   test("repeating a step returns the same result and changes no state", async () => {

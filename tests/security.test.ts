@@ -92,6 +92,8 @@ describe("a secure stack", { skip: !findNatsServer() && "nats-server not install
       sources,
       advantageScale: 0,
       failurePolicy: 0,
+      control: 0,
+      controlSeed: 0,
       sourceTimeoutMs,
     },
   });

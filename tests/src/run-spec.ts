@@ -47,6 +47,8 @@ export function testRunSpec(
       sources: {},
       advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_UNSPECIFIED,
       failurePolicy: b.failurePolicy ?? scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+      control: 0,
+      controlSeed: 0,
       sourceTimeoutMs: 0,
       params: undefined,
     },

@@ -81,6 +81,8 @@ try {
         sources: {},
         advantageScale: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
         failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+        control: 0,
+        controlSeed: 0,
         sourceTimeoutMs: 30_000,
       },
     });

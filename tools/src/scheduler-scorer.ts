@@ -83,6 +83,8 @@ export function schedulerScorer(address: string, runId: string): BatchScorer {
             sources: {},
             advantageScale: SCALES[req.advantageScale],
             failurePolicy: scheduler.FailurePolicy.FAILURE_POLICY_SKIP,
+            control: 0,
+            controlSeed: 0,
             sourceTimeoutMs: 0,
             params: {
               perplexityTau: req.params.perplexityTau,

@@ -268,6 +268,35 @@ describe("the shipped examples", () => {
     assert.equal(adaptive.value.schedule.value.totalSteps, 120);
   });
 
+  test("default-seeds.yaml: default.yaml over seeds 1, 2, 3, with hard's permuted control", () => {
+    const short = loadComparison(join(examples, "default.yaml"), { checkFiles: false }).runs;
+    const { runs } = loadComparison(join(examples, "default-seeds.yaml"), { checkFiles: false });
+    assert.deepEqual(
+      runs.map((r) => [r.spec.name, r.spec.seed]),
+      [1, 2, 3].flatMap((seed) =>
+        ["hard", "continuous", "hybrid", "adaptive", "hard-permuted"].map((n) => [n, seed]),
+      ),
+    );
+    for (const r of runs) {
+      const same = short.find(
+        (s) => s.spec.name === (r.spec.name === "hard-permuted" ? "hard" : r.spec.name),
+      )!.spec;
+      const { control, controlSeed, ...reward } = r.spec.reward!;
+      const { control: c0, controlSeed: s0, ...sameReward } = same.reward!;
+      assert.deepEqual(reward, sameReward, r.spec.name);
+      assert.equal(c0, scheduler.RewardControl.REWARD_CONTROL_NONE);
+      assert.equal(s0, 0);
+      if (r.spec.name === "hard-permuted") {
+        assert.equal(control, scheduler.RewardControl.REWARD_CONTROL_PERMUTE);
+        assert.equal(controlSeed, r.spec.seed, "the shuffle reproduces with the run's seed");
+      } else assert.equal(control, scheduler.RewardControl.REWARD_CONTROL_NONE);
+      assert.equal(r.spec.steps, same.steps);
+      assert.deepEqual(r.spec.sampling, { ...same.sampling, seed: r.spec.seed });
+      assert.deepEqual({ ...r.spec.training, seed: 0 }, { ...same.training, seed: 0 });
+      assert.deepEqual(r.spec.eval, same.eval);
+    }
+  });
+
   test("qwen3-4b-gsm8k.yaml: parses; with the real GSM8K files when they are here", () => {
     const gsm8k = resolve(repo, "../shared/data/gsm8k/train.jsonl");
     const { spec } = loadExperiment(join(examples, "qwen3-4b-gsm8k.yaml"), {

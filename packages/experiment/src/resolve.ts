@@ -422,6 +422,9 @@ export function toRunSpec(r: ResolvedExperiment): orchestrator.RunSpec {
       sources: { ...rw.sources } as Record<string, string>,
       advantageScale: enumOf(scheduler.AdvantageScale, "ADVANTAGE_SCALE", rw.advantage_scale),
       failurePolicy: enumOf(scheduler.FailurePolicy, "FAILURE_POLICY", rw.failure_policy),
+      control: enumOf(scheduler.RewardControl, "REWARD_CONTROL", rw.control),
+      // the run's seed: the control's shuffle reproduces with the run
+      controlSeed: rw.control === "permute" ? r.seed : 0,
       sourceTimeoutMs: rw.source_timeout_ms,
       params: {
         perplexityTau: rw.params.perplexity_tau,

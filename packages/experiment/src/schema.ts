@@ -35,6 +35,8 @@ export const STRUCTURES = ["hard", "continuous", "hybrid", "adaptive"] as const;
 export const SCHEDULE_SHAPES = ["constant", "linear", "cosine", "step", "sigmoid"] as const;
 export const ADVANTAGE_SCALES = ["group", "batch", "none"] as const;
 export const FAILURE_POLICIES = ["skip", "fail"] as const;
+/** `permute`: each step's rewards shuffled across the batch (under the run's seed) before advantages. */
+export const CONTROLS = ["none", "permute"] as const;
 /** `service`: the perplexity service's own default (PERPLEXITY_MODE_UNSPECIFIED). */
 export const PERPLEXITY_MODES = ["service", "logprobs", "reference"] as const;
 export const LR_SCHEDULES = ["constant", "linear", "cosine"] as const;
@@ -106,6 +108,8 @@ export const RewardSchema = z.strictObject({
     .optional(),
   advantage_scale: z.enum(ADVANTAGE_SCALES).default("group"),
   failure_policy: z.enum(FAILURE_POLICIES).default("skip"),
+  /** A control run of the structure: `permute` destroys its learning signal and keeps its rewards. */
+  control: z.enum(CONTROLS).default("none"),
   source_timeout_ms: int(1, 600_000).default(DEFAULTS.sourceTimeoutMs),
   /** Source name → host:port, overriding the scheduler's defaults for this run. */
   sources: z

@@ -17,6 +17,8 @@ export interface RunSpec {
   /** Planned training steps. */
   steps: number | null;
   structure: string | null;
+  /** spec.yaml `reward.control` ("permute" for a control run); null for none. */
+  control: string | null;
   model: string | null;
   createdAt: string | null;
   /**
@@ -170,6 +172,7 @@ function readSpec(file: string, dir: string): RunSpec {
     seed: optInteger("seed"),
     steps,
     structure,
+    control: optString(["reward", "control"]),
     model: modelLabel(spec.model, () => fail(["model"], `expected a string or a mapping`)),
     createdAt: optString(["created_at"]),
     machine: machineLabel(spec.machine),

@@ -334,9 +334,11 @@ function gainRows(v: Variant): Map<number | null, readonly [EvalRow, EvalRow]> {
   return out;
 }
 
-/** The baseline: the variant under the hard structure (the first such), else the first variant. */
+/** The baseline: the variant under the hard structure (the first such, not a control), else the first variant. */
 function baselineOf(variants: Variant[]): Variant | undefined {
-  return variants.find((v) => v.runs[0]?.spec.structure === "hard") ?? variants[0];
+  return (
+    variants.find((v) => v.runs[0]?.spec.structure === "hard" && !v.runs[0]?.spec.control) ?? variants[0]
+  );
 }
 
 /** Every other variant's gain against the baseline's, paired by seed and, where kept, by problem. */

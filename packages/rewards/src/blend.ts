@@ -28,6 +28,8 @@ export interface BlendInput {
   state: ScheduleState;
   /** Default "group". */
   advantageScale?: AdvantageScale;
+  /** A control run: "permute" shuffles the step's rewards across the batch before advantages. */
+  control?: { kind: "permute"; seed: number };
 }
 
 export interface BlendedItem {
@@ -129,6 +131,19 @@ export function blendBatch(input: BlendInput): BlendResult {
       stdReward: sampleStd(rewards),
     });
   }
+  if (input.control?.kind === "permute") {
+    // every reward of the step to a random other item: the distribution stays, the link to the
+    // completion goes; groups' stats follow the rewards they now hold
+    const shuffled = permutation(items.length, input.control.seed, input.step).map((j) => out[j].reward);
+    out.forEach((it, i) => {
+      it.reward = shuffled[i];
+    });
+    order.forEach((g, k) => {
+      rewardsByGroup[k] = members.get(g)!.map((i) => out[i].reward);
+      groups[k].meanReward = mean(rewardsByGroup[k]);
+      groups[k].stdReward = sampleStd(rewardsByGroup[k]);
+    });
+  }
   const advantages = grpoAdvantages(rewardsByGroup, input.advantageScale ?? "group");
   order.forEach((g, k) => {
     members.get(g)!.forEach((i, j) => {
@@ -147,6 +162,29 @@ export function blendBatch(input: BlendInput): BlendResult {
     zeroSignalFraction: groups.length > 0 ? groups.filter((g) => g.zeroSignal).length / groups.length : 0,
     componentStats: componentStats(items.map((i) => i.components)),
   };
+}
+
+/**
+ * A permutation of 0..n−1 (Fisher–Yates) from a 32-bit generator seeded by (seed, step): the same
+ * seed and step give the same permutation on every machine.
+ */
+export function permutation(n: number, seed: number, step: number): number[] {
+  // splitmix32 over the seed's low and high words and the step
+  let x =
+    (Math.imul(seed >>> 0, 0x9e3779b9) ^ Math.floor(seed / 2 ** 32) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0;
+  const next = () => {
+    x = (x + 0x9e3779b9) >>> 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    return ((z ^ (z >>> 15)) >>> 0) / 2 ** 32;
+  };
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
 }
 
 /** Mean, sample std and counts of every component over a batch (for the reward.blended event). */

@@ -330,3 +330,66 @@ describe("validation names the field", () => {
     });
   });
 });
+
+describe("control: permute", () => {
+  // 6 groups of 4 with varied correctness: enough items that a shuffle moves most rewards
+  const many: BlendItem[] = Array.from({ length: 24 }, (_, i) => ({
+    groupId: `g${Math.floor(i / 4)}`,
+    correctnessHard: (i * 7) % 5 < 2 ? 1 : 0,
+    components: { "reasoning.reasoning": ((i * 13) % 10) / 10 },
+  }));
+  const run = (seed: number, step: number, s: StructureInput = { kind: "hybrid", alpha: 0.5 }) =>
+    blendBatch({
+      items: many,
+      structure: structure(s),
+      step,
+      state: { accuracyEma: null },
+      control: { kind: "permute", seed },
+    });
+  const plain = blendBatch({
+    items: many,
+    structure: structure({ kind: "hybrid", alpha: 0.5 }),
+    step: 3,
+    state: { accuracyEma: null },
+  });
+
+  it("keeps the step's rewards as a multiset, moves them between items, reproduces under its seed", () => {
+    const p = run(7, 3);
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    assert.deepEqual(sorted(p.items.map((i) => i.reward)), sorted(plain.items.map((i) => i.reward)));
+    const moved = p.items.filter((it, i) => it.reward !== plain.items[i].reward).length;
+    assert.ok(moved >= 8, `only ${moved} of 24 rewards moved`);
+    assert.deepEqual(
+      run(7, 3).items.map((i) => i.reward),
+      p.items.map((i) => i.reward),
+    );
+    assert.notDeepEqual(
+      run(7, 4).items.map((i) => i.reward),
+      p.items.map((i) => i.reward),
+      "another step shuffles otherwise",
+    );
+    assert.notDeepEqual(
+      run(8, 3).items.map((i) => i.reward),
+      p.items.map((i) => i.reward),
+      "another seed shuffles otherwise",
+    );
+    // what the control leaves alone: the step's accuracy (the adaptive schedule's input) and α
+    assert.equal(p.batchAccuracy, plain.batchAccuracy);
+    assert.equal(p.alpha, plain.alpha);
+  });
+
+  it("advantages and group statistics come from the shuffled rewards", () => {
+    const p = run(11, 0, { kind: "hard" });
+    const byGroup = new Map<string, number[]>();
+    many.forEach((it, i) => {
+      byGroup.set(it.groupId, [...(byGroup.get(it.groupId) ?? []), p.items[i].reward]);
+    });
+    const expected = grpoAdvantages([...byGroup.values()], "group");
+    [...byGroup.keys()].forEach((g, k) => {
+      const idx = many.flatMap((it, i) => (it.groupId === g ? [i] : []));
+      idx.forEach((i, j) => close(p.items[i].advantage, expected[k][j], `${g}[${j}]`));
+      const group = p.groups.find((x) => x.groupId === g)!;
+      close(group.meanReward, byGroup.get(g)!.reduce((a, b) => a + b, 0) / idx.length);
+    });
+  });
+});

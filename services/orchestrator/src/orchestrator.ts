@@ -18,7 +18,7 @@ import {
   quote,
   Status,
 } from "@temper/kit";
-import { type common, orchestrator, type rollout } from "@temper/proto";
+import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
 import {
@@ -311,7 +311,12 @@ export class Orchestrator {
       steps: spec.steps,
       model: spec.model,
       created_at: new Date().toISOString(),
-      reward: { structure: s?.$case ?? "" },
+      reward: {
+        structure: s?.$case ?? "",
+        ...(spec.reward?.control === scheduler.RewardControl.REWARD_CONTROL_PERMUTE
+          ? { control: "permute" }
+          : {}),
+      },
       provenance: {
         commit: process.env.TEMPER_COMMIT ?? "unknown",
         model_hash: spec.training?.model ?? "",

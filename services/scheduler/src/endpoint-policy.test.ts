@@ -39,6 +39,8 @@ test("Configure refuses a source outside the list, naming the field and the rule
     sources: { perplexity: "10.1.2.3:22" },
     advantageScale: 0,
     failurePolicy: 0,
+    control: 0,
+    controlSeed: 0,
     sourceTimeoutMs: 0,
   };
   assert.throws(

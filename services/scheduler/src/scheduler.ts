@@ -387,6 +387,7 @@ export class Scheduler {
       step: req.step,
       state: { accuracyEma: run.state.accuracyEma },
       advantageScale: run.settings.advantageScale,
+      control: run.settings.control,
     });
     const provenance: scheduler.Provenance[] = outcomes.map((o) => ({
       source: o.source,

@@ -18,6 +18,8 @@ const base: scheduler.RunConfig = {
   sources: {},
   advantageScale: 0,
   failurePolicy: 0,
+  control: 0,
+  controlSeed: 0,
   sourceTimeoutMs: 0,
 };
 
@@ -142,4 +144,18 @@ test("bad configurations name their field", () => {
       },
     );
   }
+});
+
+test("control: none unless REWARD_CONTROL_PERMUTE, which carries its seed; an unknown value names the field", () => {
+  assert.equal(resolveRunConfig(base, defaults).control, undefined);
+  const p = resolveRunConfig(
+    { ...base, control: scheduler.RewardControl.REWARD_CONTROL_PERMUTE, controlSeed: 42 },
+    defaults,
+  );
+  assert.deepEqual(p.control, { kind: "permute", seed: 42 });
+  assert.equal(p.config.control, scheduler.RewardControl.REWARD_CONTROL_PERMUTE);
+  assert.throws(
+    () => resolveRunConfig({ ...base, control: 9 as scheduler.RewardControl }, defaults),
+    /^GrpcError: config\.control: unknown value 9/,
+  );
 });

@@ -38,6 +38,8 @@ export interface RunSettings {
   sources: Record<string, string>;
   advantageScale: AdvantageScale;
   failurePolicy: "skip" | "fail";
+  /** A control run (REWARD_CONTROL_PERMUTE): the step's rewards shuffled before advantages. */
+  control?: { kind: "permute"; seed: number };
   sourceTimeoutMs: number;
   params: reward.ScoreParams;
   /** The normalised RunConfig as stored and returned by Configure / GetState. */
@@ -157,6 +159,16 @@ export function resolveRunConfig(
   };
   const failurePolicy = policies[cfg.failurePolicy];
   if (!failurePolicy) throw invalidArgument("config.failure_policy", `unknown value ${cfg.failurePolicy}`);
+  const controls: Record<number, "none" | "permute"> = {
+    [scheduler.RewardControl.REWARD_CONTROL_UNSPECIFIED]: "none",
+    [scheduler.RewardControl.REWARD_CONTROL_NONE]: "none",
+    [scheduler.RewardControl.REWARD_CONTROL_PERMUTE]: "permute",
+  };
+  const controlKind = controls[cfg.control ?? 0];
+  if (!controlKind) throw invalidArgument("config.control", `unknown value ${cfg.control}`);
+  check.range(cfg.controlSeed ?? 0, 0, Number.MAX_SAFE_INTEGER, "config.control_seed");
+  const control =
+    controlKind === "permute" ? { kind: "permute" as const, seed: cfg.controlSeed ?? 0 } : undefined;
   const sourceTimeoutMs = cfg.sourceTimeoutMs || defaults.sourceTimeoutMs;
   check.range(sourceTimeoutMs, 1, 600_000, "config.source_timeout_ms");
 
@@ -179,6 +191,7 @@ export function resolveRunConfig(
     sources,
     advantageScale,
     failurePolicy,
+    control,
     sourceTimeoutMs,
     params,
     config: {

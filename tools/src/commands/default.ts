@@ -13,7 +13,7 @@ import { CliError, numberFlag, outputDir, outputFile, parseFlags } from "../cli.
 import { ROOT } from "../stack-runtime.ts";
 import { runComparison } from "./run.ts";
 
-const USAGE = `usage: temper default [--smoke|--long] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
+const USAGE = `usage: temper default [--smoke|--long|--seeds] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
 
 The default experiment: GRPO with LoRA on a mini model (1.6M parameters) warm-started on synthetic
 one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptive reward structures (same seed, same
@@ -21,15 +21,20 @@ prompts), every service a process; then one HTML report and the summary table.
 
   --smoke          the same path on a tiny model, 2 steps per structure (about a minute)
   --long           examples/default-long.yaml: 120 steps per structure, seeds 1 and 2 (~40 min)
+  --seeds          examples/default-seeds.yaml: the default comparison over seeds 1, 2 and 3, with
+                   a control (hard with each step's rewards shuffled): spreads over seeds, each
+                   structure against hard with its minimum detectable effect (~20 min after the
+                   warm start)
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, which
-                   --long shares, or .temper/smoke with --smoke); the data and the warm start
+                   --long and --seeds share, or .temper/smoke with --smoke); the data and the warm start
                    are made once
   --port-offset N  added to every port of the local stack
   --orchestrator ADDR  run on a running orchestrator (host:port) instead of a local stack: its
                    rollout and learner must serve DATA_DIR/model-warm, and DATA_DIR and the runs
                    must be at the same paths there (compose: deploy/compose.experiment.yaml)
   --prepare        make the data, the base model and the warm start (cached), then exit
-  --out FILE       the report (default <data-dir>/report.html, report-long.html with --long)`;
+  --out FILE       the report (default <data-dir>/report.html, report-long.html with --long,
+                   report-seeds.html with --seeds)`;
 
 /** The settings: FULL (npm start), LONG (--long), SMOKE (--smoke). FULL is sized to a 2-core CPU. */
 export interface Setting {
@@ -106,6 +111,8 @@ const FULL: Setting = {
 
 /** Longer: the same warm start and recipe; twice the steps, over two seeds (default-long.yaml). */
 const LONG: Setting = { ...FULL, file: "default-long.yaml" };
+/** The default comparison over three seeds, with the permuted-hard control (default-seeds.yaml). */
+const SEEDS: Setting = { ...FULL, file: "default-seeds.yaml" };
 
 export const SMOKE: Setting = {
   preset: "tiny",
@@ -243,6 +250,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values } = parseFlags(argv, {
     smoke: { type: "boolean" },
     long: { type: "boolean" },
+    seeds: { type: "boolean" },
     "data-dir": { type: "string" },
     "port-offset": { type: "string" },
     orchestrator: { type: "string" },
@@ -254,13 +262,14 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (values.smoke && values.long) throw new CliError("--smoke and --long: pick one");
+  if ([values.smoke, values.long, values.seeds].filter(Boolean).length > 1)
+    throw new CliError("--smoke, --long and --seeds: pick one");
   if (
     values.orchestrator !== undefined &&
     !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.orchestrator)
   )
     throw new CliError(`--orchestrator: expected host:port, got ${JSON.stringify(values.orchestrator)}`);
-  const setting = values.smoke ? SMOKE : values.long ? LONG : FULL;
+  const setting = values.smoke ? SMOKE : values.long ? LONG : values.seeds ? SEEDS : FULL;
   const portOffset = numberFlag("port-offset", values["port-offset"], 0)!;
   if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 10_000)
     throw new CliError(`--port-offset: expected an integer in [0, 10000], got ${portOffset}`);
@@ -274,7 +283,10 @@ export async function run(argv: string[]): Promise<void> {
   // the report's directory is made (or found unusable) now, not after an hour of training
   const reportPath = outputFile(
     "out",
-    resolve(values.out ?? join(dir, values.long ? "report-long.html" : "report.html")),
+    resolve(
+      values.out ??
+        join(dir, values.long ? "report-long.html" : values.seeds ? "report-seeds.html" : "report.html"),
+    ),
   );
   invalidateStaleCache(dir, setting, ["data", "model-base", "model-warm", "model-warm.partial"]);
   ensureData(data, setting);
