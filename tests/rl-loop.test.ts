@@ -175,6 +175,14 @@ describe("the RL loop through the orchestrator", {
         `maj_accuracy ${e.maj_accuracy}`,
       );
       assert.equal(evals[i].majAccuracy, e.maj_accuracy);
+      // pass@1: per problem, how many of the 3 samples were right; their mean fraction is pass1
+      assert.equal(e.sampled_correct.length, e.n);
+      for (const c of e.sampled_correct) assert.ok(Number.isInteger(c) && c >= 0 && c <= 3, `count ${c}`);
+      const fractions = e.sampled_correct.map((c: number) => c / 3);
+      const m = fractions.reduce((a: number, x: number) => a + x, 0) / e.n;
+      assert.ok(Math.abs(e.pass1 - m) < 1e-12, `pass1 ${e.pass1} vs ${m}`);
+      const sd = Math.sqrt(fractions.reduce((a: number, x: number) => a + (x - m) ** 2, 0) / (e.n - 1));
+      assert.ok(Math.abs(e.pass1_stderr - sd / Math.sqrt(e.n)) < 1e-12);
     }
     assert.ok(readFileSync(join(run.directory, "samples.jsonl"), "utf8").trim().split("\n").length >= STEPS);
     assert.match(readFileSync(join(run.directory, "spec.yaml"), "utf8"), new RegExp(`run_id: ${runId}`));

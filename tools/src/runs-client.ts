@@ -198,6 +198,7 @@ export function comparisonLines(comparisons: Comparison[]): string[] {
 /** One row per variant: warm start, final and best accuracy and the gain (± standard error), halfway step, wall time. */
 export function summaryTable(variants: VariantSummary[]): string[] {
   const withMaj = variants.some((v) => v.finalMaj !== null);
+  const withPass1 = variants.some((v) => v.finalPass1 !== null);
   const rows = [
     [
       "variant",
@@ -207,6 +208,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       "best acc ± se",
       "final − warm ± se",
       ...(withMaj ? ["maj@k warm", "maj@k final ± se"] : []),
+      ...(withPass1 ? ["pass@1 warm", "pass@1 final ± se"] : []),
       "halfway step",
       "stability",
       "wall",
@@ -219,6 +221,7 @@ export function summaryTable(variants: VariantSummary[]): string[] {
       stat(v.best),
       gain(v.gain),
       ...(withMaj ? [v.warmMaj ? v.warmMaj.mean.toFixed(3) : "–", stat(v.finalMaj)] : []),
+      ...(withPass1 ? [v.warmPass1 ? v.warmPass1.mean.toFixed(3) : "–", stat(v.finalPass1)] : []),
       v.halfway ? String(v.halfway.step) : "–",
       v.stability === null ? "–" : v.stability.toFixed(3),
       v.wallTime === null ? "–" : duration(v.wallTime),

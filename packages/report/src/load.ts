@@ -50,6 +50,10 @@ export interface EvalRow {
   majAccuracy: number | null;
   /** Per problem, in eval-set order: "1" solved, "0" not (older runs have none). */
   solved: string | null;
+  /** pass@1 at the sampling temperature (mean correct fraction of the maj@k samples), where measured. */
+  pass1: number | null;
+  /** Per problem, the fraction of its k samples that were correct (sampled_correct / maj_k). */
+  sampledFractions: number[] | null;
 }
 
 export interface SampleRow {
@@ -280,9 +284,20 @@ function parseEvals(file: string, text: string): EvalRow[] {
         obj.policy_version === undefined || obj.policy_version === null ? null : String(obj.policy_version),
       majAccuracy: optNumber(at, obj, "maj_accuracy"),
       solved: solvedOf(at, obj.solved, n),
+      pass1: optNumber(at, obj, "pass1"),
+      sampledFractions: fractionsOf(at, obj.sampled_correct, optNumber(at, obj, "maj_k"), n),
     });
   }
   return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+function fractionsOf(at: string, v: unknown, k: number | null, n: number | null): number[] | null {
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || k === null || k < 1 || v.some((c) => !Number.isInteger(c) || c < 0 || c > k))
+    throw new ReportError(`${at}: "sampled_correct": expected integers in [0, maj_k] per problem`);
+  if (n !== null && v.length !== n)
+    throw new ReportError(`${at}: "sampled_correct": ${v.length} counts for n ${n}`);
+  return v.map((c: number) => c / k);
 }
 
 function solvedOf(at: string, v: unknown, n: number | null): string | null {

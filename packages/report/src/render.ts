@@ -276,6 +276,7 @@ const DASH = "—";
 
 function summaryTable(summary: ReportSummary, colors: Map<string, string>): string {
   const withMaj = summary.variants.some((s) => s.finalMaj !== null);
+  const withPass1 = summary.variants.some((s) => s.finalPass1 !== null);
   const rows = summary.variants.map((s) => {
     return `<tr>
 <td>${swatch(colors.get(s.name)!, s.name)}</td>
@@ -284,7 +285,7 @@ function summaryTable(summary: ReportSummary, colors: Map<string, string>): stri
 <td class="num">${stat(s.warm, false)}</td>
 <td class="num">${stat(s.final, true)}</td>
 <td class="num">${stat(s.best, true)}</td>
-${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, true)}</td>\n` : ""}<td class="num">${gain(s.gain)}</td>
+${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, true)}</td>\n` : ""}${withPass1 ? `<td class="num">${stat(s.warmPass1, false)} → ${stat(s.finalPass1, true)}</td>\n` : ""}<td class="num">${gain(s.gain)}</td>
 <td class="num">${s.halfway === null ? DASH : `${s.halfway.step}${s.halfway.elapsed === null ? "" : ` <span class="sub">(${duration(s.halfway.elapsed)})</span>`}`}</td>
 <td class="num">${s.stability === null ? DASH : fmt(s.stability)}</td>
 <td class="num">${steps(s)}</td>
@@ -296,7 +297,7 @@ ${withMaj ? `<td class="num">${stat(s.warmMaj, false)} → ${stat(s.finalMaj, tr
       ? "no evaluations"
       : `best final accuracy of any variant ${fmt(summary.bestFinal)}`;
   return `<table class="summary">
-<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th>${withMaj ? "<th>maj@k warm → final</th>" : ""}<th>final − warm ± SE</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
+<thead><tr><th>variant</th><th>structure</th><th>seeds</th><th>warm start</th><th>final accuracy ± SE</th><th>best accuracy ± SE</th>${withMaj ? "<th>maj@k warm → final</th>" : ""}${withPass1 ? "<th>pass@1 warm → final</th>" : ""}<th>final − warm ± SE</th><th>halfway step</th><th>stability</th><th>steps</th><th>wall time</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
@@ -315,7 +316,7 @@ marked <b>✓</b> when it exceeds two of the larger of its two SEs.
 evaluation at which the seed-mean accuracy reaches halfway from the variant's warm start to the
 ${esc(target)} (wall time in brackets). <b>Stability</b>: standard deviation of the last
 ${summary.stabilityWindow} evaluation accuracies, averaged over seeds. <b>Steps</b>: training steps
-done (of those planned, where fewer).${withMaj ? " <b>maj@k</b>: k completions per problem at the sampling temperature vote with their final answers." : ""}</p>
+done (of those planned, where fewer).${withMaj ? " <b>maj@k</b>: k completions per problem at the sampling temperature vote with their final answers." : ""}${withPass1 ? " <b>pass@1</b>: the fraction of those k completions that are correct, averaged over problems (± over problems: paired across seeds)." : ""}</p>
 ${comparisonTable(summary.comparisons)}`;
 }
 

@@ -354,6 +354,39 @@ describe("maj@k", () => {
     assert.match(html, /<th>maj@k warm → final<\/th>/);
     assert.match(html, /0\.500 → 0\.700 <span class="se">± 0\.020<\/span>/);
   });
+
+  test("pass@1 from the maj@k samples' counts: its mean, and an SE over problems paired across seeds", () => {
+    const dirs = exampleRuns({ variants: ["hard"], seeds: [1, 2] });
+    const n = 500;
+    const k = 4;
+    const counts = [
+      Array.from({ length: n }, (_, i) => i % (k + 1)),
+      Array.from({ length: n }, (_, i) => (i * 3) % (k + 1)),
+    ];
+    for (const [s, dir] of dirs.entries()) {
+      const file = join(dir, "eval.jsonl");
+      const lines = readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      const last = lines[lines.length - 1];
+      Object.assign(last, {
+        n,
+        maj_k: k,
+        maj_accuracy: 0.5,
+        sampled_correct: counts[s],
+        pass1: counts[s].reduce((a, c) => a + c / k, 0) / n,
+      });
+      writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+    }
+    const v = summarize(groupVariants(dirs.map(loadRun))).variants[0];
+    const perProblem = Array.from({ length: n }, (_, i) => (counts[0][i] + counts[1][i]) / (2 * k));
+    const m = perProblem.reduce((a, x) => a + x, 0) / n;
+    close(v.finalPass1!.mean, m);
+    close(v.finalPass1!.se!, Math.sqrt(perProblem.reduce((a, x) => a + (x - m) ** 2, 0) / (n - 1) / n));
+    assert.equal(v.warmPass1, null);
+    assert.match(renderReport(dirs.map(loadRun)), /<th>pass@1 warm → final<\/th>/);
+  });
 });
 
 describe("renderReport", () => {

@@ -163,6 +163,9 @@ export interface VariantSummary {
   /** maj@k at the warm start and the final evaluation, where the runs measured it. */
   warmMaj: Stat | null;
   finalMaj: Stat | null;
+  /** pass@1 at the sampling temperature (from the maj@k samples), warm start and final. */
+  warmPass1: Stat | null;
+  finalPass1: Stat | null;
   /** Step of each run's final evaluation (normally equal). */
   finalSteps: number[];
   /** First eval step at which the seed-mean accuracy reaches the halfway target; null if never. */
@@ -207,6 +210,19 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       const values = rows.map((e) => e.majAccuracy!);
       const ses = rows.map((e) => (e.n ? Math.sqrt((e.majAccuracy! * (1 - e.majAccuracy!)) / e.n) : null));
       return { mean: mean(values), se: independentStderr(ses), seedSe: seedStderr(values), values };
+    };
+    const pass1Of = (pick: (evals: EvalRow[]) => EvalRow | undefined): Stat | null => {
+      const rows = withEvals.map((r) => pick(r.evals!)).filter((e): e is EvalRow => e?.pass1 != null);
+      if (rows.length === 0) return null;
+      const values = rows.map((e) => e.pass1!);
+      const fractions = rows.map((e) => e.sampledFractions);
+      const paired = fractions.every((f) => f !== null && f.length === fractions[0]!.length);
+      return {
+        mean: mean(values),
+        se: paired ? problemStderr(fractions as number[][]) : null,
+        seedSe: seedStderr(values),
+        values,
+      };
     };
     const gainOf = (): VariantSummary["gain"] => {
       const pairs = withEvals
@@ -261,6 +277,8 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
       gain: gainOf(),
       warmMaj: majOf((evals) => evals.find((e) => e.step === 0)),
       finalMaj: majOf((evals) => evals[evals.length - 1]),
+      warmPass1: pass1Of((evals) => evals.find((e) => e.step === 0)),
+      finalPass1: pass1Of((evals) => evals[evals.length - 1]),
       finalSteps: withEvals.map((r) => r.evals![r.evals!.length - 1].step),
       stability: stabilities.length > 0 ? mean(stabilities) : null,
       stepsDone: v.runs.map((r) => r.metrics.length),

@@ -26,6 +26,14 @@ export interface EvalRecord {
   maj_k?: number;
   maj_accuracy?: number;
   maj_stderr?: number;
+  /**
+   * pass@1 at the sampling temperature: the mean over problems of the fraction of the maj@k samples
+   * that are correct, with its SE over problems; `sampled_correct[i]` is how many of problem i's k
+   * samples were (kept so that two evaluations can be paired).
+   */
+  pass1?: number;
+  pass1_stderr?: number;
+  sampled_correct?: number[];
   elapsed: number;
   seconds: number;
   policy_version: string;

@@ -287,8 +287,10 @@ export class Runner {
     for (const c of solved) if (c === "1") correct++;
     const n = problems.length;
     const p = n ? correct / n : 0;
-    const maj =
+    const votes =
       e.majK >= 2 ? await this.majorityVote(prompts, sampling.maxNewTokens, e.majK, stepsDone) : null;
+    const maj = votes?.solved ?? null;
+    const pass1 = votes ? votes.sampledCorrect.map((c) => c / e.majK) : null;
     const rec: EvalRecord = {
       step: stepsDone,
       accuracy: p,
@@ -298,6 +300,9 @@ export class Runner {
       solved,
       ...(maj !== null
         ? { maj_k: e.majK, maj_accuracy: maj / n, maj_stderr: Math.sqrt(((maj / n) * (1 - maj / n)) / n) }
+        : {}),
+      ...(pass1 !== null && votes
+        ? { pass1: meanOf(pass1), pass1_stderr: stderrOf(pass1), sampled_correct: votes.sampledCorrect }
         : {}),
       elapsed: this.elapsed(),
       seconds: (performance.now() - t0) / 1000,
@@ -323,18 +328,22 @@ export class Runner {
     this.logger.info({ run_id: this.rec.runId, step: stepsDone, accuracy: p, n }, "evaluated");
   }
 
-  /** maj@k: k completions per problem at the run's sampling settings; returns the problems solved. */
+  /**
+   * maj@k: k completions per problem at the run's sampling settings. Returns the problems the vote
+   * solved and, per problem, how many of its k samples were correct (pass@1's counts).
+   */
   private async majorityVote(
     prompts: rollout.PromptInput[],
     maxNewTokens: number,
     k: number,
     stepsDone: number,
-  ): Promise<number> {
+  ): Promise<{ solved: number; sampledCorrect: number[] }> {
     const sampling: rollout.SamplingParams = { ...this.spec.sampling!, maxNewTokens, seed: this.spec.seed };
     const { groups } = await this.generate(prompts, sampling, k, stepsDone, "eval-maj");
     const results = await this.scoreHeldOut(groups, "eval maj@k");
     let i = 0;
     let solved = 0;
+    const sampledCorrect: number[] = [];
     for (const g of groups) {
       const ballots: Ballot[] = g.completions.map((c) => {
         const v = results[i++]?.components.correctness_hard;
@@ -345,8 +354,9 @@ export class Runner {
         };
       });
       if (majorityCorrect(ballots)) solved++;
+      sampledCorrect.push(ballots.filter((b) => b.correct).length);
     }
-    return solved;
+    return { solved, sampledCorrect };
   }
 
   private evalDue(stepsDone: number): boolean {
@@ -564,6 +574,15 @@ export class Runner {
     }
     this.emit({ kind: "status", status, error });
   }
+}
+
+const meanOf = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / Math.max(1, xs.length);
+
+/** The standard error over problems of a mean of per-problem values (0 under two problems). */
+function stderrOf(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = meanOf(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
 }
 
 function finishReasonName(r: common.FinishReason): Ballot["finishReason"] {
