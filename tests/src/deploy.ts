@@ -113,11 +113,11 @@ export function envProblems(
   return problems;
 }
 
-/** The shell lines of README.md's "Deploy" section (its ```sh blocks, continuations joined). */
+/** The shell lines of docs/operations.md's "Deploy" section (its ```sh blocks, continuations joined). */
 export function readmeDeployCommands(): string[] {
-  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const readme = readFileSync(join(repoRoot, "docs", "operations.md"), "utf8");
   const start = readme.indexOf("\n## Deploy\n");
-  if (start < 0) throw new Error('README.md has no "## Deploy" section');
+  if (start < 0) throw new Error('docs/operations.md has no "## Deploy" section');
   const end = readme.indexOf("\n## ", start + 1);
   const section = readme.slice(start, end < 0 ? undefined : end);
   const lines: string[] = [];

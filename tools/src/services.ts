@@ -5,7 +5,7 @@ import { join } from "node:path";
 
 export interface ServiceSpec {
   name: string;
-  /** Default gRPC port on loopback (README "Ports"). */
+  /** Default gRPC port on loopback (docs/architecture.md, Services and ports). */
   port: number;
   summary: string;
 }

@@ -70,7 +70,7 @@ export interface StackOptions {
   /** Extra environment for named services. */
   env?: Record<string, Record<string, string>>;
   /**
-   * Instances of a service (default 1): rollout and the reward sources only (README "Deploy").
+   * Instances of a service (default 1): rollout and the reward sources only (docs/operations.md, Scaling).
    * Replica k ≥ 1 is named `<service>-<k+1>` on the service's port + 1000·k; the orchestrator
    * shards each step over every rollout, and the scheduler (and the orchestrator's evaluation)
    * balance calls over a source's replicas, given to them as one endpoint, an ip:port list.

@@ -15,7 +15,7 @@
 // Crash safety: every saveEvery steps the state (weights in the training dtype, AdamW moments, step,
 // evaluations so far) is written atomically as <out>.partial/step-N; `resume` continues from the
 // newest one bitwise as if never stopped (same dtype, same micro-batching, same thread count, same
-// machine: see the README's Reproducibility). The finished model is written to a temporary sibling
+// machine: see docs/experiments.md, Reproducibility). The finished model is written to a temporary sibling
 // of <out> and renamed into place; <out>.partial is then removed.
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";

@@ -14,7 +14,7 @@ export interface RolloutLimits {
   maxPromptTokens: number;
 }
 
-/** Fixed limits (documented in the README). */
+/** Fixed limits (documented in services/rollout/README.md). */
 export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_CHARS = 256;
 export const MAX_ID_CHARS = 256;

@@ -28,7 +28,7 @@ export const GRADS_USAGE =
 
 const DTYPES = ["float32", "float64"] as const;
 
-/** The fields of a batch line this command reads, and when each is needed (README and --help say the same). */
+/** The fields of a batch line this command reads, and when each is needed (docs/cli.md and --help say the same). */
 export const BATCH_FIELDS = {
   input_ids: "always",
   completion_mask: "always, entry 0 must be 0",

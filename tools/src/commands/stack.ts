@@ -16,7 +16,7 @@ reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies
   --check          start, verify health, stop, exit 0
   --secure         TLS with mutual TLS on every gRPC hop, a credential for mutating RPCs, NATS
                    users with per-service permissions; certificates, tokens and NATS passwords
-                   are made once under DATA_DIR/secrets (README "Security"); default: plaintext
+                   are made once under DATA_DIR/secrets (docs/operations.md, Security); default: plaintext
   --rollout-workers N  rollout processes (default 1); the orchestrator shards each step over
                    all of them (ROLLOUT_ADDR lists them); worker k ≥ 2 is rollout-k on port
                    15070 + 1000·(k−1)
