@@ -41,6 +41,7 @@ export {
   wrapUnary,
 } from "./handler.ts";
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
+export { KeyedLock } from "./keyed-lock.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
 export {
   type Bus,
@@ -74,6 +75,7 @@ export {
   ReflectionV1AlphaDefinition,
   ReflectionV1Definition,
 } from "./reflection.ts";
+export { checkRunId, RUN_ID } from "./run-id.ts";
 export { type RunningService, type RunServiceOptions, runService, type ServiceDeps } from "./run-service.ts";
 export {
   authorizeCall,

@@ -387,7 +387,7 @@ describe("control: permute", () => {
     const expected = grpoAdvantages([...byGroup.values()], "group");
     [...byGroup.keys()].forEach((g, k) => {
       const idx = many.flatMap((it, i) => (it.groupId === g ? [i] : []));
-      idx.forEach((i, j) => close(p.items[i].advantage, expected[k][j], `${g}[${j}]`));
+      for (const [j, i] of idx.entries()) close(p.items[i].advantage, expected[k][j], `${g}[${j}]`);
       const group = p.groups.find((x) => x.groupId === g)!;
       close(group.meanReward, byGroup.get(g)!.reduce((a, b) => a + b, 0) / idx.length);
     });

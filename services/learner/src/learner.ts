@@ -10,6 +10,7 @@ import type { ObjectStore } from "@nats-io/obj";
 import {
   type Bus,
   type CallContext,
+  checkRunId,
   type EngineWorker,
   EngineWorkerError,
   EVENT_WAIT_MS,
@@ -17,6 +18,7 @@ import {
   fieldPath,
   GrpcError,
   invalidArgument,
+  KeyedLock,
   type Logger,
   quote,
   resourceExhausted,
@@ -36,7 +38,7 @@ import {
 import { cleanTemporary, listCheckpoints } from "@temper/training";
 import type { LearnerWorker } from "./engine-worker.ts";
 import { trainRequestHash } from "./hashing.ts";
-import { checkRunId, firstDifference, resolveRunConfig, toProtoConfig } from "./run-config.ts";
+import { firstDifference, resolveRunConfig, toProtoConfig } from "./run-config.ts";
 import {
   listRuns,
   type Metrics,
@@ -75,21 +77,6 @@ export interface LearnerOptions {
   trainBytes: (rows: number, seq: number, loraRank: number) => number;
   /** Intra-op threads of the engine (undefined: ORT's default), for the machine CreateRun reports. */
   threads?: number;
-}
-
-/** A per-key FIFO lock: calls for one run run one at a time, in arrival order. */
-class KeyedLock {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return next;
-  }
 }
 
 const metricsProto = (m: Metrics | null | undefined): learner.TrainMetrics | undefined =>

@@ -36,7 +36,6 @@ export interface ResolvedRunConfig {
   seed: number;
 }
 
-export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Upper bounds that keep a config sane (the proto allows more). */
 const MAX_RANK = 4096;
 const MAX_LOOP = 1024;
@@ -47,11 +46,6 @@ const SCHEDULES: Record<number, LrScheduleKind> = {
   [learner.LrSchedule.LR_SCHEDULE_LINEAR]: "linear",
   [learner.LrSchedule.LR_SCHEDULE_COSINE]: "cosine",
 };
-
-export function checkRunId(runId: string, path = "run_id"): void {
-  if (!RUN_ID.test(runId))
-    throw invalidArgument(path, `must match [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(runId.slice(0, 80))}`);
-}
 
 /**
  * Resolves defaults and checks every field. `modelMatches(name)` says whether a non-empty

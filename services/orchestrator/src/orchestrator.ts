@@ -10,12 +10,14 @@ import {
   type Bus,
   type CallContext,
   check,
+  checkRunId,
   failedPrecondition,
   GrpcError,
   invalidArgument,
   isGrpcError,
   type Logger,
   quote,
+  RUN_ID,
   Status,
 } from "@temper/kit";
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
@@ -38,8 +40,6 @@ import {
   Runner,
   type RunnerOptions,
 } from "./runner.ts";
-
-export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const STATUS: Record<RunStatusName, orchestrator.RunStatus> = {
   PENDING: orchestrator.RunStatus.RUN_STATUS_PENDING,
@@ -131,7 +131,7 @@ export class Orchestrator {
     spec: orchestrator.RunSpec,
     ctx: CallContext,
   ): Promise<{ spec: orchestrator.RunSpec; data: Datasets; rolloutMachines: common.Machine[] }> {
-    if (spec.runId !== "") check.matches(spec.runId, RUN_ID, "spec.run_id", "match [A-Za-z0-9_-]{1,64}");
+    if (spec.runId !== "") checkRunId(spec.runId, "spec.run_id");
     check.that(spec.steps >= 1, "spec.steps", "must be at least 1");
     check.that(spec.promptsPerStep >= 1, "spec.prompts_per_step", "must be at least 1");
     check.that(spec.completionsPerPrompt >= 1, "spec.completions_per_prompt", "must be at least 1");
@@ -407,7 +407,7 @@ export class Orchestrator {
   }
 
   private async record(runId: string): Promise<RunRecord> {
-    check.matches(runId, RUN_ID, "run_id", "match [A-Za-z0-9_-]{1,64}");
+    checkRunId(runId);
     const live = this.runners.get(runId);
     if (live) return live.record;
     const rec = await this.table.get(runId);

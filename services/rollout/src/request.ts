@@ -2,7 +2,7 @@
 // INVALID_ARGUMENT naming its field (`prompts[2].id`, `sampling.max_new_tokens`, ...), prompts are
 // rendered (chat template when asked) and tokenized here, in the main thread, so a bad request is
 // answered at once instead of after the queue.
-import { check, failedPrecondition, fieldPath, invalidArgument, quote } from "@temper/kit";
+import { check, checkRunId, failedPrecondition, fieldPath, invalidArgument, quote } from "@temper/kit";
 import type { rollout } from "@temper/proto";
 import type { Tokenizer } from "@temper/qwen3";
 import { promptSeed } from "./seed.ts";
@@ -22,7 +22,6 @@ export const MAX_TAG_CHARS = 128;
 /** A prompt longer than this many characters per allowed token is rejected before tokenizing. */
 export const CHARS_PER_TOKEN_BOUND = 64;
 
-export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const ADAPTER_VERSION = /^[A-Za-z0-9_.-]{1,128}$/;
 export const CALL_TAG = /^[A-Za-z0-9_.:-]*$/;
 
@@ -55,7 +54,7 @@ export function prepareGenerate(
   tokenizer: Tokenizer,
 ): PreparedCall {
   // run and adapter first: they decide whether the rest is worth tokenizing
-  if (req.runId !== "") check.matches(req.runId, RUN_ID, "run_id", "match [A-Za-z0-9_-]{1,64}");
+  if (req.runId !== "") checkRunId(req.runId);
   if (req.adapterVersion !== "") {
     if (req.runId === "") throw invalidArgument("run_id", "required when adapter_version is set");
     check.matches(req.adapterVersion, ADAPTER_VERSION, "adapter_version", "match [A-Za-z0-9_.-]{1,128}");

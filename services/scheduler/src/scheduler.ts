@@ -4,10 +4,12 @@ import { createHash } from "node:crypto";
 import {
   type Bus,
   type CallContext,
+  checkRunId,
   EVENT_WAIT_MS,
   failedPrecondition,
   GrpcError,
   invalidArgument,
+  KeyedLock,
   type Logger,
   resourceExhausted,
   retryNatsOutage,
@@ -23,7 +25,7 @@ import {
   validateScoreRequest,
 } from "@temper/rewards";
 import { blendedEvent } from "./events.ts";
-import { checkRunId, type RunSettings, resolveRunConfig, type SettingsDefaults } from "./settings.ts";
+import { type RunSettings, resolveRunConfig, type SettingsDefaults } from "./settings.ts";
 import type { SourcePool } from "./sources.ts";
 import { INITIAL_RUN_STATE, type RunState, type RunStore, type StoredStep } from "./store.ts";
 
@@ -108,7 +110,7 @@ export function sourceError(e: GrpcError): string {
 export class Scheduler {
   private readonly runs = new Map<string, Run>();
   /** Per-run promise chain: steps of one run are scored one at a time, in arrival order. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly lock = new KeyedLock();
 
   constructor(
     private readonly store: RunStore,
@@ -118,17 +120,6 @@ export class Scheduler {
     private readonly limits: SchedulerLimits,
     private readonly logger: Logger,
   ) {}
-
-  private withLock<T>(runId: string, work: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(runId) ?? Promise.resolve();
-    const next = prev.then(work, work);
-    const settled = next.catch(() => {});
-    this.locks.set(runId, settled);
-    settled.then(() => {
-      if (this.locks.get(runId) === settled) this.locks.delete(runId);
-    });
-    return next;
-  }
 
   /** The run from memory, else from KV (after a restart); undefined when never configured. */
   private async load(runId: string): Promise<Run | undefined> {
@@ -151,7 +142,7 @@ export class Scheduler {
     if (!Number.isSafeInteger(expected) || expected < 0)
       throw invalidArgument("expected_version", "must be an integer ≥ 0");
     const runId = settings.runId;
-    return this.withLock(runId, async () => {
+    return this.lock.run(runId, async () => {
       const existing = await this.load(runId);
       // The identical configuration again is a no-op: no write, no new config version, so steps
       // scored under it still replay.
@@ -218,7 +209,7 @@ export class Scheduler {
     const problem = validateScoreRequest(groupsFromProto(req.groups), {}, this.limits);
     if (problem) throw invalidArgument(problem.field, problem.message);
     const requestHash = scoreRequestHash(req);
-    return this.withLock(req.runId, async () => {
+    return this.lock.run(req.runId, async () => {
       const run = await this.load(req.runId);
       if (!run) throw failedPrecondition(`run "${req.runId}" is not configured: call Configure first`);
       const stored = await this.store.getStep(req.runId, req.step);

@@ -1,6 +1,6 @@
 // A run's configuration: the proto RunConfig validated, with every default filled in, and the
 // resolved reward structure the blend uses.
-import { check, fieldPath, invalidArgument, parseEndpoint, quote } from "@temper/kit";
+import { check, checkRunId, fieldPath, invalidArgument, parseEndpoint, quote } from "@temper/kit";
 import { reward, scheduler } from "@temper/proto";
 import { definedEnumValue } from "@temper/reward-server";
 import {
@@ -14,7 +14,6 @@ import {
 import type { EndpointPolicy } from "./endpoint-policy.ts";
 
 /** run_id is part of NATS subjects and KV keys. */
-export const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** The sources a run may name; a replacement implementation takes one of these names. */
 export const SOURCE_NAMES = ["correctness", "perplexity", "reasoning", "consistency"] as const;
 /**
@@ -51,10 +50,6 @@ export interface SettingsDefaults {
   sourceTimeoutMs: number;
   /** SOURCE_ENDPOINT_ALLOW: the endpoints a run may name; absent admits any. */
   policy?: EndpointPolicy;
-}
-
-export function checkRunId(runId: string, path = "run_id"): void {
-  check.matches(runId, RUN_ID_PATTERN, path, "match [A-Za-z0-9_-]{1,64}");
 }
 
 const SHAPES: Record<number, ScheduleShape | undefined> = {

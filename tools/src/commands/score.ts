@@ -2,6 +2,7 @@
 // The scoring step sits behind BatchScorer so that a scheduler client can replace it.
 import { readFileSync, writeFileSync } from "node:fs";
 import { referenceValue } from "@temper/gsm8k";
+import { RUN_ID } from "@temper/kit";
 import {
   type AdvantageScale,
   type ComponentStat,
@@ -276,8 +277,7 @@ export async function run(argv: string[], backend: BatchScorer = inProcessScorer
   if (values.run !== undefined && !values.scheduler) throw new CliError("--run: only with --scheduler");
   if (values.scheduler) {
     const runId = values.run ?? `score-${Date.now().toString(36)}-${process.pid}`;
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(runId))
-      throw new CliError(`--run: must match [A-Za-z0-9_-]{1,64}, got "${runId}"`);
+    if (!RUN_ID.test(runId)) throw new CliError(`--run: must match [A-Za-z0-9_-]{1,64}, got "${runId}"`);
     scorer = schedulerScorer(values.scheduler, runId);
   }
   const result = await scorer.score({
