@@ -1,7 +1,18 @@
 // From a scored rollout to what the learner trains on, and the step's reward/completion metrics.
-// Alignment (ARCHITECTURE "Logprob alignment"): input_ids = prompt ids ++ completion ids; the
+// Alignment (docs/architecture.md, "Logprob alignment"): input_ids = prompt ids ++ completion ids; the
 // completion's t-th logprob sits at position len(prompt) + t; prompt positions hold 0 and mask 0.
 import { type common, type learner, reward, type scheduler } from "@temper/proto";
+
+/** The scheduler's name of the one component that says whether an answer is right. */
+export const HARD = "correctness.correctness_hard";
+
+/**
+ * The one rule for "solved": correctness_hard was scored (OK) and is 1. Unscored (the source
+ * failed, no answer) is not solved. Every accuracy, vote and sample flag uses it.
+ */
+export function isSolved(v: reward.ComponentValue | undefined): boolean {
+  return v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1;
+}
 
 export interface TrainingBatch {
   sequences: learner.TrainingSequence[];
@@ -67,9 +78,7 @@ export function rolloutMetrics(
       }
   for (const [name, values] of [...components].sort(([a], [b]) => a.localeCompare(b)))
     m[`reward/${name}`] = mean(values);
-  m["accuracy/train"] = components.has("correctness.correctness_hard")
-    ? mean(components.get("correctness.correctness_hard")!)
-    : 0;
+  m["accuracy/train"] = components.has(HARD) ? mean(components.get(HARD)!) : 0;
   m.alpha = scored.alpha;
   m.zero_signal_fraction = scored.groups.length
     ? scored.groups.filter((g) => g.zeroSignal).length / scored.groups.length

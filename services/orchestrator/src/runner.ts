@@ -6,8 +6,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Gsm8kExample } from "@temper/gsm8k";
 import { plainPrompt } from "@temper/gsm8k";
 import { type Bus, GrpcError, type Logger, type PromiseClient, retryNatsOutage, Status } from "@temper/kit";
-import { common, events, type learner, type orchestrator, reward, rollout, scheduler } from "@temper/proto";
-import { rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
+import {
+  common,
+  events,
+  type learner,
+  type orchestrator,
+  type reward,
+  rollout,
+  scheduler,
+} from "@temper/proto";
+import { HARD, isSolved, rolloutMetrics, trainingBatch, trainMetrics } from "./batch.ts";
 import { type Ballot, majorityCorrect } from "./majority.ts";
 import { callRanges, drawStep, GENERATE_MAX_PROMPTS, shardRanges } from "./prompts.ts";
 import type { RolloutPool } from "./rollout-pool.ts";
@@ -277,12 +285,7 @@ export class Runner {
     const results = await this.scoreHeldOut(groups, "eval");
     // One answer per problem, in request order: "1" solved, "0" not. Kept so that two evaluations of
     // the same problems compare pairwise (the report's paired standard error of a gain).
-    const solved = results
-      .map((r) => {
-        const v = r.components.correctness_hard;
-        return v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1 ? "1" : "0";
-      })
-      .join("");
+    const solved = results.map((r) => (isSolved(r.components.correctness_hard) ? "1" : "0")).join("");
     let correct = 0;
     for (const c of solved) if (c === "1") correct++;
     const n = problems.length;
@@ -346,11 +349,10 @@ export class Runner {
     const sampledCorrect: number[] = [];
     for (const g of groups) {
       const ballots: Ballot[] = g.completions.map((c) => {
-        const v = results[i++]?.components.correctness_hard;
         return {
           text: c.text,
           finishReason: finishReasonName(c.finishReason),
-          correct: v?.status === reward.ComponentStatus.COMPONENT_STATUS_OK && v.value === 1,
+          correct: isSolved(results[i++]?.components.correctness_hard),
         };
       });
       if (majorityCorrect(ballots)) solved++;
@@ -499,7 +501,6 @@ export class Runner {
       const c = g.completions[0];
       if (!c) continue;
       const it = items.get(c.id);
-      const hard = it?.components["correctness.correctness_hard"];
       await this.dir.append("samples.jsonl", {
         step,
         prompt_id: g.id,
@@ -508,7 +509,7 @@ export class Runner {
         completion: c.text,
         reward: it?.reward ?? null,
         advantage: it?.advantage ?? null,
-        correct: hard?.value === 1,
+        correct: isSolved(it?.components[HARD]),
       });
     }
   }
