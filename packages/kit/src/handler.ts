@@ -21,6 +21,7 @@ import {
 import type { Logger } from "pino";
 import { clipMessage, GrpcError, isNatsOutage } from "./errors.ts";
 import { traceLogger } from "./logger.ts";
+import { recordServerCall } from "./metrics.ts";
 import type { CallCredentials, Principal } from "./security.ts";
 import { extractTraceContext } from "./trace-context.ts";
 
@@ -230,6 +231,7 @@ function begin(
         ctx.logger.error({ code: out.codeName, duration_ms: durationMs, err }, "rpc");
       }
       if (out) code = out.code;
+      recordServerCall(path, status[code] ?? String(code), durationMs / 1000);
       span.setAttribute("rpc.grpc.status_code", code);
       if (code !== status.OK) span.setStatus({ code: SpanStatusCode.ERROR, message: out?.message });
       span.end();

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, type ConfigOf, loadConfigOrExit, type Schema } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { startMetrics } from "./metrics.ts";
 import { type Bus, connectBus, type StreamSpec, TEMPER_STREAM } from "./nats.ts";
 import {
   type ClientSecurity,
@@ -90,6 +91,16 @@ export async function runService<S extends Schema = Record<string, never>>(
     serviceVersion: options.version,
     endpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
+  const serviceMetrics = await startMetrics({
+    serviceName: c.OTEL_SERVICE_NAME,
+    serviceVersion: options.version,
+    prometheusPort: c.METRICS_PORT,
+    prometheusHost: c.HOST,
+    otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT,
+  }).catch((err: Error) => {
+    process.stderr.write(`${options.name}: METRICS_PORT=${c.METRICS_PORT}: ${err.message.split("\n")[0]}\n`);
+    process.exit(2);
+  });
   let bus: Bus | undefined;
   if (options.nats) {
     bus = await connectBus({
@@ -138,6 +149,7 @@ export async function runService<S extends Schema = Record<string, never>>(
       ...(options.onShutdown ?? []),
       { name: "nats", run: () => bus?.drain() },
       { name: "telemetry", run: () => telemetry.shutdown() },
+      { name: "metrics", run: () => serviceMetrics.shutdown() },
     ],
     stepTimeoutMs: c.SHUTDOWN_GRACE_MS + 5000,
   });

@@ -51,6 +51,13 @@ export function commonConfigSchema(defaults: { port: number; name: string }) {
         doc: "Also serve grpc.health.v1 alone in plaintext on this port, for probes without TLS (Kubernetes gRPC probes); unset: none.",
       }),
     ),
+    METRICS_PORT: env.optional(
+      env.int({
+        min: 1,
+        max: 65535,
+        doc: "Serve the service's metrics for Prometheus (GET /metrics, plaintext, no secrets or paths in labels) on this port; unset: none.",
+      }),
+    ),
     LOG_LEVEL: env.enum(LOG_LEVELS, { default: "info", doc: "pino log level." }),
     SHUTDOWN_GRACE_MS: env.int({
       default: 10_000,
