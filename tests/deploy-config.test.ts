@@ -352,6 +352,59 @@ describe("deploy/compose*.yaml", () => {
     for (const s of [prepare, experiment]) assert.equal((s as { restart?: string }).restart, "no");
   });
 
+  test("compose.observability.yaml: Prometheus scrapes every service's METRICS_PORT; Grafana reads Prometheus and provisions the board", () => {
+    const project = overlay(readCompose("compose.yaml"), readCompose("compose.observability.yaml"));
+    const scrape = parse(readFileSync(join(repoRoot, "deploy", "prometheus.yml"), "utf8"));
+    const targets = new Set<string>(
+      scrape.scrape_configs.flatMap((c: { static_configs: { targets: string[] }[] }) =>
+        c.static_configs.flatMap((t) => t.targets),
+      ),
+    );
+    const running = Object.entries(project.services).filter(([, s]) => stringEnv(s).SERVICE);
+    assert.ok(running.length >= 8);
+    for (const [key, s] of running) {
+      const env = stringEnv(s);
+      assert.ok(env.METRICS_PORT, `${key}: no METRICS_PORT`);
+      assert.ok(targets.has(`${key}:${env.METRICS_PORT}`), `${key}:${env.METRICS_PORT} is not scraped`);
+    }
+    assert.equal(targets.size, running.length, "a scrape target runs no service");
+    const grafana = project.services.grafana;
+    assert.equal(dependsOn(grafana).prometheus?.condition, "service_healthy");
+    const datasource = parse(
+      readFileSync(
+        join(repoRoot, "deploy", "grafana", "provisioning", "datasources", "prometheus.yaml"),
+        "utf8",
+      ),
+    );
+    assert.equal(
+      datasource.datasources[0].url,
+      `http://prometheus:${project.services.prometheus.ports![0].split(":")[1]}`,
+    );
+    const board = JSON.parse(
+      readFileSync(join(repoRoot, "deploy", "grafana", "dashboards", "temper-services.json"), "utf8"),
+    );
+    const exprs: string[] = board.panels.flatMap((p: { targets: { expr: string }[] }) =>
+      p.targets.map((t) => t.expr),
+    );
+    // every metric the board queries is one the services export (tests/service-metrics.test.ts)
+    const exported = [
+      "rpc_server_call_duration",
+      "nodejs_eventloop_delay_p99",
+      "v8js_memory_heap_used",
+      "process_memory_usage",
+    ];
+    for (const e of exprs)
+      assert.ok(
+        exported.some((m) => e.includes(m)),
+        `the board queries something no service exports: ${e}`,
+      );
+    for (const m of exported)
+      assert.ok(
+        exprs.some((e) => e.includes(m)),
+        `the board shows no ${m}`,
+      );
+  });
+
   test("compose.observability.yaml: collector and Jaeger answer real health checks; the collector waits for Jaeger", () => {
     const obs = readCompose("compose.observability.yaml");
     const collector = obs.services["otel-collector"];

@@ -91,12 +91,14 @@ export async function runService<S extends Schema = Record<string, never>>(
     serviceVersion: options.version,
     endpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
+  // OTEL_METRICS_EXPORTER, where set, picks the ways out among those configured
+  const ways = c.OTEL_METRICS_EXPORTER ? new Set(c.OTEL_METRICS_EXPORTER.split(",")) : undefined;
   const serviceMetrics = await startMetrics({
     serviceName: c.OTEL_SERVICE_NAME,
     serviceVersion: options.version,
-    prometheusPort: c.METRICS_PORT,
+    prometheusPort: !ways || ways.has("prometheus") ? c.METRICS_PORT : undefined,
     prometheusHost: c.HOST,
-    otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otlpEndpoint: !ways || ways.has("otlp") ? c.OTEL_EXPORTER_OTLP_ENDPOINT : undefined,
   }).catch((err: Error) => {
     process.stderr.write(`${options.name}: METRICS_PORT=${c.METRICS_PORT}: ${err.message.split("\n")[0]}\n`);
     process.exit(2);

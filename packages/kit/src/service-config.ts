@@ -77,6 +77,11 @@ export function commonConfigSchema(defaults: { port: number; name: string }) {
         doc: "OTLP/HTTP (protobuf) base URL for traces; unset: traces stay in-process (ids still logged).",
       }),
     ),
+    OTEL_METRICS_EXPORTER: env.string({
+      default: "",
+      pattern: /^((otlp|prometheus|none)(,(otlp|prometheus|none))*)?$/,
+      doc: "Where metrics go: otlp, prometheus, none, or a list (unset: prometheus where METRICS_PORT is set, and otlp where OTEL_EXPORTER_OTLP_ENDPOINT is).",
+    }),
     OTEL_SERVICE_NAME: env.string({ default: defaults.name, doc: "service.name on traces." }),
     ...securityConfigSchema(),
   } satisfies Schema;
