@@ -15,7 +15,7 @@ import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/q
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import { additionProblems, freePort, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const STEPS = 4;
 
@@ -48,7 +48,9 @@ describe("the RL loop through the orchestrator", {
   let stack: Stack;
   let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 
+  let metricsPort = 0;
   before(async () => {
+    metricsPort = await freePort();
     tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(12, 1));
     writeFileSync(join(root, "eval.jsonl"), additionProblems(6, 40));
@@ -56,7 +58,10 @@ describe("the RL loop through the orchestrator", {
       dataDir: join(root, "stack"),
       model: modelDir,
       // Held-out sets larger than one Generate may hold go out in parts: 6 problems in calls of 4.
-      env: { rollout: { MAX_PROMPTS: "4" }, orchestrator: { GENERATE_MAX_PROMPTS: "4" } },
+      env: {
+        rollout: { MAX_PROMPTS: "4" },
+        orchestrator: { GENERATE_MAX_PROMPTS: "4", METRICS_PORT: String(metricsPort) },
+      },
     });
     client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
       defaults: { timeoutMs: 60_000 },
@@ -97,6 +102,22 @@ describe("the RL loop through the orchestrator", {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
+    // the run's latest step as gauges on the orchestrator's /metrics, labelled by run, variant, seed
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const last = lines[lines.length - 1];
+    const spec = runSpec(root, modelDir);
+    for (const key of ["reward/mean", "accuracy/train", "train/kl", "time/step", "zero_signal_fraction"]) {
+      const name = `temper_run_${key.replace(/[/.]/g, "_")}`;
+      const m = new RegExp(`^${name}\\{[^}]*run_id="${runId}"[^}]*\\} (\\S+)$`, "m").exec(scraped);
+      assert.ok(m, `${name} for ${runId} in\n${scraped.slice(0, 2000)}`);
+      assert.ok(
+        Math.abs(Number(m[1]) - last[key]) <= 1e-9 * Math.max(1, Math.abs(last[key])),
+        `${name}: ${m[1]} vs ${last[key]}`,
+      );
+      assert.match(m[0], new RegExp(`variant="${spec.name}"`));
+      assert.match(m[0], new RegExp(`seed="${spec.seed}"`));
+    }
+    assert.match(scraped, /^temper_runs\{[^}]*status="SUCCEEDED"[^}]*\} [1-9]/m);
     assert.deepEqual(
       lines.map((l) => l.step),
       [0, 1, 2, 3],

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { metrics } from "@opentelemetry/api";
 import { Gsm8kDataError, type Gsm8kExample, readGsm8kFile } from "@temper/gsm8k";
 import {
   type Bus,
@@ -23,6 +24,7 @@ import {
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
+import { RunMetrics } from "./run-metrics.ts";
 import {
   decodeSpec,
   encodeSpec,
@@ -98,6 +100,8 @@ function freshRunId(name: string): string {
 export class Orchestrator {
   private readonly runners = new Map<string, Runner>();
   private readonly events = new EventEmitter();
+  /** Each run's latest step as gauges (a no-op where the service exports no metrics). */
+  private readonly runMetrics = new RunMetrics(metrics.getMeter("temper-orchestrator"));
   private readonly modelHashes = new Map<string, { mtimeMs: number; hash: Promise<string> }>();
 
   constructor(
@@ -336,6 +340,8 @@ export class Orchestrator {
   }
 
   private drive(rec: RunRecord, dir: RunDir, data: Datasets): void {
+    const spec = decodeSpec(rec.spec);
+    const labels = { variant: spec.name || spec.runId, seed: spec.seed };
     const runner = new Runner(
       rec,
       this.table,
@@ -345,7 +351,11 @@ export class Orchestrator {
       this.bus,
       this.options,
       this.logger,
-      (e) => this.events.emit(rec.runId, e),
+      (e) => {
+        if (e.kind === "metrics") this.runMetrics.step(rec.runId, labels, e.metrics.values);
+        if (e.kind === "status") this.runMetrics.status(rec.runId, labels, e.status);
+        this.events.emit(rec.runId, e);
+      },
     );
     this.runners.set(rec.runId, runner);
     void runner.drive().finally(() => {
