@@ -49,8 +49,11 @@ describe("the RL loop through the orchestrator", {
   let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 
   let metricsPort = 0;
+  const servicePorts = { rollout: 0, learner: 0, scheduler: 0 };
   before(async () => {
     metricsPort = await freePort();
+    for (const k of Object.keys(servicePorts) as (keyof typeof servicePorts)[])
+      servicePorts[k] = await freePort();
     tinyPolicyModel(modelDir);
     writeFileSync(join(root, "train.jsonl"), additionProblems(12, 1));
     writeFileSync(join(root, "eval.jsonl"), additionProblems(6, 40));
@@ -59,8 +62,10 @@ describe("the RL loop through the orchestrator", {
       model: modelDir,
       // Held-out sets larger than one Generate may hold go out in parts: 6 problems in calls of 4.
       env: {
-        rollout: { MAX_PROMPTS: "4" },
+        rollout: { MAX_PROMPTS: "4", METRICS_PORT: String(servicePorts.rollout) },
         orchestrator: { GENERATE_MAX_PROMPTS: "4", METRICS_PORT: String(metricsPort) },
+        learner: { METRICS_PORT: String(servicePorts.learner) },
+        scheduler: { METRICS_PORT: String(servicePorts.scheduler) },
       },
     });
     client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
@@ -118,6 +123,24 @@ describe("the RL loop through the orchestrator", {
       assert.match(m[0], new RegExp(`seed="${spec.seed}"`));
     }
     assert.match(scraped, /^temper_runs\{[^}]*status="SUCCEEDED"[^}]*\} [1-9]/m);
+    // each service's own figures: the rollout's tokens (training and evaluation), the learner's,
+    // the scheduler's calls to the correctness source
+    const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (text: string, name: string, labels = "") => {
+      const m = new RegExp(`^${name}(?:_total)?\\{[^}]*${labels}[^}]*\\} (\\S+)$`, "m").exec(text);
+      assert.ok(m, `${name} ${labels} in\n${text.slice(0, 1500)}`);
+      return Number(m[1]);
+    };
+    const trainTokens = lines.reduce((n, l) => n + l["tokens/generated"], 0);
+    assert.ok(value(await scrape(servicePorts.rollout), "temper_rollout_tokens") >= trainTokens);
+    assert.ok(value(await scrape(servicePorts.learner), "temper_learner_tokens") > 0);
+    assert.ok(
+      value(
+        await scrape(servicePorts.scheduler),
+        "temper_scheduler_source_duration_count",
+        'source="correctness",outcome="ok"',
+      ) >= STEPS,
+    );
     assert.deepEqual(
       lines.map((l) => l.step),
       [0, 1, 2, 3],

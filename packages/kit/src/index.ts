@@ -43,7 +43,13 @@ export {
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
 export { KeyedLock } from "./keyed-lock.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
-export { type MetricsOptions, recordServerCall, type ServiceMetrics, startMetrics } from "./metrics.ts";
+export {
+  type MetricsOptions,
+  recordServerCall,
+  type ServiceMetrics,
+  serviceMeter,
+  startMetrics,
+} from "./metrics.ts";
 export {
   type Bus,
   type ConnectBusOptions,

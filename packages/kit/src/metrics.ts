@@ -122,3 +122,11 @@ export function recordServerCall(method: string, statusName: string, seconds: nu
     "rpc.response.status_code": statusName,
   });
 }
+
+/**
+ * The meter a service's own instruments hang on. Call it after runService has started metrics (in
+ * the `services` callback or later): before, the API hands out a no-op meter that stays one.
+ */
+export function serviceMeter(name: string): Meter {
+  return metrics.getMeter(name);
+}

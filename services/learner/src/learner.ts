@@ -23,6 +23,7 @@ import {
   quote,
   resourceExhausted,
   retryNatsOutage,
+  serviceMeter,
 } from "@temper/kit";
 import { machineInfo } from "@temper/onnx";
 import { type common, events, type learner } from "@temper/proto";
@@ -98,6 +99,20 @@ export class Learner {
   ) {
     this.machine = machineInfo(o.threads);
   }
+
+  private readonly meter = serviceMeter("temper-learner");
+  private readonly trainTime = this.meter.createHistogram("temper.learner.train.duration", {
+    unit: "s",
+    description: "engine seconds of one applied step (measured in the worker, recorded here)",
+  });
+  private readonly checkpointTime = this.meter.createHistogram("temper.learner.checkpoint.duration", {
+    unit: "s",
+    description: "seconds to write a step's checkpoint durably",
+  });
+  /** Tokens trained on; its rate is the learner's tokens/s. */
+  private readonly trainedTokens = this.meter.createCounter("temper.learner.tokens", {
+    description: "tokens of the sequences of applied steps",
+  });
 
   /** Loads every run from its newest complete checkpoint and re-publishes its latest adapter and event. */
   async start(): Promise<void> {
@@ -295,6 +310,9 @@ export class Learner {
         throw err;
       }
       this.runs.set(req.runId, out.state);
+      this.trainTime.record(out.response.engineSeconds);
+      this.checkpointTime.record(out.checkpointSeconds);
+      this.trainedTokens.add(sequences.reduce((n, x) => n + x.inputIds.length, 0));
       const published = performance.now();
       await this.publish(req.runId, out.response, out.dir, eventDeadline(ctx));
       ctx?.logger.info(

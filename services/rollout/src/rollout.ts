@@ -15,6 +15,7 @@ import {
   resourceExhausted,
   retryNatsOutage,
   Status,
+  serviceMeter,
   WorkerCancelledError,
 } from "@temper/kit";
 import { machineInfo } from "@temper/onnx";
@@ -98,7 +99,26 @@ export class Rollout {
     private readonly tokenizer: Tokenizer,
     private readonly bus: Bus | undefined,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.meter
+      .createObservableGauge("temper.rollout.queue.depth", {
+        description: "Generate calls waiting for the engine",
+      })
+      .addCallback((r) => r.observe(this.queue.length));
+    this.meter
+      .createObservableGauge("temper.rollout.adapters.fetching", { description: "adapter fetches in flight" })
+      .addCallback((r) => r.observe(this.fetches.size));
+  }
+
+  private readonly meter = serviceMeter("temper-rollout");
+  /** Tokens generated; its rate is the engine's tokens/s. */
+  private readonly tokens = this.meter.createCounter("temper.rollout.tokens", {
+    description: "completion tokens generated",
+  });
+  private readonly engineTime = this.meter.createHistogram("temper.rollout.engine.duration", {
+    unit: "s",
+    description: "engine seconds of one Generate (measured in the worker, recorded here)",
+  });
 
   /** Loads the tokenizer, starts the engine worker and hashes the model (in parallel). */
   static async start(options: RolloutOptions, bus: Bus | undefined, logger: Logger): Promise<Rollout> {
@@ -206,6 +226,8 @@ export class Rollout {
     }));
     let generatedTokens = 0;
     for (const g of result.completions) for (const c of g) generatedTokens += c.tokenIds.length;
+    this.tokens.add(generatedTokens);
+    this.engineTime.record(result.engineSeconds);
     const response: rollout.GenerateResponse = {
       groups,
       adapterVersion: call.adapterVersion,

@@ -14,6 +14,7 @@ import {
   resourceExhausted,
   retryNatsOutage,
   Status,
+  serviceMeter,
 } from "@temper/kit";
 import { events, reward, scheduler } from "@temper/proto";
 import { componentFromProto, groupsFromProto, unknownEnumField } from "@temper/reward-server";
@@ -111,6 +112,15 @@ export class Scheduler {
   private readonly runs = new Map<string, Run>();
   /** Per-run promise chain: steps of one run are scored one at a time, in arrival order. */
   private readonly lock = new KeyedLock();
+  private readonly meter = serviceMeter("temper-scheduler");
+  /** Per source (its name, not its endpoint: no addresses in labels) and outcome. */
+  private readonly sourceTime = this.meter.createHistogram("temper.scheduler.source.duration", {
+    unit: "s",
+    description: "a reward source's Score, by source and outcome (ok or the status)",
+  });
+  private readonly replays = this.meter.createCounter("temper.scheduler.replays", {
+    description: "Score calls answered from a stored step",
+  });
 
   constructor(
     private readonly store: RunStore,
@@ -222,6 +232,7 @@ export class Scheduler {
         }
         // the first call may have stored the step and failed to publish: publish again
         if (stored.event) await this.publish(req.runId, req.step, stored.event, ctx);
+        this.replays.add(1);
         return { ...stored.response, replayed: true };
       }
       this.checkCaller(ctx, "before scoring");
@@ -291,10 +302,15 @@ export class Scheduler {
     const request = reward.ScoreRequest.encode({ groups: req.groups, params }).finish();
     return Promise.all(
       Object.entries(sources).map(async ([source, endpoint]): Promise<SourceOutcome> => {
+        const t0 = performance.now();
         const [scored, info] = await Promise.allSettled([
           this.pool.score(endpoint, request, sourceTimeoutMs, ctx),
           this.pool.info(endpoint, sourceTimeoutMs, ctx),
         ]);
+        this.sourceTime.record((performance.now() - t0) / 1000, {
+          source,
+          outcome: scored.status === "fulfilled" ? "ok" : GrpcError.from(scored.reason).codeName,
+        });
         const out: SourceOutcome = {
           source,
           endpoint,
