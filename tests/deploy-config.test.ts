@@ -392,6 +392,12 @@ describe("deploy/compose*.yaml", () => {
       "nodejs_eventloop_delay_p99",
       "v8js_memory_heap_used",
       "process_memory_usage",
+      // per service and per run (tests/rl-loop.test.ts scrapes them)
+      "temper_rollout_tokens",
+      "temper_learner_tokens",
+      "temper_scheduler_source_duration",
+      "temper_runs",
+      "temper_run_",
     ];
     for (const e of exprs)
       assert.ok(
