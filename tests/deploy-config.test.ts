@@ -397,7 +397,13 @@ describe("deploy/compose*.yaml", () => {
       "temper_learner_tokens",
       "temper_scheduler_source_duration",
       "temper_runs",
-      "temper_run_",
+      // each run's metrics.jsonl names (services/orchestrator/src/run-metrics.ts)
+      "temper_reward_",
+      "temper_accuracy_",
+      "temper_alpha",
+      "temper_zero_signal_fraction",
+      "temper_train_",
+      "temper_time_",
     ];
     for (const e of exprs)
       assert.ok(

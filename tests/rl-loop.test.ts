@@ -89,8 +89,12 @@ describe("the RL loop through the orchestrator", {
     const evals: orchestrator.EvalResult[] = [];
     let final = orchestrator.RunStatus.RUN_STATUS_UNSPECIFIED;
     let error = "";
+    // a scrape of the orchestrator while the run is live: its gauges are some step's line
+    let live: Promise<string> | undefined;
     for await (const ev of client.watchRun({ runId, fromStep: 0 }, { timeoutMs: 280_000 })) {
       if (ev.event?.$case === "metrics") seen.push(ev.event.value);
+      if (ev.event?.$case === "metrics" && ev.event.value.step === 1)
+        live ??= fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
       if (ev.event?.$case === "eval") evals.push(ev.event.value);
       final = ev.status;
       error = ev.error;
@@ -107,22 +111,39 @@ describe("the RL loop through the orchestrator", {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
-    // the run's latest step as gauges on the orchestrator's /metrics, labelled by run, variant, seed
-    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const last = lines[lines.length - 1];
+    // the live run's latest step as gauges on the orchestrator's /metrics, labelled by run, variant
+    // and seed: every gauge is the line of the step `temper_step` names
+    const scraped = await live!;
+    const gauge = (text: string, key: string) => {
+      const name = `temper_${key.replace(/[/.]/g, "_")}`;
+      const m = new RegExp(`^${name}\\{[^}]*run_id="${runId}"[^}]*\\} (\\S+)$`, "m").exec(text);
+      return m ? { value: Number(m[1]), labels: m[0] } : undefined;
+    };
+    const at = gauge(scraped, "step");
+    assert.ok(at, `temper_step for ${runId} in\n${scraped.slice(0, 2000)}`);
+    const line = lines.find((l) => l.step === at.value)!;
     const spec = runSpec(root, modelDir);
-    for (const key of ["reward/mean", "accuracy/train", "train/kl", "time/step", "zero_signal_fraction"]) {
-      const name = `temper_run_${key.replace(/[/.]/g, "_")}`;
-      const m = new RegExp(`^${name}\\{[^}]*run_id="${runId}"[^}]*\\} (\\S+)$`, "m").exec(scraped);
-      assert.ok(m, `${name} for ${runId} in\n${scraped.slice(0, 2000)}`);
+    for (const key of [
+      "reward/mean",
+      "accuracy/train",
+      "train/kl",
+      "time/step",
+      "zero_signal_fraction",
+      "alpha",
+    ]) {
+      const g = gauge(scraped, key);
+      assert.ok(g, `${key} for ${runId}`);
       assert.ok(
-        Math.abs(Number(m[1]) - last[key]) <= 1e-9 * Math.max(1, Math.abs(last[key])),
-        `${name}: ${m[1]} vs ${last[key]}`,
+        Math.abs(g.value - line[key]) <= 1e-9 * Math.max(1, Math.abs(line[key])),
+        `${key}: ${g.value} vs ${line[key]}`,
       );
-      assert.match(m[0], new RegExp(`variant="${spec.name}"`));
-      assert.match(m[0], new RegExp(`seed="${spec.seed}"`));
+      assert.match(g.labels, new RegExp(`variant="${spec.name}"`));
+      assert.match(g.labels, new RegExp(`seed="${spec.seed}"`));
     }
-    assert.match(scraped, /^temper_runs\{[^}]*status="SUCCEEDED"[^}]*\} [1-9]/m);
+    const ended = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    // the SDK keeps a cumulative series once seen: an ended run's gauges hold its last step
+    assert.equal(gauge(ended, "step")?.value, lines[lines.length - 1].step);
+    assert.match(ended, /^temper_runs\{[^}]*status="SUCCEEDED"[^}]*\} [1-9]/m);
     // each service's own figures: the rollout's tokens (training and evaluation), the learner's,
     // the scheduler's calls to the correctness source
     const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -353,7 +353,7 @@ export class Orchestrator {
       this.logger,
       (e) => {
         if (e.kind === "metrics") this.runMetrics.step(rec.runId, labels, e.metrics.values);
-        if (e.kind === "status") this.runMetrics.status(rec.runId, labels, e.status);
+        if (e.kind === "status") this.runMetrics.status(rec.runId, e.status);
         this.events.emit(rec.runId, e);
       },
     );
