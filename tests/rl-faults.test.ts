@@ -4,47 +4,44 @@
 // supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
 // step, and a final adapter bitwise equal to an uninterrupted run's.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Bus, connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
+import { type Bus, findNatsServer } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, startTestStack, tinyPolicyModel } from "./src/index.ts";
-import { FAULT_STEPS, faultSpec, finalAdapter, metricsSteps, onEvent, waitForEnd } from "./src/run-faults.ts";
+import {
+  FAULT_STEPS,
+  type FaultStack,
+  faultSpec,
+  finalAdapter,
+  metricsSteps,
+  onEvent,
+  startFaultStack,
+  waitForEnd,
+} from "./src/run-faults.ts";
 
 describe("an RL run survives the SIGKILL of any one service", {
   skip: !findNatsServer() && "nats-server not installed",
 }, () => {
   const root = mkdtempSync(join(tmpdir(), "temper-rl-faults-"));
-  const modelDir = join(root, "model");
+  let f: FaultStack;
   let stack: Stack;
   let bus: Bus;
-  let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
-  const supervisor: string[] = [];
+  let client: FaultStack["client"];
+  let modelDir: string;
+  let supervisor: string[];
 
   before(async () => {
-    tinyPolicyModel(modelDir);
-    writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
-    stack = await startTestStack({
-      dataDir: join(root, "stack"),
-      model: modelDir,
-      onEvent: (line) => supervisor.push(line),
-      // a restarted orchestrator must find its runs again quickly; retries wait out restarts
-      env: { orchestrator: { RETRY_WAIT_MS: "60000" } },
-    });
-    bus = await connectBus({ url: stack.natsUrl, name: "rl-faults-test" });
-    client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
-      defaults: { timeoutMs: 30_000 },
-    });
+    // a restarted orchestrator must find its runs again quickly; retries wait out restarts
+    f = await startFaultStack(root, "rl-faults-test", { orchestrator: { RETRY_WAIT_MS: "60000" } });
+    ({ stack, bus, client, modelDir, supervisor } = f);
   });
 
   after(async () => {
-    client?.$close();
-    await bus?.drain();
-    await stack?.stop();
+    await f?.close();
     rmSync(root, { recursive: true, force: true });
   });
 

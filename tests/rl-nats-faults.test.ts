@@ -8,56 +8,40 @@
 //   names it fails UNAVAILABLE within the rollout's ADAPTER_FETCH_MS instead of hanging, and the
 //   learner, restarted, puts it again whole.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  type Bus,
-  connectBus,
-  createClient,
-  findNatsServer,
-  GrpcError,
-  type PromiseClient,
-  Status,
-} from "@temper/kit";
+import { type Bus, createClient, findNatsServer, GrpcError, Status } from "@temper/kit";
 import { orchestrator, rollout } from "@temper/proto";
 import { ADAPTER_BUCKET } from "@temper/qwen3";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, startTestStack, tinyPolicyModel } from "./src/index.ts";
 import {
   FAULT_STEPS,
+  type FaultStack,
   faultSpec,
   finalAdapter,
   metricsSteps,
   onEvent,
   runEvents,
+  startFaultStack,
   waitForEnd,
 } from "./src/run-faults.ts";
 
 describe("an RL run survives NATS faults", { skip: !findNatsServer() && "nats-server not installed" }, () => {
   const root = mkdtempSync(join(tmpdir(), "temper-nats-faults-"));
-  const modelDir = join(root, "model");
+  let f: FaultStack;
   let stack: Stack;
   let bus: Bus;
-  let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
-  const supervisor: string[] = [];
+  let client: FaultStack["client"];
+  let modelDir: string;
+  let supervisor: string[];
   let reference: { run: orchestrator.Run; adapter: Buffer; events: string[] };
 
   before(async () => {
-    tinyPolicyModel(modelDir);
-    writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
-    stack = await startTestStack({
-      dataDir: join(root, "stack"),
-      model: modelDir,
-      onEvent: (line) => supervisor.push(line),
-      env: { rollout: { ADAPTER_FETCH_MS: "3000" } },
-    });
-    bus = await connectBus({ url: stack.natsUrl, name: "nats-faults-test" });
-    client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
-      defaults: { timeoutMs: 30_000 },
-    });
+    f = await startFaultStack(root, "nats-faults-test", { rollout: { ADAPTER_FETCH_MS: "3000" } });
+    ({ stack, bus, client, modelDir, supervisor } = f);
     const started = (await client.startRun({ spec: faultSpec(root, modelDir, "reference") })).run!;
     const run = await waitForEnd(client, started.runId);
     assert.equal(run.status, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, run.error);
@@ -66,9 +50,7 @@ describe("an RL run survives NATS faults", { skip: !findNatsServer() && "nats-se
   });
 
   after(async () => {
-    client?.$close();
-    await bus?.drain();
-    await stack?.stop();
+    await f?.close();
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -2,16 +2,62 @@
 // that acts when a run's event arrives, and what a run left behind (its final adapter, its metrics
 // lines, the events it published) to compare with an uninterrupted run.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { type Bus, type PromiseClient, TEMPER_STREAM } from "@temper/kit";
+import { type Bus, connectBus, createClient, type PromiseClient, TEMPER_STREAM } from "@temper/kit";
 import { orchestrator, scheduler } from "@temper/proto";
 import { ADAPTER_BUCKET } from "@temper/qwen3";
-import { testRunSpec } from "./run-spec.ts";
+import type { Stack } from "../../tools/src/stack-runtime.ts";
+import { additionProblems, testRunSpec, tinyPolicyModel } from "./run-spec.ts";
+import { startTestStack } from "./stack-ports.ts";
 
 export const FAULT_STEPS = 3;
+
+export interface FaultStack {
+  stack: Stack;
+  bus: Bus;
+  client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
+  /** The supervisor's lines (restarts). */
+  supervisor: string[];
+  modelDir: string;
+  close(): Promise<void>;
+}
+
+/** A tiny model, 16 training problems and a stack under `root`, with a bus and an orchestrator client. */
+export async function startFaultStack(
+  root: string,
+  name: string,
+  env: Record<string, Record<string, string>>,
+): Promise<FaultStack> {
+  const modelDir = join(root, "model");
+  tinyPolicyModel(modelDir);
+  writeFileSync(join(root, "train.jsonl"), additionProblems(16, 1));
+  const supervisor: string[] = [];
+  const stack = await startTestStack({
+    dataDir: join(root, "stack"),
+    model: modelDir,
+    onEvent: (line) => supervisor.push(line),
+    env,
+  });
+  const bus = await connectBus({ url: stack.natsUrl, name });
+  const client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
+    defaults: { timeoutMs: 30_000 },
+  });
+  return {
+    stack,
+    bus,
+    client,
+    supervisor,
+    modelDir,
+    async close() {
+      client.$close();
+      await bus.drain();
+      await stack.stop();
+    },
+  };
+}
 
 /** A short run whose learner Train is long enough to be caught in progress. */
 export function faultSpec(root: string, modelDir: string, name: string): orchestrator.RunSpec {

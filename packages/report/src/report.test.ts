@@ -157,16 +157,17 @@ describe("summary", () => {
   });
 });
 
-describe("final − warm", () => {
-  const rewrite = (file: string, edit: (lines: Record<string, unknown>[]) => void) => {
-    const lines = readFileSync(file, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
-    edit(lines);
-    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
-  };
+/** Rewrites a jsonl file's lines in place. */
+function rewrite(file: string, edit: (lines: Record<string, unknown>[]) => void): void {
+  const lines = readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  edit(lines);
+  writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
+}
 
+describe("final − warm", () => {
   test("paired standard error from per-problem answers; unpaired without them", () => {
     const [dir] = exampleRuns({ variants: ["hard"], seeds: [1] });
     const file = join(dir, "eval.jsonl");
@@ -245,14 +246,6 @@ describe("final − warm", () => {
 });
 
 describe("standard errors over seeds, and comparisons with the baseline", () => {
-  const rewrite = (file: string, edit: (lines: Record<string, unknown>[]) => void) => {
-    const lines = readFileSync(file, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
-    edit(lines);
-    writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`);
-  };
   const sd = (xs: number[]) => {
     const m = xs.reduce((a, x) => a + x, 0) / xs.length;
     return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));

@@ -237,31 +237,14 @@ export function summarize(variants: Variant[], stabilityWindow = STABILITY_WINDO
           const [w, f] = [bits(answers[2 * k]), bits(answers[2 * k + 1])];
           return f.map((x, i) => x - w[i]);
         });
-        const se = problemStderr(diffs);
-        const seedSe = seedStderr(values);
-        return {
-          mean: mean(values),
-          se,
-          seedSe,
-          values,
-          paired: true,
-          clear: clears(mean(values), se, seedSe),
-        };
+        return gainStat(values, problemStderr(diffs), true);
       }
       const se = independentStderr(
         pairs.map(([w, f]) =>
           w.stderr === null || f.stderr === null ? null : Math.hypot(w.stderr, f.stderr),
         ),
       );
-      const seedSe = seedStderr(values);
-      return {
-        mean: mean(values),
-        se,
-        seedSe,
-        values,
-        paired: false,
-        clear: clears(mean(values), se, seedSe),
-      };
+      return gainStat(values, se, false);
     };
     const stabilities = withEvals
       .map((r) => std(r.evals!.slice(-stabilityWindow).map((e) => e.accuracy)))
@@ -334,6 +317,13 @@ export function wallTime(run: Run): number | null {
 /** √(Σ se²)/k: the standard error of a mean of k independent evaluations (null if one has none). */
 function independentStderr(ses: (number | null)[]): number | null {
   return ses.every((x) => x !== null) ? Math.sqrt(ses.reduce((a, x) => a + x! * x!, 0)) / ses.length : null;
+}
+
+/** A gain's Stat from its per-seed values and its SE over problems (paired or not). */
+function gainStat(values: number[], se: number | null, paired: boolean): NonNullable<VariantSummary["gain"]> {
+  const seedSe = seedStderr(values);
+  const m = mean(values);
+  return { mean: m, se, seedSe, values, paired, clear: clears(m, se, seedSe) };
 }
 
 function clears(gain: number, se: number | null, seedSe: number | null): boolean {
