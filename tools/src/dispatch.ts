@@ -27,6 +27,10 @@ export const commands: Record<
     summary: "one self-contained HTML page comparing run directories",
     load: () => import("./commands/report.ts"),
   },
+  tensorboard: {
+    summary: "TensorBoard event files from run directories",
+    load: () => import("./commands/tensorboard.ts"),
+  },
   data: {
     summary: "make training data (synthetic grade-school arithmetic)",
     load: () => import("./commands/data.ts"),

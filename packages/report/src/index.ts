@@ -31,3 +31,4 @@ export {
   type VariantSummary,
   wallTime,
 } from "./summary.ts";
+export { crc32c, eventBytes, maskedCrc32c, tfRecord, writeTensorboard } from "./tensorboard.ts";
