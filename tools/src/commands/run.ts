@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ExperimentError, type LoadedExperiment, loadComparison } from "@temper/experiment";
+import { loadRun, writeTensorboard } from "@temper/report";
 import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
 import { connect, follow, requireRunId, statusName, writeReport } from "../runs-client.ts";
 import { ROOT } from "../stack-runtime.ts";
@@ -15,8 +16,8 @@ const COMMON_FLAGS = `  --orchestrator ADDR  an orchestrator's host:port (defaul
   --port-offset N      added to every port of the local stack`;
 
 const USAGE: Record<string, string> = {
-  run: `usage: temper run FILE [--out report.html] [--no-report]\n\nRuns an experiment file and writes its report.\n\n${COMMON_FLAGS}`,
-  compare: `usage: temper compare FILE [--out report.html] [--no-report]\n\nRuns every variant × seed of a comparison file, one after another, then writes one report\nand prints the summary table.\n\n${COMMON_FLAGS}`,
+  run: `usage: temper run FILE [--out report.html] [--no-report] [--tensorboard]\n\nRuns an experiment file and writes its report (--tensorboard: also TensorBoard event files in the run\ndirectory's tensorboard/).\n\n${COMMON_FLAGS}`,
+  compare: `usage: temper compare FILE [--out report.html] [--no-report] [--tensorboard]\n\nRuns every variant × seed of a comparison file, one after another, then writes one report\nand prints the summary table (--tensorboard: also TensorBoard event files in each run directory).\n\n${COMMON_FLAGS}`,
   runs: `usage: temper runs\n\nLists the orchestrator's runs.\n\n${COMMON_FLAGS}`,
   watch: `usage: temper watch RUN_ID\n\nFollows a run until it ends.\n\n${COMMON_FLAGS}`,
   stop: `usage: temper stop RUN_ID\n\nStops a run (it can be resumed).\n\n${COMMON_FLAGS}`,
@@ -38,7 +39,13 @@ export interface ComparisonResult {
  */
 export async function runComparison(
   runs: LoadedExperiment[],
-  o: { orchestrator?: string; dataDir?: string; portOffset?: number; reportPath?: string },
+  o: {
+    orchestrator?: string;
+    dataDir?: string;
+    portOffset?: number;
+    reportPath?: string;
+    tensorboard?: boolean;
+  },
 ): Promise<ComparisonResult> {
   const models = new Set(runs.map((r) => r.spec.model));
   if (models.size > 1 && !o.orchestrator)
@@ -67,6 +74,8 @@ export async function runComparison(
   }
   // a run that failed before its first step has nothing to plot; the failures say why
   const reportable = dirs.filter((d) => existsSync(join(d, "metrics.jsonl")));
+  if (o.tensorboard)
+    for (const d of reportable) say(`tensorboard: ${writeTensorboard(loadRun(d), join(d, "tensorboard"))}`);
   if (!o.reportPath || reportable.length === 0) return { dirs, table: [], failed };
   const { path, table } = writeReport(reportable, o.reportPath);
   return { dirs, report: path, table, failed };
@@ -81,6 +90,7 @@ function parse(argv: string[], command: string) {
       "port-offset": { type: "string" },
       out: { type: "string" },
       "no-report": { type: "boolean" },
+      tensorboard: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     true,
@@ -118,7 +128,7 @@ export async function runCommand(command: string, argv: string[]): Promise<void>
       : resolve(values.out ?? join(dataDir, "reports", `report-${stamp}.html`));
     // the report's directory is made (or found unusable) before the runs, not after them
     if (reportPath) outputFile(values.out ? "out" : "data-dir", reportPath);
-    const res = await runComparison(runs, { ...conn, reportPath });
+    const res = await runComparison(runs, { ...conn, reportPath, tensorboard: values.tensorboard });
     if (res.report) {
       process.stdout.write(`${res.table.join("\n")}\n\nreport: ${res.report}\n`);
     }
