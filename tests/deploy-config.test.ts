@@ -355,10 +355,16 @@ describe("deploy/compose*.yaml", () => {
   test("compose.observability.yaml: Prometheus scrapes every service's METRICS_PORT; Grafana reads Prometheus and provisions the board", () => {
     const project = overlay(readCompose("compose.yaml"), readCompose("compose.observability.yaml"));
     const scrape = parse(readFileSync(join(repoRoot, "deploy", "prometheus.yml"), "utf8"));
-    const targets = new Set<string>(
-      scrape.scrape_configs.flatMap((c: { static_configs: { targets: string[] }[] }) =>
-        c.static_configs.flatMap((t) => t.targets),
-      ),
+    const jobs: { job_name: string; static_configs: { targets: string[] }[] }[] = scrape.scrape_configs;
+    const targets = new Set(
+      jobs.filter((c) => c.job_name === "temper").flatMap((c) => c.static_configs.flatMap((t) => t.targets)),
+    );
+    // the collector's metrics pipeline ends in a Prometheus exporter that Prometheus scrapes too
+    const collector = parse(readFileSync(join(repoRoot, "deploy", "otel-collector.yaml"), "utf8"));
+    assert.deepEqual(collector.service.pipelines.metrics.exporters, ["prometheus"]);
+    const collectorPort = collector.exporters.prometheus.endpoint.split(":")[1];
+    assert.ok(
+      jobs.some((c) => c.static_configs.some((t) => t.targets.includes(`otel-collector:${collectorPort}`))),
     );
     const running = Object.entries(project.services).filter(([, s]) => stringEnv(s).SERVICE);
     assert.ok(running.length >= 8);

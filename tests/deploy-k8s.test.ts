@@ -167,6 +167,18 @@ function overlayProblems(objs: Obj[], declared: Map<string, Declared>): string[]
       say(`no container port grpc = PORT ${env.PORT}`);
     if (!ports.some((p) => p.name === "health" && p.containerPort === healthPort))
       say(`no container port health = HEALTH_PORT ${env.HEALTH_PORT}`);
+    // Metrics: Prometheus finds the pod by its annotations, on METRICS_PORT, path /metrics.
+    const notes = dep.spec.template.metadata?.annotations ?? {};
+    if (!env.METRICS_PORT) say("METRICS_PORT is not set");
+    else {
+      if (notes["prometheus.io/scrape"] !== "true" || notes["prometheus.io/port"] !== env.METRICS_PORT)
+        say(
+          `annotations ${JSON.stringify(notes)}: expected prometheus.io/scrape "true", port ${env.METRICS_PORT}`,
+        );
+      if (notes["prometheus.io/path"] !== "/metrics") say("prometheus.io/path is not /metrics");
+      if (!ports.some((p) => p.name === "metrics" && String(p.containerPort) === env.METRICS_PORT))
+        say(`no container port metrics = METRICS_PORT ${env.METRICS_PORT}`);
+    }
     // Its Service: named after it, port `grpc` on PORT, to the container's grpc port.
     const svc = find(objs, "Service", name);
     const sp = svc?.spec.ports.find((p: Obj) => p.name === "grpc");
