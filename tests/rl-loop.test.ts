@@ -5,7 +5,8 @@
 // there and finite, every event arrives, held-out evaluation runs, and the run directory holds one
 // metrics line per step.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,7 +16,16 @@ import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/q
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import { additionProblems, freePort, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
+import {
+  additionProblems,
+  freePort,
+  repoRoot,
+  startTestStack,
+  testRunSpec,
+  tinyPolicyModel,
+} from "./src/index.ts";
+
+const hasPrometheus = () => spawnSync("prometheus", ["--version"], { stdio: "ignore" }).status === 0;
 
 const STEPS = 4;
 
@@ -306,6 +316,57 @@ describe("the RL loop through the orchestrator", {
       assert.notDeepEqual(Buffer.from(a), Buffer.from(b), "the adapter changes from one version to the next");
     } finally {
       await bus.drain();
+    }
+  });
+
+  it("every panel of the Grafana board returns data from a real Prometheus scraping this stack", {
+    skip: !hasPrometheus() && "prometheus not installed (Debian: apt-get install prometheus)",
+    timeout: 120_000,
+  }, async () => {
+    // an error, so that the errors panel has something to show
+    await assert.rejects(client.getRun({ runId: "no-such-run" }, { attempts: 1 }), /NOT_FOUND|no run/);
+    const port = await freePort();
+    const dir = join(root, "prometheus");
+    mkdirSync(dir, { recursive: true });
+    const targets = [metricsPort, ...Object.values(servicePorts)].map((p) => `127.0.0.1:${p}`);
+    writeFileSync(
+      join(dir, "prometheus.yml"),
+      `global: { scrape_interval: 1s }\nscrape_configs:\n  - job_name: temper\n    static_configs: [{ targets: ${JSON.stringify(targets)} }]\n`,
+    );
+    const prom = spawn(
+      "prometheus",
+      [
+        `--config.file=${join(dir, "prometheus.yml")}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: "ignore" },
+    );
+    try {
+      const query = async (expr: string) => {
+        const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(expr)}`);
+        return (await r.json()) as { status: string; data: { result: unknown[] } };
+      };
+      // rate() needs two scrapes of every target
+      const until = Date.now() + 60_000;
+      while (Date.now() < until) {
+        const up = await query("count_over_time(up[1m]) >= 3").catch(() => undefined);
+        if (up?.data?.result.length === targets.length) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const board = JSON.parse(
+        readFileSync(join(repoRoot, "deploy", "grafana", "dashboards", "temper-services.json"), "utf8"),
+      );
+      const empty: string[] = [];
+      for (const panel of board.panels)
+        for (const t of panel.targets) {
+          const res = await query(t.expr);
+          if (res.status !== "success" || res.data.result.length === 0)
+            empty.push(`${panel.title}: ${t.expr}`);
+        }
+      assert.deepEqual(empty, [], "panels with no data");
+    } finally {
+      prom.kill();
     }
   });
 
