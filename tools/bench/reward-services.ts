@@ -1,12 +1,19 @@
 // Throughput of the reward plane over gRPC on loopback: reward-correctness alone and the scheduler
 // with all four sources, batches of 64 groups × 8 completions; then p50/p99 latency of a one-group
 // call through the scheduler. Prints figures; asserts nothing.
-//   node --import tsx tools/bench/reward-services.ts [--seconds 5]
+// With --metrics every service also exports metrics (METRICS_PORT): run it with and without, in
+// turn, to see what metrics cost.
+//   node --import tsx tools/bench/reward-services.ts [--seconds 5] [--metrics]
 import { parseArgs } from "node:util";
 import { common, scheduler } from "@temper/proto";
-import { Harness } from "../../tests/src/index.ts";
+import { freePort, Harness } from "../../tests/src/index.ts";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "5" } } });
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "5" }, metrics: { type: "boolean", default: false } },
+});
+/** METRICS_PORT for one service, where --metrics asks for it. */
+const metricsEnv = async (): Promise<Record<string, string>> =>
+  values.metrics ? { METRICS_PORT: String(await freePort()) } : {};
 const seconds = Number(values.seconds);
 
 function completionText(k: number, y: number, right: boolean): string {
@@ -65,13 +72,18 @@ try {
   const nats = await h.nats();
   const names = ["correctness", "perplexity", "reasoning", "consistency"];
   const env: Record<string, string> = {};
-  for (const n of names) env[`REWARD_${n.toUpperCase()}_ADDR`] = (await h.service(`reward-${n}`)).address;
-  const sched = await h.service("scheduler", { nats, env });
+  for (const n of names)
+    env[`REWARD_${n.toUpperCase()}_ADDR`] = (
+      await h.service(`reward-${n}`, { env: await metricsEnv() })
+    ).address;
+  const sched = await h.service("scheduler", { nats, env: { ...env, ...(await metricsEnv()) } });
   const batch = makeBatch(64, 8, 0);
   const correctness = h.rewardClient(env.REWARD_CORRECTNESS_ADDR);
   const client = h.schedulerClient(sched.address);
 
-  console.log(`reward plane on loopback, batches of 64 groups × 8 completions, ${seconds} s per figure`);
+  console.log(
+    `reward plane on loopback, batches of 64 groups × 8 completions, ${seconds} s per figure, metrics ${values.metrics ? "on" : "off"}`,
+  );
   await throughput("reward-correctness Score", () => correctness.score({ groups: batch }), 512);
   const configure = (runId: string) =>
     client.configure({
