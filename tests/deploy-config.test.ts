@@ -13,7 +13,13 @@ import { builtinDescriptorFiles } from "../packages/kit/src/builtin-descriptors.
 import { EndpointPolicy } from "../services/scheduler/src/endpoint-policy.ts";
 import { filesOf } from "../tools/src/secrets.ts";
 import { SERVICES } from "../tools/src/services.ts";
-import { type Declared, envProblems, loadDeclarations, readmeDeployCommands } from "./src/deploy.ts";
+import {
+  type Declared,
+  dashboardPanels,
+  envProblems,
+  loadDeclarations,
+  readmeDeployCommands,
+} from "./src/deploy.ts";
 import { repoRoot } from "./src/index.ts";
 
 interface ComposeService {
@@ -386,12 +392,9 @@ describe("deploy/compose*.yaml", () => {
       datasource.datasources[0].url,
       `http://prometheus:${project.services.prometheus.ports![0].split(":")[1]}`,
     );
-    const board = JSON.parse(
-      readFileSync(join(repoRoot, "deploy", "grafana", "dashboards", "temper-services.json"), "utf8"),
-    );
-    const exprs: string[] = board.panels.flatMap((p: { targets: { expr: string }[] }) =>
-      p.targets.map((t) => t.expr),
-    );
+    const panels = dashboardPanels();
+    assert.deepEqual([...new Set(panels.map((p) => p.board))].sort(), ["Temper runs", "Temper services"]);
+    const exprs = panels.flatMap((p) => p.exprs);
     // every metric the board queries is one the services export (tests/service-metrics.test.ts)
     const exported = [
       "rpc_server_call_duration",

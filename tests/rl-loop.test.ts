@@ -16,14 +16,8 @@ import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/q
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
 import type { Stack } from "../tools/src/stack-runtime.ts";
-import {
-  additionProblems,
-  freePort,
-  repoRoot,
-  startTestStack,
-  testRunSpec,
-  tinyPolicyModel,
-} from "./src/index.ts";
+import { dashboardPanels } from "./src/deploy.ts";
+import { additionProblems, freePort, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const hasPrometheus = () => spawnSync("prometheus", ["--version"], { stdio: "ignore" }).status === 0;
 
@@ -354,15 +348,12 @@ describe("the RL loop through the orchestrator", {
         if (up?.data?.result.length === targets.length) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      const board = JSON.parse(
-        readFileSync(join(repoRoot, "deploy", "grafana", "dashboards", "temper-services.json"), "utf8"),
-      );
       const empty: string[] = [];
-      for (const panel of board.panels)
-        for (const t of panel.targets) {
-          const res = await query(t.expr);
+      for (const panel of dashboardPanels())
+        for (const expr of panel.exprs) {
+          const res = await query(expr);
           if (res.status !== "success" || res.data.result.length === 0)
-            empty.push(`${panel.title}: ${t.expr}`);
+            empty.push(`${panel.board} / ${panel.title}: ${expr}`);
         }
       assert.deepEqual(empty, [], "panels with no data");
     } finally {

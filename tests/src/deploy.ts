@@ -131,3 +131,21 @@ export function readmeDeployCommands(): string[] {
     );
   return lines;
 }
+
+/** Every panel of every Grafana board under deploy/grafana/dashboards: its board, title and queries. */
+export function dashboardPanels(): { board: string; title: string; exprs: string[] }[] {
+  const dir = join(repoRoot, "deploy", "grafana", "dashboards");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .flatMap((f) => {
+      const board = JSON.parse(readFileSync(join(dir, f), "utf8")) as {
+        title: string;
+        panels: { title: string; targets: { expr: string }[] }[];
+      };
+      return board.panels.map((p) => ({
+        board: board.title,
+        title: p.title,
+        exprs: p.targets.map((t) => t.expr),
+      }));
+    });
+}
