@@ -4,7 +4,8 @@
 // validation, hashing, moving the batch to the engine thread, the atomic checkpoint (adapter +
 // moments + state, fsynced), the object-store put and the policy.updated event. Prints wall time,
 // engine_seconds and overhead % = (wall − in-process) / in-process (target ≤ 5%); asserts nothing.
-//   node --import tsx tools/bench/learner-train.ts [--steps 5] [--threads 2]
+// With --metrics the learner also exports metrics (METRICS_PORT), to compare with and without.
+//   node --import tsx tools/bench/learner-train.ts [--steps 5] [--threads 2] [--metrics]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,10 +23,14 @@ import {
   tokenizerIds,
 } from "@temper/qwen3";
 import { adamwStep, clipGradNorm, initAdamWState, learningRateAt } from "@temper/training";
-import { Harness } from "../../tests/src/index.ts";
+import { freePort, Harness } from "../../tests/src/index.ts";
 
 const { values: args } = parseArgs({
-  options: { steps: { type: "string", default: "5" }, threads: { type: "string", default: "2" } },
+  options: {
+    steps: { type: "string", default: "5" },
+    threads: { type: "string", default: "2" },
+    metrics: { type: "boolean", default: false },
+  },
 });
 const STEPS = Number(args.steps);
 const THREADS = Number(args.threads);
@@ -95,6 +100,7 @@ try {
       CHECKPOINT_DIR: join(tmp, "ckpt"),
       EXPORT_DIR: join(tmp, "export"),
       THREADS: String(THREADS),
+      ...(args.metrics ? { METRICS_PORT: String(await freePort()) } : {}),
     },
     readyTimeoutMs: 60_000,
   });
@@ -130,7 +136,7 @@ try {
   const e = median(engine);
   const ip = median(inProcess);
   console.log(
-    `learner Train, small model, LoRA r=16 all modules, GRPO, batch ${BATCH} × ${SEQ}, float32, ${THREADS} threads, median of ${STEPS}`,
+    `learner Train, small model, LoRA r=16 all modules, GRPO, batch ${BATCH} × ${SEQ}, float32, ${THREADS} threads, median of ${STEPS}, metrics ${args.metrics ? "on" : "off"}`,
   );
   console.log(`  in-process step (trainer + clip + AdamW): ${(ip * 1000).toFixed(1)} ms`);
   console.log(`  gRPC Train wall:                          ${(w * 1000).toFixed(1)} ms`);
