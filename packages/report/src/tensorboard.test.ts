@@ -1,6 +1,6 @@
 // TensorBoard files checked against what can be checked here (TensorBoard itself cannot run): the
-// CRC-32C against its published check value and an independent implementation (npm crc-32), the
-// TFRecord framing read back frame by frame, and the Event / Summary protobufs decoded with
+// CRC-32C against its published check values and an independent implementation (npm crc-32), the
+// TFRecord framing read back by npm tfrecord's reader and frame by frame here, and the Event / Summary protobufs decoded with
 // @bufbuild/protobuf's reader by the field numbers of TensorFlow's event.proto (wall_time 1, step 2,
 // file_version 3, summary 5) and summary.proto (value 1; Value.tag 1, Value.simple_value 2).
 import assert from "node:assert/strict";
@@ -14,7 +14,12 @@ import { writeExampleRuns } from "./fixture.ts";
 import { loadRun } from "./load.ts";
 import { crc32c, maskedCrc32c, writeTensorboard } from "./tensorboard.ts";
 
-const CRC32C = createRequire(import.meta.url)("crc-32/crc32c") as { buf(b: Uint8Array): number };
+const require = createRequire(import.meta.url);
+const CRC32C = require("crc-32/crc32c") as { buf(b: Uint8Array): number };
+/** npm tfrecord's reader: an independent TFRecord implementation that checks both CRCs. */
+const { RecordReader } = require("tfrecord/lib/record_reader") as {
+  RecordReader: { create(path: string): Promise<{ readRecord(): Promise<Uint8Array | null> }> };
+};
 
 /** Reads TFRecord frames, checking both masked CRCs with the independent CRC-32C. */
 function frames(bytes: Buffer): Buffer[] {
@@ -87,11 +92,17 @@ describe("TensorBoard event files", () => {
     assert.notEqual(maskedCrc32c(data), crc32c(data));
   });
 
-  it("a run's file reads back equal to its metrics.jsonl and eval.jsonl", () => {
+  it("a run's file reads back equal to its metrics.jsonl and eval.jsonl", async () => {
     const [dir] = writeExampleRuns(root, { variants: ["hard"], seeds: [1], steps: 6 });
     const run = loadRun(dir);
     const file = writeTensorboard(run, join(dir, "tensorboard"));
-    const events = frames(readFileSync(file)).map(decodeEvent);
+    const records = frames(readFileSync(file));
+    // the same records through npm tfrecord's reader (it throws on a bad length or data CRC)
+    const reader = await RecordReader.create(file);
+    const theirs: Buffer[] = [];
+    for (let r = await reader.readRecord(); r; r = await reader.readRecord()) theirs.push(Buffer.from(r));
+    assert.deepEqual(theirs, records);
+    const events = records.map(decodeEvent);
     assert.equal(events[0].fileVersion, "brain.Event:2");
     const steps = events.slice(1, 1 + run.metrics.length);
     assert.deepEqual(
