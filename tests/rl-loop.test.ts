@@ -53,7 +53,15 @@ describe("the RL loop through the orchestrator", {
   let client: PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 
   let metricsPort = 0;
-  const servicePorts = { rollout: 0, learner: 0, scheduler: 0 };
+  const servicePorts = {
+    rollout: 0,
+    learner: 0,
+    scheduler: 0,
+    "reward-correctness": 0,
+    "reward-perplexity": 0,
+    "reward-reasoning": 0,
+    "reward-consistency": 0,
+  };
   before(async () => {
     metricsPort = await freePort();
     for (const k of Object.keys(servicePorts) as (keyof typeof servicePorts)[])
@@ -70,6 +78,11 @@ describe("the RL loop through the orchestrator", {
         orchestrator: { GENERATE_MAX_PROMPTS: "4", METRICS_PORT: String(metricsPort) },
         learner: { METRICS_PORT: String(servicePorts.learner) },
         scheduler: { METRICS_PORT: String(servicePorts.scheduler) },
+        ...Object.fromEntries(
+          (
+            ["reward-correctness", "reward-perplexity", "reward-reasoning", "reward-consistency"] as const
+          ).map((n) => [n, { METRICS_PORT: String(servicePorts[n]) }]),
+        ),
       },
     });
     client = createClient(orchestrator.OrchestratorServiceService, stack.address("orchestrator"), {
@@ -158,7 +171,18 @@ describe("the RL loop through the orchestrator", {
     };
     const trainTokens = lines.reduce((n, l) => n + l["tokens/generated"], 0);
     assert.ok(value(await scrape(servicePorts.rollout), "temper_rollout_tokens") >= trainTokens);
-    assert.ok(value(await scrape(servicePorts.learner), "temper_learner_tokens") > 0);
+    const learnerText = await scrape(servicePorts.learner);
+    assert.ok(value(learnerText, "temper_learner_tokens") > 0);
+    assert.ok(value(learnerText, "temper_learner_checkpoint_size_count") >= 1);
+    const rolloutText = await scrape(servicePorts.rollout);
+    assert.ok(value(rolloutText, "temper_rollout_adapters_active") >= 0);
+    assert.equal(value(rolloutText, "temper_rollout_kv_cache_usage"), 0, "no Generate runs now");
+    // every service counted the RPCs it served, by method and status
+    for (const [name, port] of Object.entries({ orchestrator: metricsPort, ...servicePorts })) {
+      const text = await scrape(port);
+      assert.ok(value(text, "rpc_server_call_duration_count", 'rpc_response_status_code="OK"') > 0, name);
+      assert.ok(value(text, "process_memory_usage") > 0, name);
+    }
     assert.ok(
       value(
         await scrape(servicePorts.scheduler),

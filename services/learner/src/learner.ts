@@ -3,7 +3,7 @@
 // object store and policy.updated events. The engine thread (engine-worker.ts) does the training
 // and writes checkpoints.
 import { createHash } from "node:crypto";
-import { lstat, readFile, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { status } from "@grpc/grpc-js";
 import type { ObjectStore } from "@nats-io/obj";
@@ -57,6 +57,18 @@ const MAX_EXPORT_PATH = 1024;
 const eventDeadline = (ctx: CallContext | undefined) =>
   Date.now() + Math.min(ctx?.remainingMs() ?? EVENT_WAIT_MS, EVENT_WAIT_MS);
 const MAX_NAME_BYTES = 255;
+/** The bytes of the files directly in `dir` (0 where it cannot be read). */
+async function directoryBytes(dir: string): Promise<number> {
+  try {
+    const sizes = await Promise.all(
+      (await readdir(dir)).map((f) => stat(join(dir, f)).then((s) => (s.isFile() ? s.size : 0))),
+    );
+    return sizes.reduce((a, b) => a + b, 0);
+  } catch {
+    return 0;
+  }
+}
+
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 
 export interface LearnerOptions {
@@ -108,6 +120,10 @@ export class Learner {
   private readonly checkpointTime = this.meter.createHistogram("temper.learner.checkpoint.duration", {
     unit: "s",
     description: "seconds to write a step's checkpoint durably",
+  });
+  private readonly checkpointBytes = this.meter.createHistogram("temper.learner.checkpoint.size", {
+    unit: "By",
+    description: "bytes of a step's checkpoint (adapter, optimizer moments, state)",
   });
   /** Tokens trained on; its rate is the learner's tokens/s. */
   private readonly trainedTokens = this.meter.createCounter("temper.learner.tokens", {
@@ -312,6 +328,7 @@ export class Learner {
       this.runs.set(req.runId, out.state);
       this.trainTime.record(out.response.engineSeconds);
       this.checkpointTime.record(out.checkpointSeconds);
+      void directoryBytes(out.dir).then((b) => this.checkpointBytes.record(b));
       this.trainedTokens.add(sequences.reduce((n, x) => n + x.inputIds.length, 0));
       const published = performance.now();
       await this.publish(req.runId, out.response, out.dir, eventDeadline(ctx));

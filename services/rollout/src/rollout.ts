@@ -86,6 +86,8 @@ export class Rollout {
   private starting: Promise<EngineWorker<RolloutWorker>> | null = null;
   /** The worker's adapter keys, most recent first (exact: calls reach the worker one at a time). */
   private workerAdapters: string[] = [];
+  /** KV-cache bytes of the running call's largest engine batch; 0 while the engine is idle. */
+  private kvBytesInUse = 0;
   private readonly queue: Job[] = [];
   private running = false;
   private readonly fetches = new Map<string, Promise<AdapterObject>>();
@@ -108,6 +110,18 @@ export class Rollout {
     this.meter
       .createObservableGauge("temper.rollout.adapters.fetching", { description: "adapter fetches in flight" })
       .addCallback((r) => r.observe(this.fetches.size));
+    this.meter
+      .createObservableGauge("temper.rollout.adapters.active", {
+        description: "adapter versions the engine holds decoded",
+      })
+      .addCallback((r) => r.observe(this.workerAdapters.length));
+    this.meter
+      .createObservableGauge("temper.rollout.kv_cache.usage", {
+        unit: "By",
+        description:
+          "KV cache the running Generate's largest engine batch holds (from its shape; 0 between calls)",
+      })
+      .addCallback((r) => r.observe(this.kvBytesInUse));
   }
 
   private readonly meter = serviceMeter("temper-rollout");
@@ -397,6 +411,18 @@ export class Rollout {
     let adapter: AdapterRef | null = null;
     if (job.key !== null)
       adapter = this.workerAdapters.includes(job.key) ? { key: job.key } : await withObject(job.key);
+    // rows × positions × layers × (K and V) × key/value heads × head width × bytes per value
+    const rows = Math.min(this.options.maxBatchRows, c.promptIds.length * c.n);
+    const positions = Math.max(0, ...c.promptIds.map((p) => p.length)) + c.maxNewTokens;
+    const m = this.config;
+    this.kvBytesInUse =
+      rows *
+      positions *
+      m.numHiddenLayers *
+      2 *
+      m.numKeyValueHeads *
+      m.headDim *
+      (this.options.dtype === "float64" ? 8 : 4);
     try {
       let result: GenerateResult;
       try {
@@ -412,6 +438,8 @@ export class Rollout {
     } catch (err) {
       if (worker.alive) this.workerAdapters = await worker.call("adapters", {}).catch(() => []);
       throw this.mapWorkerError(err, job);
+    } finally {
+      this.kvBytesInUse = 0;
     }
   }
 
