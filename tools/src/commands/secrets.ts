@@ -3,7 +3,7 @@
 // per-service permissions); a second run keeps what is there. Compose's secrets-init runs it.
 import { resolve } from "node:path";
 import { CliError, choiceFlag, parseFlags } from "../cli.ts";
-import { ensureSecrets, shareSecrets } from "../secrets.ts";
+import { ensureSecrets, filesOf, shareSecrets } from "../secrets.ts";
 import { SERVICES } from "../services.ts";
 
 const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge] [--owner UID:GID] [--share HOLDER=DIR,...]
@@ -61,6 +61,13 @@ export async function run(argv: string[]): Promise<void> {
       return { holder: m[1], to: resolve(m[2]) };
     });
   const services = SERVICES.map((s) => s.name);
+  // a holder that has no secrets is an error before anything is made
+  for (const { holder } of shares)
+    try {
+      filesOf(holder, services);
+    } catch (err) {
+      throw new CliError(`--share ${holder}: ${(err as Error).message}`);
+    }
   const secrets = await ensureSecrets({
     dir: resolve(values.dir),
     services,
