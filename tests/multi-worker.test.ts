@@ -37,30 +37,38 @@ interface StepFiles {
 }
 
 /**
- * Runs `spec` to the end on `client`; returns each step's stored rollout and scores, read as the
- * step's metrics arrive (a run keeps the files of its latest step only: step N's go when step N+1
- * has trained, a whole Generate, Score and Train after the event).
+ * Runs `spec` to the end on `client`; returns each step's stored rollout, read as the step's
+ * metrics arrive (a run keeps the files of its latest step only: step N's go when step N+1 has
+ * trained, a whole Generate, Score and Train after the event), and its scores, which the scheduler
+ * replays for the same groups.
  */
-async function runToEnd(client: Orchestrator, spec: orchestrator.RunSpec): Promise<StepFiles[]> {
+async function runToEnd(
+  client: Orchestrator,
+  schedulerClient: PromiseClient<typeof scheduler.SchedulerServiceService>,
+  spec: orchestrator.RunSpec,
+): Promise<StepFiles[]> {
   const { run } = await client.startRun({ spec });
   const dir = run!.directory;
-  const steps: StepFiles[] = [];
+  const rollouts: rollout.GenerateResponse[] = [];
   let final = orchestrator.RunStatus.RUN_STATUS_UNSPECIFIED;
   let error = "";
   for await (const ev of client.watchRun({ runId: run!.runId, fromStep: 0 }, { timeoutMs: 600_000 })) {
     if (ev.event?.$case === "metrics") {
       const step = ev.event.value.step;
       const file = (name: string) => readFileSync(join(dir, "steps", String(step), name));
-      steps[step] = {
-        rollout: rollout.GenerateResponse.decode(file("rollout.bin")),
-        scored: scheduler.ScoreResponse.decode(file("scored.bin")),
-      };
+      rollouts[step] = rollout.GenerateResponse.decode(file("rollout.bin"));
     }
     final = ev.status;
     error = ev.error;
   }
   assert.equal(final, orchestrator.RunStatus.RUN_STATUS_SUCCEEDED, error);
-  assert.equal(steps.filter(Boolean).length, STEPS);
+  assert.equal(rollouts.filter(Boolean).length, STEPS);
+  const steps: StepFiles[] = [];
+  for (const [step, r] of rollouts.entries()) {
+    const scored = await schedulerClient.score({ runId: run!.runId, step, groups: r.groups });
+    assert.ok(scored.replayed, `step ${step}: the scheduler replays the scores it stored`);
+    steps.push({ rollout: r, scored });
+  }
   return steps;
 }
 
@@ -160,6 +168,9 @@ describe("two rollout workers and two correctness replicas give one worker's res
       const clients = [stack.address("orchestrator"), single.address].map((a) =>
         createClient(orchestrator.OrchestratorServiceService, a, { defaults: { timeoutMs: 60_000 } }),
       );
+      const schedulerClient = createClient(scheduler.SchedulerServiceService, stack.address("scheduler"), {
+        defaults: { timeoutMs: 60_000 },
+      });
       try {
         // what the stack hands its clients: both workers, both replicas as one endpoint
         const replicas = stack.endpoint("reward-correctness");
@@ -178,8 +189,8 @@ describe("two rollout workers and two correctness replicas give one worker's res
           return s;
         };
         const [many, one] = await Promise.all([
-          runToEnd(clients[0], spec("many")),
-          runToEnd(clients[1], spec("one", stack.address("reward-correctness"))),
+          runToEnd(clients[0], schedulerClient, spec("many")),
+          runToEnd(clients[1], schedulerClient, spec("one", stack.address("reward-correctness"))),
         ]);
 
         // the runs went where they were meant to go
@@ -208,6 +219,7 @@ describe("two rollout workers and two correctness replicas give one worker's res
         }
       } finally {
         for (const c of clients) c.$close();
+        schedulerClient.$close();
         await single.stop("SIGTERM", 20_000);
         await stack.stop();
       }

@@ -1,7 +1,7 @@
-// A run survives the SIGKILL of any one service. Four runs of one spec each lose a different
+// A run survives the SIGKILL of any one service. Five runs of one spec each lose a different
 // process at a chosen moment — the learner while its Train is in progress, rollout while its
-// Generate is, the scheduler while its Score is, the orchestrator mid-step — and the stack's
-// supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
+// Generate is, the scheduler while its Score is, the orchestrator mid-step and once its Score is
+// done (the scheduler replays it) — and the stack's supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
 // step, and a final adapter bitwise equal to an uninterrupted run's.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,7 +45,7 @@ describe("an RL run survives the SIGKILL of any one service", {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it("kills learner, rollout, scheduler and orchestrator in four runs; each ends like the uninterrupted one", {
+  it("kills learner, rollout, scheduler and orchestrator (twice) in five runs; each ends like the uninterrupted one", {
     timeout: 900_000,
   }, async () => {
     const reference = (await client.startRun({ spec: faultSpec(root, modelDir, "reference") })).run!;
@@ -59,6 +59,8 @@ describe("an RL run survives the SIGKILL of any one service", {
       ["rollout", "policy.updated", 0, 30], // step 0 trained: step 1's Generate is starting
       ["scheduler", "rollout.completed", 1, 0], // step 1 generated: its Score is starting
       ["orchestrator", "metrics.step", 0, 150], // mid step 1
+      // step 1 scored: the resumed step sends the same groups, and the scheduler replays its scores
+      ["orchestrator", "reward.blended", 1, 0],
     ];
     for (const [service, subject, step, delay] of faults) {
       let runId: string | undefined;

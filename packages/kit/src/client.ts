@@ -1,7 +1,6 @@
 // Promise clients for ts-proto service definitions: deadlines, W3C traceparent propagation, one
 // client span per call, and retries of UNAVAILABLE only (never DEADLINE_EXCEEDED), all within the
 // caller's deadline.
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   Client,
   type CallOptions as GrpcCallOptions,
@@ -13,6 +12,7 @@ import { context as otelContext, SpanKind, SpanStatusCode, trace } from "@opente
 import { grpcTarget, ROUND_ROBIN_OPTIONS } from "./endpoints.ts";
 import { GrpcError } from "./errors.ts";
 import type { CallContext } from "./handler.ts";
+import { retry } from "./retry.ts";
 import { type ClientSecurity, channelCredentials, defaultClientSecurity } from "./security.ts";
 import type { MessageLimits, ServiceDefinition } from "./server.ts";
 import { currentTracer } from "./telemetry.ts";
@@ -136,21 +136,24 @@ export async function callUnary<Req, Res>(
   });
   const ctx = trace.setSpan(otelContext.active(), span);
   try {
-    for (let attempt = 1; ; attempt++) {
-      const metadata = otelContext.with(ctx, () => buildMetadata(options, client));
-      try {
-        const res = await unaryOnce(client, method, request, metadata, deadline, signal);
-        span.setAttribute("rpc.grpc.status_code", status.OK);
-        return res;
-      } catch (err) {
-        const e = err as GrpcError;
-        const left = deadline ? deadline.getTime() - Date.now() : Number.POSITIVE_INFINITY;
-        const wait = backoff * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-        if (e.code !== status.UNAVAILABLE || attempt >= attempts || left <= wait || signal?.aborted) throw e;
-        span.addEvent("retry", { attempt, "rpc.grpc.status_code": e.code });
-        await sleep(wait, undefined, signal ? { signal } : undefined).catch(() => {});
-      }
-    }
+    const res = await retry(
+      {
+        // a cancelled call is not retried; the sleep between attempts is short (no signal needed)
+        retryable: (err) => (err as GrpcError).code === status.UNAVAILABLE && !signal?.aborted,
+        attempts,
+        backoffMs: backoff,
+        jitter: true,
+        untilMs: deadline?.getTime(),
+        onRetry: (err, attempt) =>
+          span.addEvent("retry", { attempt: attempt + 1, "rpc.grpc.status_code": (err as GrpcError).code }),
+      },
+      () => {
+        const metadata = otelContext.with(ctx, () => buildMetadata(options, client));
+        return unaryOnce(client, method, request, metadata, deadline, signal);
+      },
+    );
+    span.setAttribute("rpc.grpc.status_code", status.OK);
+    return res;
   } catch (err) {
     const e = err as GrpcError;
     span.setAttribute("rpc.grpc.status_code", e.code ?? status.UNKNOWN);

@@ -42,6 +42,7 @@ export {
 } from "./handler.ts";
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
 export { KeyedLock } from "./keyed-lock.ts";
+export { type RetryPolicy, retry } from "./retry.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
 export {
   type MetricsOptions,

@@ -2,7 +2,6 @@
 // Nats-Msg-Id (JetStream drops duplicates within the stream's window) and W3C trace context in
 // headers, KV buckets (scheduler state) and object stores (adapters), drain on shutdown.
 
-import { setTimeout as sleep } from "node:timers/promises";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm, type KvOptions } from "@nats-io/kv";
 import { type ObjectStore, type ObjectStoreOptions, Objm, setSha256Backend } from "@nats-io/obj";
@@ -16,6 +15,7 @@ import {
 import { type Context, context as otelContext } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { GrpcError, isNatsOutage, Status } from "./errors.ts";
+import { retry } from "./retry.ts";
 import { extractTraceContext, injectTraceContext } from "./trace-context.ts";
 
 /** Events are small; anything larger (adapters, batches) goes through the object store. */
@@ -235,27 +235,26 @@ export interface OutageRetryOptions {
  * `fn` does must be safe to repeat: a publish with its msgId, a compare-and-set that recognises its
  * own earlier write. Other errors pass through at once.
  */
-export async function retryNatsOutage<T>(
+export function retryNatsOutage<T>(
   what: string,
   fn: () => Promise<T>,
   options: OutageRetryOptions = {},
 ): Promise<T> {
-  let wait = 200;
   const started = Date.now();
-  for (let attempt = 0; ; attempt++) {
-    options.signal?.throwIfAborted();
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isNatsOutage(err)) throw err;
-      if (options.untilMs !== undefined && Date.now() + wait > options.untilMs)
-        throw new GrpcError(
+  return retry(
+    {
+      retryable: isNatsOutage,
+      backoffMs: 200,
+      maxBackoffMs: 2000,
+      untilMs: options.untilMs,
+      signal: options.signal,
+      onRetry: options.onRetry,
+      giveUp: (err) =>
+        new GrpcError(
           Status.UNAVAILABLE,
           `${what}: the NATS store did not answer for ${Math.round((Date.now() - started) / 1000)} s (${(err as Error).message}); retry later`,
-        );
-      options.onRetry?.(err, attempt);
-      await sleep(wait, undefined, options.signal ? { signal: options.signal } : undefined);
-      wait = Math.min(wait * 2, 2000);
-    }
-  }
+        ),
+    },
+    fn,
+  );
 }

@@ -3,8 +3,10 @@
 // completion's t-th logprob sits at position len(prompt) + t; prompt positions hold 0 and mask 0.
 import { type common, type learner, reward, type scheduler } from "@temper/proto";
 
-/** The scheduler's name of the one component that says whether an answer is right. */
-export const HARD = "correctness.correctness_hard";
+/** The correctness source's name of the one component that says whether an answer is right. */
+export const HARD_COMPONENT = "correctness_hard";
+/** The same component as the scheduler names it (source.component). */
+export const HARD = `correctness.${HARD_COMPONENT}`;
 
 /**
  * The one rule for "solved": correctness_hard was scored (OK) and is 1. Unscored (the source

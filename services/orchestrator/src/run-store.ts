@@ -177,12 +177,12 @@ export class RunDir {
     return join(this.path, "steps", String(step), name);
   }
 
-  async readStep(step: number, name: "rollout.bin" | "scored.bin"): Promise<Uint8Array | null> {
+  async readStep(step: number, name: string): Promise<Uint8Array | null> {
     const p = this.stepFile(step, name);
     return (await exists(p)) ? new Uint8Array(await readFile(p)) : null;
   }
 
-  writeStep(step: number, name: "rollout.bin" | "scored.bin", bytes: Uint8Array): Promise<void> {
+  writeStep(step: number, name: string, bytes: Uint8Array): Promise<void> {
     return writeAtomic(this.stepFile(step, name), bytes);
   }
 
