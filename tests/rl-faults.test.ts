@@ -1,8 +1,9 @@
 // A run survives the SIGKILL of any one service. Five runs of one spec each lose a different
 // process at a chosen moment — the learner while its Train is in progress, rollout while its
 // Generate is, the scheduler while its Score is, the orchestrator mid-step and once its Score is
-// done (the scheduler replays it) — and the stack's supervisor restarts it. Every run must end with exactly its spec's steps, one metrics line per
-// step, and a final adapter bitwise equal to an uninterrupted run's.
+// done (the scheduler replays it) — and the stack's supervisor restarts it. Every run must end with
+// exactly its spec's steps, one metrics line per step, and a final adapter bitwise equal to an
+// uninterrupted run's.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -12,6 +12,7 @@ export {
 } from "./load.ts";
 export { fileSha256, type Provenance, type ProvenanceOptions, provenance } from "./provenance.ts";
 export { type LoadedExperiment, type LoadOptions, toRunSpec } from "./resolve.ts";
+export { completeRunSpec, type RunIdentity } from "./run-spec.ts";
 export {
   DEFAULTS,
   ExperimentSchema,

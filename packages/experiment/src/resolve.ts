@@ -13,6 +13,7 @@ import {
 } from "@temper/rewards";
 import type { z } from "zod";
 import { type ExperimentError, type PathSegment, show } from "./errors.ts";
+import { completeRunSpec } from "./run-spec.ts";
 import {
   ExperimentSchema,
   isIntAt,
@@ -395,7 +396,7 @@ export function toRunSpec(r: ResolvedExperiment): orchestrator.RunSpec {
     };
   }
   const mode = rw.params.perplexity_mode;
-  return {
+  const spec: orchestrator.RunSpec = {
     runId: "",
     name: r.name,
     model: r.model,
@@ -466,8 +467,8 @@ export function toRunSpec(r: ResolvedExperiment): orchestrator.RunSpec {
       microBatchSize: r.micro_batch_size,
       miniBatches: r.mini_batches,
       iterations: r.iterations,
-      temperature: r.sampling.temperature,
-      seed: r.seed,
+      temperature: 0, // completeRunSpec
+      seed: 0,
     },
     eval: {
       every: r.eval.every,
@@ -479,6 +480,7 @@ export function toRunSpec(r: ResolvedExperiment): orchestrator.RunSpec {
     dropZeroSignalGroups: r.drop_zero_signal_groups,
     samplesPerStep: r.samples_per_step,
   };
+  return completeRunSpec(spec, { runId: "" });
 }
 
 /**

@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { metrics } from "@opentelemetry/api";
+import { completeRunSpec } from "@temper/experiment";
 import { Gsm8kDataError, type Gsm8kExample, readGsm8kFile } from "@temper/gsm8k";
 import {
   type Bus,
@@ -203,20 +204,7 @@ export class Orchestrator {
         );
 
     const runId = spec.runId || freshRunId(spec.name);
-    const reward = structuredClone(spec.reward);
-    reward.runId = runId;
-    const s = reward.structure?.kind;
-    if (
-      s?.$case === "adaptive" &&
-      s.value.schedule?.$case === "time" &&
-      s.value.schedule.value.totalSteps === 0
-    )
-      s.value.schedule.value.totalSteps = spec.steps;
-    const training = structuredClone(spec.training);
-    training.model = modelHash;
-    training.temperature = spec.sampling.temperature ?? 1;
-    training.seed = spec.seed;
-    const resolved: orchestrator.RunSpec = { ...spec, runId, model, reward, training };
+    const resolved = completeRunSpec({ ...spec, model }, { runId, modelHash });
     return { spec: resolved, data, rolloutMachines: infos.flatMap((i) => (i.machine ? [i.machine] : [])) };
   }
 

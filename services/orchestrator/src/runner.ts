@@ -31,7 +31,6 @@ import {
 import { PhaseTimer, stepSamples, stepValues } from "./step-metrics.ts";
 import { cached } from "./stored-step.ts";
 
-
 export interface Clients {
   /** The rollout servers, resolved again for every Generate (rollout-pool.ts). */
   rollouts: RolloutPool;
