@@ -42,7 +42,6 @@ export {
 } from "./handler.ts";
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
 export { KeyedLock } from "./keyed-lock.ts";
-export { type RetryPolicy, retry } from "./retry.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
 export {
   type MetricsOptions,
@@ -83,6 +82,7 @@ export {
   ReflectionV1AlphaDefinition,
   ReflectionV1Definition,
 } from "./reflection.ts";
+export { type RetryPolicy, retry } from "./retry.ts";
 export { checkRunId, RUN_ID } from "./run-id.ts";
 export { type RunningService, type RunServiceOptions, runService, type ServiceDeps } from "./run-service.ts";
 export {
@@ -131,6 +131,7 @@ export {
   waitForServing,
 } from "./service-process.ts";
 export { onShutdown, runShutdown, type ShutdownOptions, type ShutdownStep } from "./shutdown.ts";
+export { checkSameRequest, requestDigest } from "./step-ledger.ts";
 export { currentTracer, startTelemetry, type Telemetry, type TelemetryOptions } from "./telemetry.ts";
 export { extractTraceContext, injectTraceContext } from "./trace-context.ts";
 export {

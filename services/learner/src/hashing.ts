@@ -2,15 +2,14 @@
 // two encodings of the same message — field order, packed or not — hash alike): JSON with a fixed
 // key order and every number written by JSON.stringify (shortest round-trip form, so doubles are
 // exact).
-import { createHash } from "node:crypto";
+import { requestDigest } from "@temper/kit";
 import type { learner } from "@temper/proto";
 
 export function trainRequestHash(req: learner.TrainRequest): string {
-  const h = createHash("sha256");
-  h.update(JSON.stringify({ run_id: req.runId, step: req.step, n: req.sequences.length }));
-  for (const s of req.sequences)
-    h.update(
-      `\n${JSON.stringify([s.inputIds, s.completionMask, s.advantage, s.oldLogprobs, s.refLogprobs])}`,
-    );
-  return h.digest("hex");
+  return requestDigest(
+    JSON.stringify({ run_id: req.runId, step: req.step, n: req.sequences.length }),
+    ...req.sequences.map(
+      (s) => `\n${JSON.stringify([s.inputIds, s.completionMask, s.advantage, s.oldLogprobs, s.refLogprobs])}`,
+    ),
+  );
 }

@@ -11,6 +11,7 @@ import {
   type Bus,
   type CallContext,
   checkRunId,
+  checkSameRequest,
   type EngineWorker,
   EngineWorkerError,
   EVENT_WAIT_MS,
@@ -298,10 +299,13 @@ export class Learner {
           throw failedPrecondition(
             `step ${req.step} of run ${req.runId} was done but is older than the replay history (next step is ${st.nextStep})`,
           );
-        if (done.requestHash !== hash)
-          throw failedPrecondition(
-            `step ${req.step} of run ${req.runId} was done with a different request (content hash differs); next step is ${st.nextStep}`,
-          );
+        checkSameRequest(
+          `step ${req.step} of run ${req.runId}`,
+          "trained",
+          done.requestHash,
+          hash,
+          `the next step is ${st.nextStep}`,
+        );
         await this.publish(req.runId, done.response, undefined, eventDeadline(ctx));
         return this.respond(req.runId, done.response, true);
       }

@@ -1,16 +1,17 @@
 // The reward router: per-run settings and state, fan-out to the sources, the blend, idempotent
 // steps, persistence and the reward.blended event.
-import { createHash } from "node:crypto";
 import {
   type Bus,
   type CallContext,
   checkRunId,
+  checkSameRequest,
   EVENT_WAIT_MS,
   failedPrecondition,
   GrpcError,
   invalidArgument,
   KeyedLock,
   type Logger,
+  requestDigest,
   resourceExhausted,
   retryNatsOutage,
   Status,
@@ -70,7 +71,7 @@ export function canonicalConfig(config: scheduler.RunConfig): string {
  * the client wrote them.
  */
 export function scoreRequestHash(req: scheduler.ScoreRequest): string {
-  return createHash("sha256").update(scheduler.ScoreRequest.encode(req).finish()).digest("hex");
+  return requestDigest(scheduler.ScoreRequest.encode(req).finish());
 }
 
 interface SourceOutcome {
@@ -270,11 +271,13 @@ export class Scheduler {
     configVersion: number,
   ): void {
     const at = `run "${req.runId}" step ${req.step}`;
-    if (stored.requestHash !== undefined && stored.requestHash !== requestHash)
-      throw failedPrecondition(
-        `${at} was already scored with a different request (content hash ${stored.requestHash.slice(0, 12)}…, ` +
-          `this one ${requestHash.slice(0, 12)}…): send the same groups to replay it, or score a new step`,
-      );
+    checkSameRequest(
+      at,
+      "scored",
+      stored.requestHash,
+      requestHash,
+      "send the same groups to replay it, or score a new step",
+    );
     if (stored.configVersion !== undefined && stored.configVersion !== configVersion)
       throw failedPrecondition(
         `${at} was scored under config version ${stored.configVersion}; the run has been reconfigured ` +
