@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { describe, it } from "node:test";
+import { SERVICES } from "./services.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const tracked = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], {
@@ -71,5 +72,24 @@ describe("documents", () => {
   it("the README stays a front page: at most 200 lines", () => {
     const lines = readFileSync(join(root, "README.md"), "utf8").split("\n").length;
     assert.ok(lines <= 200, `README.md has ${lines} lines`);
+  });
+
+  it("a service's README lists every variable its declaration has, and no other", async () => {
+    const problems: string[] = [];
+    for (const s of SERVICES) {
+      const readme = join(root, "services", s.name, "README.md");
+      if (!existsSync(readme)) continue;
+      const { declaration } = await import(join(root, "services", s.name, "src", "declaration.ts"));
+      const table =
+        readFileSync(readme, "utf8")
+          .split(/^## Configuration$/m)[1]
+          ?.split(/^## /m)[0] ?? "";
+      const listed = new Set([...table.matchAll(/^\| `([A-Z][A-Z0-9_]*)`/gm)].map((m) => m[1]));
+      const declared = new Set(Object.keys(declaration.config as object));
+      for (const v of declared) if (!listed.has(v)) problems.push(`${s.name}: ${v} is not in its README`);
+      for (const v of listed)
+        if (!declared.has(v)) problems.push(`${s.name}: ${v} is not a variable it reads`);
+    }
+    assert.deepEqual(problems, []);
   });
 });
