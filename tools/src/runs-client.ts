@@ -182,7 +182,8 @@ export function comparisonLines(comparisons: Comparison[]): string[] {
     ]
       .filter(Boolean)
       .join(", ");
-    return `  ${c.name}: ${signed(c.mean)}${ses ? ` (${ses})` : ""}${c.mde === null ? "" : `, minimum detectable ${c.mde.toFixed(3)}`}${c.clear ? " ✓" : ""}`;
+    const line = `  ${c.name}: ${signed(c.mean)}${ses ? ` (${ses})` : ""}${c.mde === null ? "" : `, minimum detectable ${c.mde.toFixed(3)}`}${c.clear ? " ✓" : ""}`;
+    return [line, ...curveLines(c, base)].join("\n");
   });
   const seeds = Math.min(...comparisons.map((c) => c.seeds.length));
   return [
@@ -193,6 +194,33 @@ export function comparisonLines(comparisons: Comparison[]): string[] {
       ? ["  one seed: the SEs above leave out seed-to-seed spread; `temper default --seeds` measures it"]
       : []),
   ];
+}
+
+/** Where evaluations along the run allow it: the area under the curve, the steps to hard's halfway mark. */
+function curveLines(c: Comparison, base: string): string[] {
+  const out: string[] = [];
+  const a = c.auc;
+  if (a && c.values.length > 0) {
+    const ses = [
+      a.se === null ? "" : `problems ± ${a.se.toFixed(3)}`,
+      a.seedSe === null ? "" : `seeds ± ${a.seedSe.toFixed(3)}`,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    out.push(
+      `    mean gain over the run (area under the curve): ${signed(a.mean)}${ses ? ` (${ses})` : ""}${a.mde === null ? "" : `, minimum detectable ${a.mde.toFixed(3)}`}${a.clear ? " ✓" : ""}`,
+    );
+  }
+  const st = c.steps;
+  if (st) {
+    const spread = st.seedSe === null ? "" : ` ± ${st.seedSe.toFixed(1)} over seeds`;
+    out.push(
+      st.mean === null
+        ? `    steps to ${base}'s halfway mark: not reached (${st.reached} of ${st.of} seeds)`
+        : `    steps to ${base}'s halfway mark: ${st.mean >= 0 ? "+" : "−"}${Math.abs(st.mean).toFixed(1)}${spread} (${st.reached} of ${st.of} seeds reached it)`,
+    );
+  }
+  return out;
 }
 
 /** One row per variant: warm start, final and best accuracy and the gain (± standard error), halfway step, wall time. */

@@ -17,15 +17,18 @@ export {
   renderReport,
 } from "./render.ts";
 export {
+  aucGain,
   type Comparison,
   compareVariants,
   groupVariants,
   MDE_FACTOR,
+  type PairedDifference,
   type ReportSummary,
   STABILITY_WINDOW,
   type Stat,
   seBoth,
   seedStderr,
+  stepsToTarget,
   summarize,
   type Variant,
   type VariantSummary,

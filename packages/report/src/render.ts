@@ -16,6 +16,7 @@ import {
   type ReportSummary,
   type SeriesPoint,
   type Stat,
+  seBoth,
   summarize,
   type Variant,
   type VariantSummary,
@@ -328,10 +329,12 @@ function comparisonTable(comparisons: Comparison[]): string {
 <td class="num">${signed(c.mean)}${c.clear ? " ✓" : ""}${c.values.length > 1 ? `<br><span class="sub">${c.values.map(signed).join(", ")}</span>` : ""}</td>
 <td class="num">${c.se === null ? DASH : fmt(c.se)}</td>
 <td class="num">${c.seedSe === null ? DASH : fmt(c.seedSe)}</td>
-<td class="num">${c.mde === null ? DASH : fmt(c.mde)}</td></tr>`,
+<td class="num">${c.mde === null ? DASH : fmt(c.mde)}</td>
+<td class="num">${c.auc === null ? DASH : `${signed(c.auc.mean)}${c.auc.clear ? " ✓" : ""} <span class="se">± ${fmt(seBoth(c.auc) ?? 0)}</span>`}</td>
+<td class="num">${c.steps?.mean == null ? DASH : `${c.steps.mean >= 0 ? "+" : "−"}${Math.abs(c.steps.mean).toFixed(1)}${c.steps.seedSe === null ? "" : ` <span class="se">± ${c.steps.seedSe.toFixed(1)}</span>`} <span class="sub">(${c.steps.reached}/${c.steps.of})</span>`}</td></tr>`,
   );
   return `<table class="summary comparisons">
-<thead><tr><th>against ${esc(comparisons[0].baseline)}</th><th>seeds</th><th>gain − ${esc(comparisons[0].baseline)}'s gain</th><th>SE (problems)</th><th>SE (seeds)</th><th>minimum detectable</th></tr></thead>
+<thead><tr><th>against ${esc(comparisons[0].baseline)}</th><th>seeds</th><th>gain − ${esc(comparisons[0].baseline)}'s gain</th><th>SE (problems)</th><th>SE (seeds)</th><th>minimum detectable</th><th>mean gain over the run − ${esc(comparisons[0].baseline)}'s</th><th>steps to ${esc(comparisons[0].baseline)}'s halfway − ${esc(comparisons[0].baseline)}'s</th></tr></thead>
 <tbody>
 ${rows.join("\n")}
 </tbody>
@@ -340,7 +343,12 @@ ${rows.join("\n")}
 per seed and problem, (final − warm) of the variant minus that of ${esc(comparisons[0].baseline)}, averaged.
 <b>✓</b> where the difference exceeds two of the larger SE. <b>Minimum detectable</b>: ${MDE_FACTOR} × the
 larger SE, the smallest true difference this comparison finds four times in five; a difference under
-it that shows no ✓ is not evidence of no difference.</p>`;
+it that shows no ✓ is not evidence of no difference. <b>Mean gain over the run</b>: the area under the
+accuracy curve above the warm start, per step (trapezoids between evaluations), the same pairing, ±
+the larger SE: it rewards getting there sooner. <b>Steps to halfway</b>: per seed, the step (interpolated
+between evaluations) at which the variant reaches ${esc(comparisons[0].baseline)}'s warm start plus half
+${esc(comparisons[0].baseline)}'s gain, minus the step ${esc(comparisons[0].baseline)} does, ± its SE over
+seeds (seeds that reached it / seeds).</p>`;
 }
 
 function stat(s: Stat | null, withSe: boolean): string {

@@ -6,7 +6,16 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { bodyData, chromium, chromiumPath, consoleLines, plotsInDom } from "./chromium-testing.ts";
 import { EXAMPLE_VARIANTS, TRICKY_COMPLETION, writeExampleRuns } from "./fixture.ts";
-import { esc, groupVariants, loadRun, ReportError, renderReport, summarize } from "./index.ts";
+import {
+  aucGain,
+  esc,
+  groupVariants,
+  loadRun,
+  ReportError,
+  renderReport,
+  stepsToTarget,
+  summarize,
+} from "./index.ts";
 
 const repoRoot = join(import.meta.dirname, "..", "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "temper-report-"));
@@ -320,6 +329,93 @@ describe("standard errors over seeds, and comparisons with the baseline", () => 
     const html = renderReport(dirs.map(loadRun));
     assert.match(html, /<th>against hard<\/th>/);
     assert.match(html, /minimum detectable/);
+  });
+});
+
+describe("the whole curve: area above the warm start and steps to hard's halfway mark, paired by seed", () => {
+  test("aucGain and stepsToTarget by hand; the comparison pairs them by seed and problem", () => {
+    close(
+      aucGain([
+        [0, 0.5],
+        [10, 0.6],
+        [30, 0.7],
+      ])!,
+      (10 * 1.1) / 2 / 30 + (20 * 1.3) / 2 / 30 - 0.5,
+    );
+    assert.equal(
+      aucGain([
+        [5, 0.5],
+        [10, 0.6],
+      ]),
+      null,
+      "no warm start",
+    );
+    close(
+      stepsToTarget(
+        [
+          [0, 0.5],
+          [10, 0.6],
+          [20, 0.8],
+        ],
+        0.7,
+      )!,
+      15,
+    );
+    assert.equal(
+      stepsToTarget(
+        [
+          [0, 0.5],
+          [10, 0.6],
+        ],
+        0.7,
+      ),
+      null,
+    );
+
+    const dirs = exampleRuns({ variants: ["hard", "hybrid"], seeds: [1, 2] });
+    // 4 problems, evaluations at steps 0, 10, 20: per (variant, seed) the solved strings
+    const curves: Record<string, string[]> = {
+      "hard-1": ["1000", "1000", "1110"],
+      "hard-2": ["1000", "1100", "1110"],
+      "hybrid-1": ["1000", "1110", "1110"],
+      "hybrid-2": ["1000", "1100", "1111"],
+    };
+    const acc = (bits: string) => [...bits].filter((c) => c === "1").length / bits.length;
+    const runs = dirs.map(loadRun);
+    for (const r of runs) {
+      const c = curves[`${r.spec.name}-${r.spec.seed}`];
+      r.evals = c.map((solved, j) => ({
+        step: 10 * j,
+        accuracy: acc(solved),
+        stderr: 0.1,
+        n: 4,
+        correct: acc(solved) * 4,
+        elapsed: null,
+        policyVersion: null,
+        majAccuracy: null,
+        solved,
+        pass1: null,
+        sampledFractions: null,
+      }));
+    }
+    const c = summarize(groupVariants(runs)).comparisons[0];
+    assert.equal(c.name, "hybrid");
+    const auc = (name: string, seed: number) =>
+      aucGain(curves[`${name}-${seed}`].map((b, j) => [10 * j, acc(b)] as const))!;
+    const d = [1, 2].map((seed) => auc("hybrid", seed) - auc("hard", seed));
+    assert.deepEqual(c.auc!.values, d);
+    close(c.auc!.mean, (d[0] + d[1]) / 2);
+    // per problem: its own 0/1 curve's area, hybrid's minus hard's, averaged over seeds
+    const perProblem = [0, 1, 2, 3].map((i) => {
+      const one = (name: string, seed: number) =>
+        aucGain(curves[`${name}-${seed}`].map((b, j) => [10 * j, Number(b[i])] as const))!;
+      return (one("hybrid", 1) - one("hard", 1) + one("hybrid", 2) - one("hard", 2)) / 2;
+    });
+    const m = perProblem.reduce((a, x) => a + x, 0) / 4;
+    close(c.auc!.se!, Math.sqrt(perProblem.reduce((a, x) => a + (x - m) ** 2, 0) / (4 * 3)));
+    // hard's halfway mark per seed: 0.25 + 0.5/2 = 0.5; seed 1: hard reaches it at 15 (0.25 → 0.75
+    // between 10 and 20), hybrid at 5; seed 2: both at 10
+    assert.deepEqual(c.steps, { values: [-10, 0], mean: -5, seedSe: 5, reached: 2, of: 2 });
   });
 });
 

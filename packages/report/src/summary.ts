@@ -145,6 +145,28 @@ export interface Comparison {
   clear: boolean;
   /** The per-seed differences. */
   values: number[];
+  /**
+   * The same for the area under the accuracy curve above the warm start (aucGain): how much more the
+   * variant gained over the whole run, not only at its end. Null where the runs' evaluations are not
+   * at the same steps.
+   */
+  auc: PairedDifference | null;
+  /**
+   * Steps to the baseline's halfway mark (per seed: its warm start plus half its gain), the variant's
+   * minus the baseline's, per seed where both reach it (stepsToTarget). Null where the baseline
+   * gained nothing.
+   */
+  steps: { values: number[]; mean: number | null; seedSe: number | null; reached: number; of: number } | null;
+}
+
+/** A difference paired by seed and problem, with both standard errors. */
+export interface PairedDifference {
+  mean: number;
+  se: number | null;
+  seedSe: number | null;
+  mde: number | null;
+  clear: boolean;
+  values: number[];
 }
 
 export interface VariantSummary {
@@ -374,22 +396,138 @@ export function compareVariants(variants: Variant[]): Comparison[] {
           }),
         )
       : null;
-    const seedSe = seedStderr(values);
-    const both = seBoth({ se, seedSe });
-    const m = mean(values);
+    const d = pairedDifference(values, se);
     out.push({
       name: v.name,
       baseline: base.name,
       seeds: pairs.map((p) => p.seed),
-      mean: m,
-      se,
-      seedSe,
-      mde: both === null ? null : MDE_FACTOR * both,
-      clear: both !== null && both > 0 && Math.abs(m) > 2 * both,
-      values,
+      ...d,
+      auc: aucDifference(base, v),
+      steps: stepsDifference(base, v),
     });
   }
   return out;
+}
+
+function pairedDifference(values: number[], se: number | null): PairedDifference {
+  const seedSe = seedStderr(values);
+  const both = seBoth({ se, seedSe });
+  const m = mean(values);
+  return {
+    mean: m,
+    se,
+    seedSe,
+    mde: both === null ? null : MDE_FACTOR * both,
+    clear: both !== null && both > 0 && Math.abs(m) > 2 * both,
+    values,
+  };
+}
+
+/**
+ * The area under an accuracy curve above its start, per step: ∫₀ᵀ (y(t) − y(0)) dt / T with
+ * trapezoids between the evaluations at steps t₀ = 0 < … < T. The mean gain over the run: a variant
+ * that gets there sooner scores higher though both end at the same accuracy. Null without an
+ * evaluation at step 0 and one after it.
+ */
+export function aucGain(points: readonly (readonly [step: number, value: number])[]): number | null {
+  if (points.length < 2 || points[0][0] !== 0) return null;
+  const T = points[points.length - 1][0];
+  if (T <= 0) return null;
+  let area = 0;
+  for (let j = 1; j < points.length; j++)
+    area += ((points[j][0] - points[j - 1][0]) * (points[j][1] + points[j - 1][1])) / 2;
+  return area / T - points[0][1];
+}
+
+/**
+ * The first step at which a curve reaches `target`, between evaluations by linear interpolation; null
+ * if it never does.
+ */
+export function stepsToTarget(
+  points: readonly (readonly [step: number, value: number])[],
+  target: number,
+): number | null {
+  for (let j = 0; j < points.length; j++) {
+    if (points[j][1] < target - 1e-12) continue;
+    if (j === 0) return points[0][0];
+    const [t0, y0] = points[j - 1];
+    const [t1, y1] = points[j];
+    return t0 + ((target - y0) / (y1 - y0)) * (t1 - t0);
+  }
+  return null;
+}
+
+/** Each seed's evaluations (the first run of that seed), ordered by step. */
+function evalsBySeed(v: Variant): Map<number, EvalRow[]> {
+  const out = new Map<number, EvalRow[]>();
+  for (const r of v.runs)
+    if (r.spec.seed !== null && r.evals && !out.has(r.spec.seed))
+      out.set(
+        r.spec.seed,
+        [...r.evals].sort((a, b) => a.step - b.step),
+      );
+  return out;
+}
+
+const curve = (evals: EvalRow[]) => evals.map((e) => [e.step, e.accuracy] as const);
+
+/** aucGain of the variant minus the baseline's, paired by seed and, where kept, by problem. */
+function aucDifference(base: Variant, v: Variant): PairedDifference | null {
+  const baseEvals = evalsBySeed(base);
+  const pairs = [...evalsBySeed(v)].flatMap(([seed, evals]) => {
+    const b = baseEvals.get(seed);
+    const steps = (es: EvalRow[]) => es.map((e) => e.step).join(",");
+    return b && steps(b) === steps(evals) && aucGain(curve(evals)) !== null ? [{ a: b, b: evals }] : [];
+  });
+  if (pairs.length === 0) return null;
+  const values = pairs.map(({ a, b }) => aucGain(curve(b))! - aucGain(curve(a))!);
+  const answers = sameProblems(pairs.flatMap(({ a, b }) => [...a, ...b].map((e) => e.solved)));
+  let se: number | null = null;
+  if (answers) {
+    // per problem, the area of its own 0/1 curve: the variant's minus the baseline's
+    const n = answers[0].length;
+    let at = 0;
+    const perSeed = pairs.map(({ a }) => {
+      const rows = answers.slice(at, at + 2 * a.length).map(bits);
+      at += 2 * a.length;
+      const [ra, rb] = [rows.slice(0, a.length), rows.slice(a.length)];
+      return Array.from({ length: n }, (_, i) => {
+        const ya = a.map((e, j) => [e.step, ra[j][i]] as const);
+        const yb = a.map((e, j) => [e.step, rb[j][i]] as const);
+        return aucGain(yb)! - aucGain(ya)!;
+      });
+    });
+    se = problemStderr(perSeed);
+  }
+  return pairedDifference(values, se);
+}
+
+/** Steps to the baseline's halfway mark, the variant's minus the baseline's, per seed. */
+function stepsDifference(base: Variant, v: Variant): Comparison["steps"] {
+  const baseEvals = evalsBySeed(base);
+  const values: number[] = [];
+  let reached = 0;
+  let of = 0;
+  for (const [seed, evals] of evalsBySeed(v)) {
+    const b = baseEvals.get(seed);
+    if (!b || b.length < 2 || b[0].step !== 0) continue;
+    const gain = b[b.length - 1].accuracy - b[0].accuracy;
+    if (gain <= 0) continue;
+    of++;
+    const target = b[0].accuracy + gain / 2;
+    const [sb, sv] = [stepsToTarget(curve(b), target), stepsToTarget(curve(evals), target)];
+    if (sv === null || sb === null) continue;
+    reached++;
+    values.push(sv - sb);
+  }
+  if (of === 0) return null;
+  return {
+    values,
+    mean: values.length > 0 ? mean(values) : null,
+    seedSe: seedStderr(values),
+    reached,
+    of,
+  };
 }
 
 /** Every run's per-problem answers, when all have them for the same number of problems; else null. */
