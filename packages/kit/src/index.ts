@@ -43,6 +43,7 @@ export {
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
 export { KeyedLock } from "./keyed-lock.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
+export { formatBytes, machineMemory } from "./memory.ts";
 export {
   type MetricsOptions,
   recordServerCall,

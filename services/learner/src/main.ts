@@ -2,9 +2,8 @@
 // Training runs in an engine worker thread; checkpoints live under CHECKPOINT_DIR; adapters are
 // published to the JetStream object store (bucket temper_adapters) and announced by policy.updated.
 
-import { totalmem } from "node:os";
 import { resolve } from "node:path";
-import { EngineWorker, loadConfigOrExit, runService, service } from "@temper/kit";
+import { EngineWorker, loadConfigOrExit, machineMemory, runService, service } from "@temper/kit";
 import { checkProvider } from "@temper/onnx";
 import { descriptorSetPath } from "@temper/proto";
 import { ADAPTER_BUCKET, type Qwen3Config, readConfig, trainActivationBytes } from "@temper/qwen3";
@@ -68,7 +67,7 @@ await runService({
         keepAdapterVersions: c.KEEP_ADAPTER_VERSIONS,
         maxSequences: c.MAX_SEQUENCES,
         maxSequenceTokens: c.MAX_SEQUENCE_TOKENS,
-        maxTrainBytes: c.MAX_TRAIN_BYTES ?? Math.floor(totalmem() / 2),
+        maxTrainBytes: c.MAX_TRAIN_BYTES ?? Math.floor(machineMemory() / 2),
         trainBytes: (rows, seq, rank) =>
           trainActivationBytes(model, rows, seq, c.DTYPE === "float64" ? 8 : 4, rank),
         threads: c.THREADS,

@@ -37,6 +37,13 @@ const config = {
     env.int({ min: 1, max: 1024, doc: "intra-op threads of the engine (unset: ORT's choice)" }),
   ),
   MAX_BATCH_ROWS: limit(64, 65_536, "rows (prompt × completion) per engine batch"),
+  KV_CACHE_BYTES: env.optional(
+    env.int({
+      min: 1024,
+      max: Number.MAX_SAFE_INTEGER,
+      doc: "bytes the KV cache of one engine batch may take (unset: a quarter of the machine's memory, or of its cgroup limit); a Generate runs in waves of as many rows as fit, up to MAX_BATCH_ROWS, and one whose single row does not fit is RESOURCE_EXHAUSTED",
+    }),
+  ),
   MAX_PROMPTS: limit(1024, 65_536, "most prompts in one Generate"),
   MAX_COMPLETIONS: limit(64, 4096, "most completions per prompt (num_completions)"),
   MAX_NEW_TOKENS: limit(1024, 1 << 20, "largest sampling.max_new_tokens"),

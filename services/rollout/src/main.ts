@@ -1,6 +1,6 @@
 // rollout: generation with the policy (temper.rollout.v1.RolloutService). One base model, loaded
 // once into an engine worker thread; LoRA adapters by version from the JetStream object store.
-import { runService, service } from "@temper/kit";
+import { machineMemory, runService, service } from "@temper/kit";
 import { descriptorSetPath } from "@temper/proto";
 import { declaration } from "./declaration.ts";
 import { Rollout } from "./rollout.ts";
@@ -19,6 +19,7 @@ await runService({
         engine: c.ENGINE,
         threads: c.THREADS,
         maxBatchRows: c.MAX_BATCH_ROWS,
+        kvCacheBytes: c.KV_CACHE_BYTES ?? Math.floor(machineMemory() / 4),
         queueDepth: c.QUEUE_DEPTH,
         callsPerCaller: { default: c.MAX_CALLS_PER_CALLER, byName: c.CALLER_CALL_LIMITS },
         adapterCache: c.ADAPTER_CACHE,

@@ -212,6 +212,36 @@ describe("rollout service", () => {
             assert.ok(Math.abs(lp - first.groups[g].completions[j].logprobs[t]) < 1e-9);
     });
 
+    it("KV_CACHE_BYTES: a call larger than the budget runs in waves with one batch's tokens; a row that cannot fit is RESOURCE_EXHAUSTED", async () => {
+      // the KV cache of one row: (longest prompt + max_new_tokens) positions × layers × K and V ×
+      // key/value heads × head width × 8 bytes (float64)
+      const positions = Math.max(...first.groups.map((g) => g.promptTokenIds.length)) + 20;
+      const perRow = positions * config.numHiddenLayers * 2 * config.numKeyValueHeads * config.headDim * 8;
+      await b64.restart({ KV_CACHE_BYTES: String(Math.floor(2.5 * perRow)), LOG_LEVEL: "debug" });
+      try {
+        const waves = await B.generate(request());
+        assert.deepStrictEqual(ids(waves), ids(first));
+        const batches = b64
+          .output()
+          .split("\n")
+          .filter((l) => l.includes('"msg":"engine batches"'))
+          .map((l) => JSON.parse(l));
+        assert.equal(batches.length, 1);
+        assert.deepEqual(
+          [batches[0].rows, batches[0].rows_per_wave, batches[0].waves, batches[0].kv_bytes_per_row],
+          [9, 2, 5, perRow],
+        );
+        await b64.restart({ KV_CACHE_BYTES: String(perRow - 1) });
+        await rejects(
+          B.generate(request()),
+          Status.RESOURCE_EXHAUSTED,
+          /^sampling\.max_new_tokens: one row of \d+ positions .* over KV_CACHE_BYTES .*raise KV_CACHE_BYTES$/,
+        );
+      } finally {
+        await b64.restart({ KV_CACHE_BYTES: "", LOG_LEVEL: "info" });
+      }
+    });
+
     it("a prompt's completions do not change when prompts are added or reordered", async () => {
       const base = request();
       const shuffled = request({

@@ -8,6 +8,7 @@ import {
   EngineWorkerError,
   EVENT_WAIT_MS,
   failedPrecondition,
+  formatBytes,
   GrpcError,
   invalidArgument,
   type Logger,
@@ -45,6 +46,8 @@ export interface RolloutOptions {
   threads?: number;
   /** Rows (prompt × completion) per engine batch. */
   maxBatchRows: number;
+  /** Bytes the KV cache of one engine batch may take: a call runs in waves of the rows that fit. */
+  kvCacheBytes: number;
   /** Calls that may wait behind the running one. */
   queueDepth: number;
   /** Calls one authenticated identity may have queued or running (by name, else the default). */
@@ -221,6 +224,7 @@ export class Rollout {
       { maxPositions: this.config.maxPositionEmbeddings },
       this.tokenizer,
     );
+    this.wave(call); // one that cannot fit a row is refused before it waits in the queue
     const result = await this.enqueue(call, ctx);
     const groups: common.Group[] = call.prompts.map((p, i) => ({
       id: p.id,
@@ -401,7 +405,7 @@ export class Rollout {
       topP: c.topP,
       maxNewTokens: c.maxNewTokens,
       stop: c.stop,
-      batchSize: this.options.maxBatchRows,
+      batchSize: this.wave(c).rows,
       adapter,
     });
     const withObject = async (key: string): Promise<AdapterRef> => ({
@@ -411,18 +415,13 @@ export class Rollout {
     let adapter: AdapterRef | null = null;
     if (job.key !== null)
       adapter = this.workerAdapters.includes(job.key) ? { key: job.key } : await withObject(job.key);
-    // rows × positions × layers × (K and V) × key/value heads × head width × bytes per value
-    const rows = Math.min(this.options.maxBatchRows, c.promptIds.length * c.n);
-    const positions = Math.max(0, ...c.promptIds.map((p) => p.length)) + c.maxNewTokens;
-    const m = this.config;
-    this.kvBytesInUse =
-      rows *
-      positions *
-      m.numHiddenLayers *
-      2 *
-      m.numKeyValueHeads *
-      m.headDim *
-      (this.options.dtype === "float64" ? 8 : 4);
+    const { rows, perRow } = this.wave(c);
+    this.kvBytesInUse = rows * perRow;
+    const total = c.promptIds.length * c.n;
+    this.logger.debug(
+      { rows: total, rows_per_wave: rows, waves: Math.ceil(total / rows), kv_bytes_per_row: perRow },
+      "engine batches",
+    );
     try {
       let result: GenerateResult;
       try {
@@ -441,6 +440,29 @@ export class Rollout {
     } finally {
       this.kvBytesInUse = 0;
     }
+  }
+
+  /**
+   * A call's engine batches: as many rows as KV_CACHE_BYTES holds, at most MAX_BATCH_ROWS (a row's
+   * tokens do not depend on its batch). RESOURCE_EXHAUSTED when not even one row fits.
+   */
+  private wave(c: Job["call"]): { rows: number; perRow: number } {
+    // positions × layers × (K and V) × key/value heads × head width × bytes per value
+    const positions = Math.max(0, ...c.promptIds.map((p) => p.length)) + c.maxNewTokens;
+    const m = this.config;
+    const perRow =
+      positions *
+      m.numHiddenLayers *
+      2 *
+      m.numKeyValueHeads *
+      m.headDim *
+      (this.options.dtype === "float64" ? 8 : 4);
+    const fit = Math.floor(this.options.kvCacheBytes / perRow);
+    if (fit < 1)
+      throw resourceExhausted(
+        `sampling.max_new_tokens: one row of ${positions} positions (the longest prompt + max_new_tokens) needs ${formatBytes(perRow)} of KV cache, over KV_CACHE_BYTES ${formatBytes(this.options.kvCacheBytes)}: ask for fewer new tokens or a shorter prompt, or raise KV_CACHE_BYTES`,
+      );
+    return { rows: Math.min(this.options.maxBatchRows, fit, c.promptIds.length * c.n), perRow };
   }
 
   private mapWorkerError(err: unknown, job: Job): unknown {
