@@ -1,7 +1,7 @@
 // GSM8K from the Hub dataset openai/gsm8k (config `main`: question/answer parquet files), converted
 // to the jsonl Temper reads ({"question","answer"} a line). The jsonl is derived data: it lives
 // beside the Hub cache (cache.ts derivedDir), keyed by the dataset commit, never in the snapshot.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parquetReadObjects } from "hyparquet";
 import { derivedDir } from "./cache.ts";
@@ -67,6 +67,17 @@ export async function convert(
   return out;
 }
 
+function cachedParquet(snapshot: string): string[] {
+  try {
+    return readdirSync(join(snapshot, GSM8K_CONFIG))
+      .filter((f) => f.endsWith(".parquet"))
+      .sort()
+      .map((f) => `${GSM8K_CONFIG}/${f}`);
+  } catch {
+    return [];
+  }
+}
+
 /** GSM8K's `main` config: its train and test parquet files, converted. */
 export async function pullGsm8k(
   revision: string,
@@ -76,9 +87,12 @@ export async function pullGsm8k(
   const repo: RepoRef = { type: "dataset", id: GSM8K_REPO, revision };
   const isMain = (p: string) => p.startsWith(`${GSM8K_CONFIG}/`) && p.endsWith(".parquet");
   const pulled = await pull(repo, { ...o, env, select: isMain });
-  const paths = env.offline
-    ? ["train", "test"].map((s) => `${GSM8K_CONFIG}/${s}-00000-of-00001.parquet`)
-    : pulled.files.map((f) => f.path);
+  // offline there is no file list but the snapshot's own
+  const paths = env.offline ? cachedParquet(pulled.dir) : pulled.files.map((f) => f.path).sort();
+  if (paths.length === 0)
+    throw new HubError(
+      `dataset ${GSM8K_REPO}: no ${GSM8K_CONFIG}/*.parquet in the Hub cache (${pulled.dir}) and HF_HUB_OFFLINE=1`,
+    );
   requireFiles(pulled, paths, env);
   const splits = [];
   for (const path of paths) {
