@@ -69,15 +69,27 @@ export function derivedDir(cacheDir: string, ref: RepoRef & { commit: string }):
 }
 
 /**
- * The repository and commit of a path inside a cache snapshot (`.../models--ORG--NAME/snapshots/
- * <commit>[/...]`), or undefined: how a run's spec names a model that came from the Hub.
+ * The repository and commit a path comes from, when it lies in a cache snapshot
+ * (`.../models--ORG--NAME/snapshots/<commit>[/file]`) or in what Temper derived from one
+ * (`.../temper/datasets--ORG--NAME/<commit>/file`), else undefined: how a run's spec names a model
+ * or data that came from the Hub.
  */
-export function snapshotOf(path: string): { type: RepoType; id: string; commit: string } | undefined {
+export function snapshotOf(
+  path: string,
+): { type: RepoType; id: string; commit: string; path: string } | undefined {
   const parts = resolve(path).split(sep);
   for (let i = parts.length - 1; i >= 2; i--) {
-    if (parts[i - 1] !== "snapshots" || !COMMIT.test(parts[i])) continue;
-    const m = /^(model|dataset)s--([^-].*?)--(.+)$/.exec(parts[i - 2]);
-    if (m && !m[2].includes("--")) return { type: m[1] as RepoType, id: `${m[2]}/${m[3]}`, commit: parts[i] };
+    if (!COMMIT.test(parts[i])) continue;
+    const folder =
+      parts[i - 1] === "snapshots" ? parts[i - 2] : parts[i - 2] === "temper" ? parts[i - 1] : "";
+    const m = /^(model|dataset)s--([^-][^/]*?)--(.+)$/.exec(folder);
+    if (m && !m[2].includes("--"))
+      return {
+        type: m[1] as RepoType,
+        id: `${m[2]}/${m[3]}`,
+        commit: parts[i],
+        path: parts.slice(i + 1).join("/"),
+      };
   }
   return undefined;
 }

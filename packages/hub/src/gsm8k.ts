@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parquetReadObjects } from "hyparquet";
-import { derivedDir } from "./cache.ts";
+import { cachedCommit, derivedDir, repoCache } from "./cache.ts";
 import { type HubEnv, hubEnv } from "./env.ts";
 import { HubError } from "./errors.ts";
 import type { FileRef, RepoRef } from "./ids.ts";
@@ -48,6 +48,22 @@ export async function hubJsonl(ref: FileRef, o: PullOptions = {}): Promise<strin
   const pulled = await pull(repo, { ...o, env, select: (p) => p === ref.path, require: [ref.path] });
   requireFiles(pulled, [ref.path], env);
   return convert(env, { ...repo, commit: pulled.commit }, join(pulled.dir, ref.path), ref.path);
+}
+
+/**
+ * The converted jsonl of a Hub parquet file already pulled (no network), or a one-line HubError
+ * saying how to get it.
+ */
+export function cachedHubJsonl(ref: FileRef, env: HubEnv = hubEnv()): string {
+  const url = `hf://${ref.type === "dataset" ? "datasets/" : ""}${ref.id}${ref.revision === "main" ? "" : `@${ref.revision}`}/${ref.path}`;
+  const commit = cachedCommit(repoCache(env.cacheDir, ref.type, ref.id), ref.revision);
+  const out =
+    commit && join(derivedDir(env.cacheDir, { ...ref, commit }), ref.path.replace(/\.parquet$/, ".jsonl"));
+  if (!out || !existsSync(out))
+    throw new HubError(
+      `${url} is not in the Hub cache (${env.cacheDir}); temper run pulls it, or run temper data pull`,
+    );
+  return out;
 }
 
 /** The converted jsonl of a snapshot file (written once, whole). */

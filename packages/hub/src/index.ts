@@ -2,7 +2,7 @@
 export { COMMIT, derivedDir, repoCache, repoFolderName, snapshotOf } from "./cache.ts";
 export { type HubEnv, hubEnv } from "./env.ts";
 export { HubError } from "./errors.ts";
-export { GSM8K_CONFIG, GSM8K_REPO, hubJsonl, parquetToJsonl, pullGsm8k } from "./gsm8k.ts";
+export { cachedHubJsonl, GSM8K_CONFIG, GSM8K_REPO, hubJsonl, parquetToJsonl, pullGsm8k } from "./gsm8k.ts";
 export {
   type FileRef,
   isHfUrl,
