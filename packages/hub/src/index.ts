@@ -29,3 +29,4 @@ export {
   pull,
   revisionInfo,
 } from "./pull.ts";
+export { HF_HUB_CACHE_VAR, MODEL_VAR, serviceModelDir } from "./service-model.ts";
