@@ -24,6 +24,7 @@ import {
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
+import { hubModelOf, modelSource, servesHubModel } from "./hub-model.ts";
 import { RunMetrics } from "./run-metrics.ts";
 import {
   decodeSpec,
@@ -187,7 +188,12 @@ export class Orchestrator {
       );
     let model = spec.model;
     let modelHash: string;
-    if (model === "") {
+    const hub =
+      model !== "" && !(await stat(join(resolve(model), "config.json")).catch(() => null))
+        ? hubModelOf(model)
+        : undefined;
+    if (model === "" || (hub && infos.length > 0 && servesHubModel(hub, infos[0].model))) {
+      // none named, or the Hub model the rollouts serve from their cache: theirs, by content hash
       model = infos[0].model;
       modelHash = infos[0].contentHash;
     } else {
@@ -314,6 +320,7 @@ export class Orchestrator {
       seed: spec.seed,
       steps: spec.steps,
       model: spec.model,
+      ...(modelSource(spec.model) ? { model_source: modelSource(spec.model) } : {}),
       created_at: new Date().toISOString(),
       reward: {
         structure: s?.$case ?? "",
