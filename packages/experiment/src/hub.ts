@@ -49,7 +49,7 @@ function hubValues(doc: unknown): { path: PathSegment[]; value: string; kind: "m
   visit(doc, []);
   if (isMapping(doc)) {
     visit(doc.base, ["base"]);
-    if (Array.isArray(doc.variants)) doc.variants.forEach((v, i) => visit(v, ["variants", i]));
+    if (Array.isArray(doc.variants)) for (const [i, v] of doc.variants.entries()) visit(v, ["variants", i]);
   }
   return out;
 }
