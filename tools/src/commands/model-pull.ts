@@ -11,7 +11,7 @@ and their index) into the Hugging Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, 
 ~/.cache/huggingface/hub), resuming interrupted downloads and checking every file's hash; files
 already there are not fetched again. Prints the snapshot directory on stdout.
 
-A Hub id works wherever a command takes --model DIR (and as an experiment's model:): an
+A Hub id works wherever a command takes a model directory (and as an experiment's model:): an
 interactive command pulls it on first use.
 
 options:
