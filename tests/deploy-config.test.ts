@@ -550,16 +550,23 @@ describe("deploy/compose.hub.yaml", () => {
     assert.deepEqual(composeProblems(project, declared), []);
     const pull = project.services["model-pull"];
     assert.equal((pull as { restart?: string }).restart, "no");
-    const cmd = pull.command as string[];
-    assert.deepEqual(cmd.slice(0, 4), ["node", "tools/bin/temper.mjs", "model", "pull"]);
+    const script = (pull.command as string[]).join(" ");
+    const model = /temper\.mjs model pull "([^"]+)"/.exec(script)?.[1];
+    assert.ok(model, script);
+    assert.match(script, /temper\.mjs data pull gsm8k/);
     const mountOf = (s: ComposeService) =>
       (s.volumes ?? []).find((v) => v.startsWith("hf-cache:"))?.split(":")[1];
     const cache = stringEnv(pull).HF_HUB_CACHE;
     assert.ok(cache.startsWith(`${mountOf(pull)}/`), cache);
+    // the orchestrator reads hf:// data from the same cache
+    const orch = project.services.orchestrator;
+    assert.equal(stringEnv(orch).HF_HUB_CACHE, cache);
+    assert.equal(mountOf(orch), mountOf(pull));
+    for (const v of base.services.orchestrator.volumes ?? []) assert.ok(orch.volumes?.includes(v), v);
     for (const name of ["rollout", "learner"]) {
       const s = project.services[name];
       const env = stringEnv(s);
-      assert.equal(env.MODEL, cmd[4], `${name} serves the model model-pull pulls`);
+      assert.equal(env.MODEL, model, `${name} serves the model model-pull pulls`);
       assert.equal(env.MODEL_DIR, "", `${name}: MODEL decides`);
       assert.equal(env.HF_HUB_CACHE, cache, name);
       assert.equal(mountOf(s), mountOf(pull), name);
