@@ -82,7 +82,12 @@ eval: { every: 1, size: 2, baseline: false }
     ),
   );
   assert.match(spec, /model_hash: [0-9a-f]{64}/);
-  assert.match(spec, new RegExp(`data_source:\\s+hub: openai/gsm8k\\s+commit: ${dataCommit}\\s+file: main/train-00000-of-00001.jsonl`));
+  assert.match(
+    spec,
+    new RegExp(
+      `data_source:\\s+hub: openai/gsm8k\\s+commit: ${dataCommit}\\s+file: main/train-00000-of-00001.jsonl`,
+    ),
+  );
   const metrics = readFileSync(join(dir, "stack", "runs", runs[0], "metrics.jsonl"), "utf8");
   assert.equal(metrics.trim().split("\n").length, 1, "one step ran");
 
