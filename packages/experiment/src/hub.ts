@@ -26,7 +26,15 @@ export const isHubModel = (baseDir: string, value: string) =>
 
 /** A model value → a directory: a Hub id from the cache (HubError when absent), else a path. */
 export function modelPath(baseDir: string, value: string): string {
-  return isHubModel(baseDir, value) ? cachedModelDir(value) : resolve(baseDir, value);
+  if (!isHubModel(baseDir, value)) return resolve(baseDir, value);
+  try {
+    return cachedModelDir(value);
+  } catch (err) {
+    // a mistyped relative directory reads as a Hub id too: say both
+    if (err instanceof HubError)
+      throw new HubError(`${err.message} (nor is it a directory: ${resolve(baseDir, value)})`);
+    throw err;
+  }
 }
 
 /** A data value → a jsonl file: an hf:// parquet file's converted jsonl from the cache, else a path. */
