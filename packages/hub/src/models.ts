@@ -2,7 +2,7 @@
 // uses to turn `Qwen/Qwen3-4B[@REV]` (or a directory) into a model directory.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import * as cacheFns from "./cache.ts";
+import { cachedCommit, repoCache } from "./cache.ts";
 import { type HubEnv, hubEnv } from "./env.ts";
 import { HubError } from "./errors.ts";
 import { looksLikeRepoId, parseRepoId, type RepoRef, showRepo } from "./ids.ts";
@@ -56,11 +56,7 @@ export const isModelId = (value: string) => !existsSync(value) && looksLikeRepoI
 
 /** A cached model's snapshot directory (no network), or a one-line HubError saying how to get it. */
 export function cachedModelDir(id: string, env: HubEnv = hubEnv()): string {
-  return pullCached(parseRepoId(id), env);
-}
-
-function pullCached(ref: RepoRef, env: HubEnv): string {
-  const { cachedCommit, repoCache } = cacheFns;
+  const ref = parseRepoId(id);
   const cache = repoCache(env.cacheDir, ref.type, ref.id);
   const commit = cachedCommit(cache, ref.revision);
   const how = `run: temper model pull ${ref.id}${ref.revision === "main" ? "" : `@${ref.revision}`}`;
