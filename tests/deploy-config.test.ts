@@ -181,7 +181,7 @@ describe("deployment declarations (services/*/src/declaration.ts)", () => {
       { mounts: ["/x"], peer: () => undefined },
     );
     assert.ok(
-      l.some((p) => /MODEL_DIR is required/.test(p)),
+      l.some((p) => /MODEL_DIR or MODEL is required/.test(p)),
       l.join("\n"),
     );
     assert.ok(
@@ -540,5 +540,39 @@ describe('README "Deploy": its commands are the ones the checks cover', () => {
       served.add(port);
     }
     assert.deepEqual([...served].sort(), [...byPort.keys()].sort(), "an RPC for every service");
+  });
+});
+
+describe("deploy/compose.hub.yaml", () => {
+  test("a one-shot model-pull fills the Hub cache that rollout and learner read MODEL from, at one path", () => {
+    const base = readCompose("compose.yaml");
+    const project = overlay(base, readCompose("compose.hub.yaml"));
+    assert.deepEqual(composeProblems(project, declared), []);
+    const pull = project.services["model-pull"];
+    assert.equal((pull as { restart?: string }).restart, "no");
+    const script = (pull.command as string[]).join(" ");
+    const model = /temper\.mjs model pull "([^"]+)"/.exec(script)?.[1];
+    assert.ok(model, script);
+    assert.match(script, /temper\.mjs data pull gsm8k/);
+    const mountOf = (s: ComposeService) =>
+      (s.volumes ?? []).find((v) => v.startsWith("hf-cache:"))?.split(":")[1];
+    const cache = stringEnv(pull).HF_HUB_CACHE;
+    assert.ok(cache.startsWith(`${mountOf(pull)}/`), cache);
+    // the orchestrator reads hf:// data from the same cache
+    const orch = project.services.orchestrator;
+    assert.equal(stringEnv(orch).HF_HUB_CACHE, cache);
+    assert.equal(mountOf(orch), mountOf(pull));
+    for (const v of base.services.orchestrator.volumes ?? []) assert.ok(orch.volumes?.includes(v), v);
+    for (const name of ["rollout", "learner"]) {
+      const s = project.services[name];
+      const env = stringEnv(s);
+      assert.equal(env.MODEL, model, `${name} serves the model model-pull pulls`);
+      assert.equal(env.MODEL_DIR, "", `${name}: MODEL decides`);
+      assert.equal(env.HF_HUB_CACHE, cache, name);
+      assert.equal(mountOf(s), mountOf(pull), name);
+      assert.equal(dependsOn(s)["model-pull"]?.condition, "service_completed_successfully", name);
+      // everything the base mounts is still mounted
+      for (const v of base.services[name].volumes ?? []) assert.ok(s.volumes?.includes(v), `${name}: ${v}`);
+    }
   });
 });

@@ -22,7 +22,7 @@ const skip = probe.error
   : false;
 if (skip) process.stdout.write(`deploy-k8s: skipped: ${skip}\n`);
 
-const OVERLAYS = ["dev", "gpu", "scale"];
+const OVERLAYS = ["dev", "gpu", "scale", "hub"];
 
 /** A rendered manifest: untyped YAML. */
 type Obj = {
@@ -344,5 +344,40 @@ describe("deploy/k8s (kustomize overlays)", { skip }, () => {
       find(dev, "Deployment", "rollout")?.spec.template.spec.containers[0].resources.limits["nvidia.com/gpu"],
       undefined,
     );
+  });
+
+  test("hub: a model-pull Job fills the Hub cache rollout and learner read MODEL from, mounted at one path", () => {
+    const objs = rendered.get("hub") ?? [];
+    const job = find(objs, "Job", "model-pull");
+    assert.ok(job);
+    const pod = job.spec.template.spec;
+    const configMap = (ref: string) => objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === ref);
+    const envOf = (c: Obj) =>
+      Object.assign({}, ...(c.envFrom ?? []).map((e: Obj) => configMap(e.configMapRef.name)?.data ?? {}));
+    const mountAt = (spec: Obj, c: Obj) => {
+      const m = c.volumeMounts.find(
+        (v: Obj) =>
+          spec.volumes.find((x: Obj) => x.name === v.name)?.persistentVolumeClaim?.claimName === "hf-cache",
+      );
+      return m?.mountPath;
+    };
+    const pulled = envOf(pod.containers[0]);
+    assert.match(pod.containers[0].command.join(" "), /temper\.mjs model pull "\$MODEL"/);
+    const cache = mountAt(pod, pod.containers[0]);
+    assert.ok(pulled.HF_HUB_CACHE.startsWith(`${cache}/`));
+    for (const name of ["rollout", "learner"]) {
+      const spec = find(objs, "Deployment", name)?.spec.template.spec;
+      const env = envOf(spec.containers[0]);
+      assert.equal(env.MODEL, pulled.MODEL, `${name} serves the model the Job pulls`);
+      assert.equal(env.MODEL_DIR, "", `${name}: MODEL decides`);
+      assert.equal(env.HF_HUB_CACHE, pulled.HF_HUB_CACHE, name);
+      assert.equal(mountAt(spec, spec.containers[0]), cache, name);
+      const wait = spec.initContainers.find((c: Obj) => c.name === "wait-for-model");
+      assert.match(
+        wait.command.join(" "),
+        /HF_HUB_OFFLINE=1 node tools\/bin\/temper\.mjs model pull "\$MODEL"/,
+      );
+      assert.equal(mountAt(spec, wait), cache, `${name}: wait-for-model sees the cache`);
+    }
   });
 });

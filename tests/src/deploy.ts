@@ -101,6 +101,9 @@ export function envProblems(
       }
     }
   }
+  // a model by directory or by Hub id: one of the two (services/*: @temper/hub serviceModelDir)
+  if ("MODEL" in d.schema && !env.MODEL_DIR && !env.MODEL)
+    say("MODEL_DIR or MODEL is required but neither is set");
   if (env.PORT !== String(d.declaration.defaultPort))
     say(`PORT=${env.PORT}, not the service's default port ${d.declaration.defaultPort}`);
   for (const key of ["GRPC_TLS_CERT", "GRPC_TLS_KEY", "GRPC_TLS_CA", "AUTH_TOKENS_FILE"])

@@ -1,6 +1,7 @@
 // Experiment files: YAML → fully resolved orchestrator RunSpecs, comparisons of variants × seeds,
 // provenance for spec.yaml. The file format is documented in examples/README.md.
 export { ExperimentError, formatExperimentError, formatPath } from "./errors.ts";
+export { isHubModel, pullHubRefs } from "./hub.ts";
 export {
   type Comparison,
   deepMerge,

@@ -3,6 +3,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { Gsm8kDataError, type Gsm8kExample, parseGsm8k, referenceValue } from "@temper/gsm8k";
+import { HubError } from "@temper/hub";
 import { learner, type orchestrator, reward, type rollout, scheduler } from "@temper/proto";
 import {
   knownComponentNames,
@@ -13,6 +14,7 @@ import {
 } from "@temper/rewards";
 import type { z } from "zod";
 import { type ExperimentError, type PathSegment, show } from "./errors.ts";
+import { dataPath, modelPath } from "./hub.ts";
 import { completeRunSpec } from "./run-spec.ts";
 import {
   ExperimentSchema,
@@ -499,14 +501,51 @@ export function resolveValue(
     throw fail([], `must be a mapping of experiment settings, got ${show(value)}`);
   const parsed = schemaParse(value, origins);
   const checked = crossCheck(parsed, fail);
+  const checkingModel = opts.checkModel ?? opts.checkFiles ?? true;
+  const checkingData = opts.checkData ?? opts.checkFiles ?? true;
   const resolved = orderKeys({
     ...checked,
-    model: resolve(baseDir, parsed.model),
-    data: { train: resolve(baseDir, parsed.data.train), eval: resolve(baseDir, parsed.data.eval) },
+    model: hubOrPath(() => modelPath(baseDir, parsed.model), ["model"], checkingModel, parsed.model, fail),
+    data: {
+      train: hubOrPath(
+        () => dataPath(baseDir, parsed.data.train),
+        ["data", "train"],
+        checkingData,
+        parsed.data.train,
+        fail,
+      ),
+      eval: hubOrPath(
+        () => dataPath(baseDir, parsed.data.eval),
+        ["data", "eval"],
+        checkingData,
+        parsed.data.eval,
+        fail,
+      ),
+    },
   });
-  if (opts.checkModel ?? opts.checkFiles ?? true) checkModel(resolved, parsed, fail);
-  if (opts.checkData ?? opts.checkFiles ?? true) checkData(resolved, parsed, fail, cache);
+  if (checkingModel) checkModel(resolved, parsed, fail);
+  if (checkingData) checkData(resolved, parsed, fail, cache);
   return { spec: toRunSpec(resolved), resolved };
+}
+
+/**
+ * A Hub id or hf:// URL answered from the Hub cache (a miss is the field's error where files are
+ * checked; elsewhere the value stays as written, for the machine that runs it), or a path.
+ */
+function hubOrPath(
+  find: () => string,
+  path: PathSegment[],
+  checking: boolean,
+  raw: string,
+  fail: Fail,
+): string {
+  try {
+    return find();
+  } catch (err) {
+    if (!(err instanceof HubError)) throw err;
+    if (checking) throw fail(path, err.message);
+    return raw;
+  }
 }
 
 /** Mappings with their keys in the schema's (documented) order, for a readable spec.yaml. */

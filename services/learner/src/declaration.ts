@@ -1,10 +1,15 @@
 // learner's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
 // runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { HF_HUB_CACHE_VAR, MODEL_VAR } from "@temper/hub";
 import { env, type ServiceDeclaration } from "@temper/kit";
 import { learner } from "@temper/proto";
 
 const config = {
-  MODEL_DIR: env.string({ doc: "the base model (Hugging Face layout directory)" }),
+  MODEL_DIR: env.optional(
+    env.string({ doc: "the base model (Hugging Face layout directory); MODEL_DIR or MODEL is required" }),
+  ),
+  MODEL: MODEL_VAR,
+  HF_HUB_CACHE: HF_HUB_CACHE_VAR,
   CHECKPOINT_DIR: env.string({
     default: ".temper/learner/checkpoints",
     doc: "training checkpoints: <dir>/<run_id>/step-<N>/",

@@ -3,6 +3,7 @@
 // published to the JetStream object store (bucket temper_adapters) and announced by policy.updated.
 
 import { resolve } from "node:path";
+import { serviceModelDir } from "@temper/hub";
 import { EngineWorker, loadConfigOrExit, machineMemory, runService, service } from "@temper/kit";
 import { checkProvider } from "@temper/onnx";
 import { descriptorSetPath } from "@temper/proto";
@@ -14,6 +15,12 @@ import { Learner } from "./learner.ts";
 // The trainers load lazily (at a run's first Train): a provider this installation lacks is a
 // configuration error now, not a failed Train later (runService reads the variables again).
 const early = loadConfigOrExit(declaration.config, declaration.name);
+try {
+  serviceModelDir(early);
+} catch (err) {
+  process.stderr.write(`learner: invalid configuration: ${(err as Error).message}\n`);
+  process.exit(2);
+}
 try {
   checkProvider(early.PROVIDER);
 } catch (err) {
@@ -30,13 +37,13 @@ await runService({
   version: "0.1.0",
   descriptorSet: descriptorSetPath,
   services: async ({ config: c, bus, logger }) => {
-    const modelDir = resolve(c.MODEL_DIR);
+    const modelDir = resolve(serviceModelDir(c));
     let model: Qwen3Config;
     try {
       model = readConfig(modelDir);
     } catch (err) {
       process.stderr.write(
-        `learner: invalid configuration: MODEL_DIR=${JSON.stringify(c.MODEL_DIR)}: ${(err as Error).message}\n`,
+        `learner: invalid configuration: ${c.MODEL_DIR ? "MODEL_DIR" : "MODEL"}=${JSON.stringify(c.MODEL_DIR ?? c.MODEL)}: ${(err as Error).message}\n`,
       );
       process.exit(2);
     }

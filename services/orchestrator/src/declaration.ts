@@ -1,5 +1,6 @@
 // orchestrator's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
 // runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { HF_HUB_CACHE_VAR } from "@temper/hub";
 import { env, parseEndpoint, type ServiceDeclaration, type VarSpec } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
 import { GENERATE_MAX_PROMPTS } from "./prompts.ts";
@@ -20,6 +21,10 @@ const endpoints: VarSpec<string[]> = {
 };
 
 const config = {
+  HF_HUB_CACHE: {
+    ...HF_HUB_CACHE_VAR,
+    doc: "the Hugging Face Hub cache where hf:// data a client could not resolve is found (filled by `temper data pull`; never downloaded here)",
+  },
   ROLLOUT_ADDR: endpoints,
   SCHEDULER_ADDR: env.hostPort({ default: "127.0.0.1:15060", doc: "the scheduler" }),
   LEARNER_ADDR: env.hostPort({ default: "127.0.0.1:15080", doc: "the learner" }),

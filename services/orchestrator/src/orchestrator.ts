@@ -25,6 +25,7 @@ import {
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
 import { modelContentHash } from "@temper/qwen3";
 import { stringify } from "yaml";
+import { dataSource, hubDataPath, hubModelOf, modelSource, servesHubModel } from "./hub-model.ts";
 import { RunMetrics } from "./run-metrics.ts";
 import {
   decodeSpec,
@@ -145,6 +146,9 @@ export class Orchestrator {
     if (!spec.reward?.structure?.kind) throw invalidArgument("spec.reward.structure", "required");
     if (!spec.training?.optimizer)
       throw invalidArgument("spec.training.optimizer", "required (learning_rate at least)");
+    // hf:// data (a client that could not resolve it): this orchestrator's Hub cache answers
+    spec.trainData = hubDataPath(spec.trainData, "spec.train_data");
+    spec.evalData = hubDataPath(spec.evalData, "spec.eval_data");
     const data = await this.datasets(spec);
     check.that(
       data.train.length >= spec.promptsPerStep,
@@ -188,7 +192,12 @@ export class Orchestrator {
       );
     let model = spec.model;
     let modelHash: string;
-    if (model === "") {
+    const hub =
+      model !== "" && !(await stat(join(resolve(model), "config.json")).catch(() => null))
+        ? hubModelOf(model)
+        : undefined;
+    if (model === "" || (hub && infos.length > 0 && servesHubModel(hub, infos[0].model))) {
+      // none named, or the Hub model the rollouts serve from their cache: theirs, by content hash
       model = infos[0].model;
       modelHash = infos[0].contentHash;
     } else {
@@ -302,6 +311,8 @@ export class Orchestrator {
       seed: spec.seed,
       steps: spec.steps,
       model: spec.model,
+      ...(modelSource(spec.model) ? { model_source: modelSource(spec.model) } : {}),
+      ...(dataSource(spec.trainData) ? { data_source: dataSource(spec.trainData) } : {}),
       created_at: new Date().toISOString(),
       reward: {
         structure: s?.$case ?? "",

@@ -1,11 +1,12 @@
 // rollout's deployment declaration (ServiceDeclaration): its name, port, API and variables. main.ts
 // runs from it and the deployment checks (tests/deploy-config.test.ts) read it.
+import { HF_HUB_CACHE_VAR, MODEL_VAR } from "@temper/hub";
 import { env, type ServiceDeclaration, type VarSpec } from "@temper/kit";
 import { rollout } from "@temper/proto";
 import { readConfig } from "@temper/qwen3";
 
 const modelDir: VarSpec<string> = {
-  doc: "Hugging Face-layout model directory (config.json, *.safetensors, tokenizer files)",
+  doc: "Hugging Face-layout model directory (config.json, *.safetensors, tokenizer files); MODEL_DIR or MODEL is required",
   kind: "model directory",
   parse(raw) {
     try {
@@ -20,7 +21,9 @@ const modelDir: VarSpec<string> = {
 const limit = (def: number, max: number, doc: string) => env.int({ default: def, min: 1, max, doc });
 
 const config = {
-  MODEL_DIR: modelDir,
+  MODEL_DIR: env.optional(modelDir),
+  MODEL: MODEL_VAR,
+  HF_HUB_CACHE: HF_HUB_CACHE_VAR,
   DTYPE: env.enum(["float32", "float64"] as const, {
     default: "float32",
     doc: "engine precision (float64: exact across batch sizes, slower)",

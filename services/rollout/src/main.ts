@@ -1,9 +1,18 @@
 // rollout: generation with the policy (temper.rollout.v1.RolloutService). One base model, loaded
 // once into an engine worker thread; LoRA adapters by version from the JetStream object store.
-import { machineMemory, runService, service } from "@temper/kit";
+import { serviceModelDir } from "@temper/hub";
+import { loadConfigOrExit, machineMemory, runService, service } from "@temper/kit";
 import { descriptorSetPath } from "@temper/proto";
 import { declaration } from "./declaration.ts";
 import { Rollout } from "./rollout.ts";
+
+// MODEL_DIR or MODEL names the model: neither is a configuration error now, not at the first call
+try {
+  serviceModelDir(loadConfigOrExit(declaration.config, declaration.name));
+} catch (err) {
+  process.stderr.write(`rollout: invalid configuration: ${(err as Error).message}\n`);
+  process.exit(2);
+}
 
 let engine: Rollout | undefined;
 await runService({
@@ -13,7 +22,7 @@ await runService({
   services: async ({ config: c, bus, logger }) => {
     const r = await Rollout.start(
       {
-        modelDir: c.MODEL_DIR,
+        modelDir: serviceModelDir(c),
         dtype: c.DTYPE,
         provider: c.PROVIDER,
         engine: c.ENGINE,

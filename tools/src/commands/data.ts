@@ -1,9 +1,11 @@
-// `temper data <subcommand>`: datasets for training. `synth` writes synthetic grade-school
-// arithmetic in GSM8K's jsonl format as three disjoint sets (see @temper/gsm8k synth.ts).
+// `temper data <subcommand>`: datasets for training. `pull` fetches GSM8K from the Hub (data-pull.ts);
+// `synth` writes synthetic grade-school arithmetic in GSM8K's jsonl format as three disjoint sets
+// (see @temper/gsm8k synth.ts).
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SynthError, synthesizeSets } from "@temper/gsm8k";
 import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
+import { DATA_PULL_USAGE } from "./data-pull.ts";
 
 interface Subcommand {
   summary: string;
@@ -34,6 +36,11 @@ options:
   --out DIR                      output directory (created; existing files are replaced)`;
 
 const subcommands: Record<string, Subcommand> = {
+  pull: {
+    summary: "fetch a dataset from the Hugging Face Hub as GSM8K jsonl (gsm8k: openai/gsm8k, config main)",
+    usage: DATA_PULL_USAGE,
+    run: async (argv) => (await import("./data-pull.ts")).runDataPull(argv),
+  },
   synth: {
     summary: "write synthetic grade-school arithmetic problems (GSM8K format) as sft/train/eval jsonl",
     usage: SYNTH_USAGE,

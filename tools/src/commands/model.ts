@@ -24,8 +24,10 @@ import {
   WeightsError,
 } from "@temper/qwen3";
 import { CliError, numberFlag, outputDir, parseFlags } from "../cli.ts";
+import { resolveModelFlag } from "../model-flag.ts";
 import { bar, duration, Progress } from "../progress.ts";
 import { GRADS_DETAILS, GRADS_USAGE } from "./model-grads.ts";
+import { PULL_DETAILS, PULL_USAGE } from "./model-pull.ts";
 
 interface Subcommand {
   summary: string;
@@ -44,6 +46,12 @@ const subcommands: Record<string, Subcommand> = {
       return presetSizes();
     },
     run: runInit,
+  },
+  pull: {
+    summary: "fetch a model from the Hugging Face Hub into the Hub cache (prints its directory)",
+    usage: PULL_USAGE,
+    details: PULL_DETAILS,
+    run: async (argv) => (await import("./model-pull.ts")).runPull(argv),
   },
   info: {
     summary: "print a model's config summary, parameter count and tokenizer",
@@ -82,7 +90,14 @@ function usage(): string {
   const lines = Object.entries(subcommands).map(
     ([name, c]) => `  ${name.padEnd(8)} ${c.summary}\n           ${c.usage}`,
   );
-  return ["usage: temper model <subcommand> [options]", "", "subcommands:", ...lines].join("\n");
+  return [
+    "usage: temper model <subcommand> [options]",
+    "",
+    "subcommands:",
+    ...lines,
+    "",
+    "--model takes a directory or a Hub id, ORG/NAME[@REVISION] (pulled on first use)",
+  ].join("\n");
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -98,7 +113,7 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   try {
-    await sub.run(rest);
+    await sub.run(await resolveModelFlag(rest));
   } catch (err) {
     // Bad input files and flags are the user's to fix: one line, exit 2.
     if (

@@ -5,9 +5,10 @@
 // the command's duration.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ExperimentError, type LoadedExperiment, loadComparison } from "@temper/experiment";
+import { ExperimentError, type LoadedExperiment, loadComparison, pullHubRefs } from "@temper/experiment";
 import { loadRun, writeTensorboard } from "@temper/report";
 import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
+import { pullProgress } from "../hub-progress.ts";
 import { connect, follow, requireRunId, statusName, writeReport } from "../runs-client.ts";
 import { ROOT } from "../stack-runtime.ts";
 
@@ -116,6 +117,8 @@ export async function runCommand(command: string, argv: string[]): Promise<void>
     if (!file) throw new CliError(USAGE[command].split("\n")[0]);
     let runs: LoadedExperiment[];
     try {
+      // Hub models and data the file names are pulled here, on first use (a local stack only)
+      if (!values.orchestrator) await pullHubRefs(file, pullProgress);
       runs = loadComparison(file, { checkFiles: !values.orchestrator }).runs;
     } catch (err) {
       if (err instanceof ExperimentError) throw new CliError(err.message, 2);

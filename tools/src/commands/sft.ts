@@ -7,6 +7,7 @@ import { DEFAULT_INSTRUCTION, Gsm8kDataError, type Gsm8kExample, loadGsm8k } fro
 // ONNX Runtime and the model code load only once the flags and files check out (see run()).
 import type { SftEvalResult, SftStepInfo } from "@temper/training";
 import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
+import { resolveModelFlag } from "../model-flag.ts";
 import { bar, duration, Progress } from "../progress.ts";
 
 const USAGE = `usage: temper sft --model DIR --data TRAIN.jsonl [--eval EVAL.jsonl] --out DIR [options]
@@ -126,7 +127,7 @@ class SftProgress {
 /** Errors for the user are one line, "temper sft: ...", exit 2; anything else goes to runCli (exit 1). */
 export async function run(argv: string[]): Promise<void> {
   try {
-    await sft(argv);
+    await sft(await resolveModelFlag(argv));
   } catch (err) {
     if (!(err instanceof CliError)) throw err;
     process.stderr.write(`temper sft: ${err.message.split("\n")[0]}\n`);

@@ -4,6 +4,7 @@
 // and exits 0.
 import { join, resolve } from "node:path";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
+import { resolveModelFlag } from "../model-flag.ts";
 import { NATS_DEFAULT_PORT, SERVICES } from "../services.ts";
 import { ROOT, startStack } from "../stack-runtime.ts";
 
@@ -33,7 +34,8 @@ reports SERVING, prints the endpoints and runs until Ctrl-C. A service that dies
 
 default ports: ${SERVICES.map((s) => `${s.name} ${s.port}`).join(", ")}, nats ${NATS_DEFAULT_PORT}`;
 
-export async function run(argv: string[]): Promise<void> {
+export async function run(rawArgv: string[]): Promise<void> {
+  const argv = await resolveModelFlag(rawArgv);
   const { values } = parseFlags(argv, {
     check: { type: "boolean" },
     secure: { type: "boolean" },
