@@ -24,8 +24,8 @@ import {
   saveAdapter,
   tokenizerIds,
 } from "@temper/qwen3";
-import { runTemper } from "../../../packages/qwen3/src/cli-testing.ts";
-import { tinyModelDir } from "../../../packages/qwen3/src/train-testing.ts";
+import { runTemper } from "../../../packages/qwen3/src/testing/cli.ts";
+import { tinyModelDir } from "../../../packages/qwen3/src/testing/train.ts";
 import {
   checkHealth,
   GrpcError,
