@@ -22,7 +22,7 @@ import {
   Status,
 } from "@temper/kit";
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
-import { modelContentHash } from "@temper/qwen3";
+import { modelContentHash } from "@temper/qwen3/model";
 import { stringify } from "yaml";
 import { RunMetrics } from "./run-metrics.ts";
 import {
