@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decodeAdapterObject, encodeAdapterObject } from "./adapter-object.ts";
 import { presetConfig } from "../model/config.ts";
-import { initLoraAdapter, type LoraConfig } from "./lora.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
 import { float64Adapter } from "../testing/train.ts";
+import { decodeAdapterObject, encodeAdapterObject } from "./adapter-object.ts";
+import { initLoraAdapter, type LoraConfig } from "./lora.ts";
 
 const model = presetConfig("tiny", tokenizerIds("bytes"));
 const lora: LoraConfig = { rank: 4, alpha: 8, useRslora: false, targetModules: ["q_proj", "down_proj"] };

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Qwen3Config } from "../model/config.ts";
+import type { Precision } from "../model/safetensors.ts";
 import type { LoraAdapter } from "./lora.ts";
 import {
   ADAPTER_CONFIG_FILE,
@@ -14,7 +15,6 @@ import {
   type PeftAdapter,
   saveAdapter,
 } from "./peft.ts";
-import type { Precision } from "../model/safetensors.ts";
 
 export const ADAPTER_BUCKET = "temper_adapters";
 export const ADAPTER_CONFIG_METADATA = "adapter_config";

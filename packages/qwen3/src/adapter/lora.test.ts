@@ -6,6 +6,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { presetConfig, type Qwen3Config } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
+import { openModelDir } from "../model/model-dir.ts";
+import { tokenizerIds } from "../model/tokenizer.ts";
+import { loadWeights } from "../model/weights.ts";
+import { referenceForward } from "../reference/reference.ts";
 import {
   initLoraAdapter,
   LORA_MODULES,
@@ -19,10 +23,6 @@ import {
   parseLoraTargets,
   validateLoraConfig,
 } from "./lora.ts";
-import { openModelDir } from "../model/model-dir.ts";
-import { referenceForward } from "../reference/reference.ts";
-import { tokenizerIds } from "../model/tokenizer.ts";
-import { loadWeights } from "../model/weights.ts";
 
 // hidden 48, q 4·16 = 64, kv 2·16 = 32, intermediate 80: every in/out width distinct
 const MODEL: Qwen3Config = {

@@ -4,8 +4,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { repoRoot, runTemper } from "../testing/cli.ts";
 import { readConfig } from "../model/model-dir.ts";
+import { repoRoot, runTemper } from "../testing/cli.ts";
 import { loadAdapter } from "./peft.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-adapter-cli-"));

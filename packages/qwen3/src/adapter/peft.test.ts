@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { presetConfig, type Qwen3Config } from "../model/config.ts";
-import { initLoraAdapter, type LoraConfig, parseLoraTargets } from "./lora.ts";
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdapter, saveAdapter } from "./peft.ts";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
+import { initLoraAdapter, type LoraConfig, parseLoraTargets } from "./lora.ts";
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdapter, saveAdapter } from "./peft.ts";
 
 const MODEL: Qwen3Config = presetConfig("tiny", tokenizerIds("bytes")); // hidden 64, q 128, kv 64, mlp 128
 const CONFIG: LoraConfig = {

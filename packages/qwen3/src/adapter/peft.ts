@@ -5,6 +5,13 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { join } from "node:path";
 import type { Qwen3Config } from "../model/config.ts";
 import {
+  type FloatArray,
+  type Precision,
+  SafetensorsError,
+  SafetensorsFile,
+  writeSafetensors,
+} from "../model/safetensors.ts";
+import {
   checkLoraAdapter,
   type LoraAdapter,
   type LoraConfig,
@@ -13,13 +20,6 @@ import {
   loraTensorName,
   validateLoraConfig,
 } from "./lora.ts";
-import {
-  type FloatArray,
-  type Precision,
-  SafetensorsError,
-  SafetensorsFile,
-  writeSafetensors,
-} from "../model/safetensors.ts";
 
 export const ADAPTER_CONFIG_FILE = "adapter_config.json";
 export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";

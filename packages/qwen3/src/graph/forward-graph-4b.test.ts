@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GraphBuilder, type Value } from "@temper/onnx";
 import { parameterCount, presetConfig } from "../model/config.ts";
-import { declareLogprobsGraph, forwardInputs, qwen3Forward } from "./forward-graph.ts";
-import { placeholderWeights } from "./graph-weights.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
 import { expectedTensors } from "../model/weights.ts";
+import { declareLogprobsGraph, forwardInputs, qwen3Forward } from "./forward-graph.ts";
+import { placeholderWeights } from "./graph-weights.ts";
 
 const config = presetConfig("qwen3-4b", tokenizerIds("qwen3"));
 

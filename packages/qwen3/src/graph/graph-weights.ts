@@ -4,8 +4,8 @@
 import { relative } from "node:path";
 import type { GraphBuilder, Value } from "@temper/onnx";
 import type { Checkpoint } from "../model/checkpoint.ts";
-import type { WeightSource } from "./forward-graph.ts";
 import { WeightsError } from "../model/weights.ts";
+import type { WeightSource } from "./forward-graph.ts";
 
 function memo(make: (name: string, shape: number[]) => Value): WeightSource {
   const made = new Map<string, Value>();

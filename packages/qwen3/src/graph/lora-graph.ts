@@ -2,7 +2,6 @@
 // tensor names), so one session serves every training step while the adapter changes.
 import { type FloatDType, type GraphBuilder, tensor, type Value } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
-import type { Qwen3Config } from "../model/config.ts";
 import {
   checkLoraAdapter,
   type LoraAdapter,
@@ -13,6 +12,7 @@ import {
   loraTensorName,
   validateLoraConfig,
 } from "../adapter/lora.ts";
+import type { Qwen3Config } from "../model/config.ts";
 
 export interface LoraGraphPair {
   /** α/r (α/√r with rsLoRA): with a and b, the pair forward-graph's linear() takes. */

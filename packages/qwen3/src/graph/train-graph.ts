@@ -9,9 +9,9 @@
 //         and "<input>.grad" for every trainable input.
 import type { GraphBuilder, Value } from "@temper/onnx";
 import type { Qwen3Config } from "../model/config.ts";
+import { grpoLoss, type LossAggregation, maskedEntropy, sftLoss } from "../train/loss.ts";
 import { forwardInputs, qwen3Forward, tokenLogprobs, type WeightSource } from "./forward-graph.ts";
 import type { LoraGraphInputs } from "./lora-graph.ts";
-import { grpoLoss, type LossAggregation, maskedEntropy, sftLoss } from "../train/loss.ts";
 
 export type TrainLossKind = "grpo" | "sft";
 export const TRAIN_LOSS_KINDS: readonly TrainLossKind[] = ["grpo", "sft"];

@@ -31,10 +31,6 @@ import {
   type Value,
 } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
-import type { Checkpoint } from "../model/checkpoint.ts";
-import type { Qwen3Config } from "../model/config.ts";
-import { EngineInputError } from "../graph/engine-batch.ts";
-import { attentionMask } from "../graph/forward-graph.ts";
 import {
   type LoraAdapter,
   type LoraConfig,
@@ -44,6 +40,10 @@ import {
   loraScale,
   validateLoraConfig,
 } from "../adapter/lora.ts";
+import { EngineInputError } from "../graph/engine-batch.ts";
+import { attentionMask } from "../graph/forward-graph.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import type { Qwen3Config } from "../model/config.ts";
 import { fromModelDir } from "../model/model-dir.ts";
 import { layerPrefix } from "../model/weights.ts";
 

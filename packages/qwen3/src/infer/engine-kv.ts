@@ -17,12 +17,6 @@ import {
   tensor,
 } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
-import type { Checkpoint } from "../model/checkpoint.ts";
-import type { Qwen3Config } from "../model/config.ts";
-import type { EngineDtype } from "./engine.ts";
-import { EngineInputError } from "../graph/engine-batch.ts";
-import { forwardInputs, linear, qwen3Forward, type WeightSource } from "../graph/forward-graph.ts";
-import { checkpointWeights } from "../graph/graph-weights.ts";
 import {
   type LoraAdapter,
   type LoraConfig,
@@ -32,8 +26,14 @@ import {
   loraTensorName,
   validateLoraConfig,
 } from "../adapter/lora.ts";
+import { EngineInputError } from "../graph/engine-batch.ts";
+import { forwardInputs, linear, qwen3Forward, type WeightSource } from "../graph/forward-graph.ts";
+import { checkpointWeights } from "../graph/graph-weights.ts";
 import { declareLoraInputs, type LoraGraphInputs, loraFeeds } from "../graph/lora-graph.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import type { Qwen3Config } from "../model/config.ts";
 import { fromModelDir } from "../model/model-dir.ts";
+import type { EngineDtype } from "./engine.ts";
 
 /**
  * Declares the KV-cached forward graph on `g`: inputs input_ids, attention_mask, position_ids,

@@ -8,11 +8,11 @@ import {
   Session,
   tensor,
 } from "@temper/onnx";
-import type { Checkpoint } from "../model/checkpoint.ts";
-import type { Qwen3Config } from "../model/config.ts";
 import { checkSequences, EngineInputError, leftPad, type PaddedBatch } from "../graph/engine-batch.ts";
 import { declareLogprobsGraph, type LoraSource } from "../graph/forward-graph.ts";
 import { checkpointWeights } from "../graph/graph-weights.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import type { Qwen3Config } from "../model/config.ts";
 import { fromModelDir } from "../model/model-dir.ts";
 
 export type EngineDtype = "float32" | "float64";

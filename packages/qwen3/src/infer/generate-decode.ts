@@ -17,10 +17,10 @@
 // A row's logits do not depend on the other rows beyond float32 rounding: hidden slots add exact
 // zeros to its softmax and weighted sum, and every MatMul treats rows independently.
 
+import type { LoraAdapter } from "../adapter/lora.ts";
 import { checkSequences, EngineInputError, leftPad } from "../graph/engine-batch.ts";
 import { HIDDEN_SLOT, type Qwen3DecodeEngine } from "./engine-decode.ts";
 import type { DecodeBackend, DecodeSession } from "./generate.ts";
-import type { LoraAdapter } from "../adapter/lora.ts";
 import type { LogitsRow } from "./sampler.ts";
 
 export interface DecodeCacheBackendOptions {

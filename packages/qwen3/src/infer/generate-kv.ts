@@ -9,10 +9,10 @@
 
 import { tensor } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
+import type { LoraAdapter } from "../adapter/lora.ts";
 import { checkSequences, EngineInputError, leftPad } from "../graph/engine-batch.ts";
 import type { Qwen3KvEngine } from "./engine-kv.ts";
 import type { DecodeBackend, DecodeSession } from "./generate.ts";
-import type { LoraAdapter } from "../adapter/lora.ts";
 import type { LogitsRow } from "./sampler.ts";
 
 export interface KvCacheBackendOptions {

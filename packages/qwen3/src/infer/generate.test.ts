@@ -4,6 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { presetConfig } from "../model/config.ts";
+import { initModel } from "../model/init.ts";
+import { openModelDir } from "../model/model-dir.ts";
+import {
+  loadTokenizer,
+  type Tokenizer,
+  tokenizerFiles,
+  tokenizerFromJson,
+  tokenizerIds,
+} from "../model/tokenizer.ts";
+import { loadWeights, type Qwen3Weights } from "../model/weights.ts";
+import { ReferenceBackend } from "../reference/generate-reference.ts";
+import { referenceForward } from "../reference/reference.ts";
 import {
   type Completion,
   type DecodeBackend,
@@ -13,19 +25,7 @@ import {
   type GenerateOptions,
   generate,
 } from "./generate.ts";
-import { ReferenceBackend } from "../reference/generate-reference.ts";
-import { initModel } from "../model/init.ts";
-import { openModelDir } from "../model/model-dir.ts";
-import { referenceForward } from "../reference/reference.ts";
 import type { LogitsRow } from "./sampler.ts";
-import {
-  loadTokenizer,
-  type Tokenizer,
-  tokenizerFiles,
-  tokenizerFromJson,
-  tokenizerIds,
-} from "../model/tokenizer.ts";
-import { loadWeights, type Qwen3Weights } from "../model/weights.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-generate-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runTemper } from "../testing/cli.ts";
 import { presetConfig } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
 import { openModelDir } from "../model/model-dir.ts";
-import { referenceForward } from "../reference/reference.ts";
 import { loadTokenizer, tokenizerIds } from "../model/tokenizer.ts";
 import { loadWeights } from "../model/weights.ts";
+import { referenceForward } from "../reference/reference.ts";
+import { runTemper } from "../testing/cli.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-logprobs-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -4,8 +4,8 @@
 // that shows the check sees the runtime when it is loaded.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 
 const packageDir = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -29,7 +29,10 @@ describe("@temper/qwen3/model", () => {
   it("exports the content hash, config, PRNG and tokenizer without loading onnxruntime-node", () => {
     const names = ["modelContentHash", "readConfig", "Rng", "loadTokenizer", "openModelDir"];
     const { ort, types } = loadedBy("@temper/qwen3/model", names);
-    assert.deepEqual(types, names.map(() => "function"));
+    assert.deepEqual(
+      types,
+      names.map(() => "function"),
+    );
     assert.deepEqual(ort, [], `importing @temper/qwen3/model loaded ${ort.join(", ")}`);
   });
 

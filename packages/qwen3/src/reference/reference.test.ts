@@ -8,9 +8,9 @@ import { presetConfig } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
 import { openModelDir } from "../model/model-dir.ts";
 import { Rng } from "../model/prng.ts";
-import { referenceForward, rmsNorm, rope } from "./reference.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
 import { loadWeights, type Qwen3LayerWeights, type Qwen3Weights } from "../model/weights.ts";
+import { referenceForward, rmsNorm, rope } from "./reference.ts";
 
 function config(patch: Partial<Qwen3Config>): Qwen3Config {
   return {

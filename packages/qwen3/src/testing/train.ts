@@ -3,9 +3,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { LoraAdapter } from "../adapter/lora.ts";
 import { presetConfig } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
-import type { LoraAdapter } from "../adapter/lora.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
 import type { Qwen3Trainer, StepOptions, TrainParams } from "../train/train.ts";
 import type { TrainSequence } from "../train/train-batch.ts";

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertGradients, GraphBuilder, gradients, makeRng, Session, tensor, type Value } from "@temper/onnx";
-import { presetConfig, type Qwen3Config } from "../model/config.ts";
 import { initLoraAdapter, type LoraConfig, loraLinear, loraScale, loraTensorName } from "../adapter/lora.ts";
 import { declareLoraInputs, loraFeeds } from "../graph/lora-graph.ts";
+import { presetConfig, type Qwen3Config } from "../model/config.ts";
+import { tokenizerIds } from "../model/tokenizer.ts";
+import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
 import {
   alignToTokens,
   type GrpoOptions,
@@ -15,8 +17,6 @@ import {
   lossScales,
   sftLoss,
 } from "./loss.ts";
-import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
-import { tokenizerIds } from "../model/tokenizer.ts";
 
 const [N, T, IN, V, R] = [3, 5, 6, 7, 2];
 const LORA: LoraConfig = { rank: R, alpha: 3, useRslora: false, targetModules: ["q_proj"] };

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertGradients, GraphBuilder, gradients, makeRng, Session, tensor, type Value } from "@temper/onnx";
+import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
 import {
   type GrpoOptions,
   grpoLoss,
@@ -11,7 +12,6 @@ import {
   maskedEntropy,
   sftLoss,
 } from "./loss.ts";
-import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
 
 const [B, T] = [3, 6];
 // entry 0 is never a completion token; sequence 2 has a gap and a shorter completion

@@ -6,12 +6,12 @@ import { rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { after, describe, it } from "node:test";
 import { makeRng } from "@temper/onnx";
-import type { LossAggregation } from "./loss.ts";
-import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
-import { openModelDir } from "../model/model-dir.ts";
-import { Qwen3Trainer, readWeightMap } from "./train.ts";
 import type { TrainLossConfig } from "../graph/train-graph.ts";
+import { openModelDir } from "../model/model-dir.ts";
+import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
 import { centralDifference, grpoBatch, placeholderBatch, TRAIN_IDS, tinyModelDir } from "../testing/train.ts";
+import type { LossAggregation } from "./loss.ts";
+import { Qwen3Trainer, readWeightMap } from "./train.ts";
 
 const dir = tinyModelDir();
 after(() => rmSync(dirname(dir), { recursive: true, force: true }));

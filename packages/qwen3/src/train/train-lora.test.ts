@@ -13,12 +13,11 @@ import {
   loraTensorName,
   mergeLora,
 } from "../adapter/lora.ts";
-import type { LossAggregation } from "./loss.ts";
-import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
-import { openModelDir } from "../model/model-dir.ts";
-import { referenceForward } from "../reference/reference.ts";
-import { Qwen3Trainer } from "./train.ts";
 import type { TrainLossConfig } from "../graph/train-graph.ts";
+import { openModelDir } from "../model/model-dir.ts";
+import { loadWeights } from "../model/weights.ts";
+import { referenceGrpoLoss, referenceSftLoss } from "../reference/loss-reference.ts";
+import { referenceForward } from "../reference/reference.ts";
 import {
   centralDifference,
   float64Adapter,
@@ -27,7 +26,8 @@ import {
   TRAIN_IDS,
   tinyModelDir,
 } from "../testing/train.ts";
-import { loadWeights } from "../model/weights.ts";
+import type { LossAggregation } from "./loss.ts";
+import { Qwen3Trainer } from "./train.ts";
 
 const dir = tinyModelDir();
 after(() => rmSync(dirname(dir), { recursive: true, force: true }));

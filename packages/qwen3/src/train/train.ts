@@ -14,14 +14,21 @@ import {
   tensor,
 } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
+import type { LoraAdapter, LoraConfig } from "../adapter/lora.ts";
+import { checkpointWeights } from "../graph/graph-weights.ts";
+import { declareLoraInputs, loraFeeds } from "../graph/lora-graph.ts";
+import {
+  declareTrainGraph,
+  inputWeights,
+  TRAIN_LOSS_KINDS,
+  type TrainLossConfig,
+} from "../graph/train-graph.ts";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import type { Qwen3Config } from "../model/config.ts";
-import { checkpointWeights } from "../graph/graph-weights.ts";
-import type { LoraAdapter, LoraConfig } from "../adapter/lora.ts";
-import { declareLoraInputs, loraFeeds } from "../graph/lora-graph.ts";
-import { LOSS_AGGREGATIONS, lossScales } from "./loss.ts";
 import { fromModelDir } from "../model/model-dir.ts";
 import type { FloatArray } from "../model/safetensors.ts";
+import { expectedTensors, validateCheckpoint } from "../model/weights.ts";
+import { LOSS_AGGREGATIONS, lossScales } from "./loss.ts";
 import {
   checkTrainBatch,
   type PaddedTrainBatch,
@@ -31,8 +38,6 @@ import {
   TrainInputError,
   type TrainSequence,
 } from "./train-batch.ts";
-import { declareTrainGraph, inputWeights, TRAIN_LOSS_KINDS, type TrainLossConfig } from "../graph/train-graph.ts";
-import { expectedTensors, validateCheckpoint } from "../model/weights.ts";
 
 export type TrainMode = "lora" | "full";
 export type TrainDtype = "float32" | "float64";
