@@ -298,6 +298,32 @@ describe("rollout service", () => {
       assert.ok(Math.abs(lp - want[t]) < 1e-4, `token ${t}: ${lp} vs ${want[t]}`);
   });
 
+  it("`temper model generate` with its defaults decodes as this rollout: same tokens, same logprobs to the bit", async () => {
+    const prompt = "Compute 12*3.";
+    const res = await C.generate(
+      request({
+        prompts: [{ id: "p", prompt, reference: "" }],
+        numCompletions: 1,
+        sampling: { temperature: 0, topK: 0, topP: 0.95, maxNewTokens: 24 },
+      }),
+    );
+    const [group] = res.groups;
+    const r = runTemper(
+      "model",
+      "generate",
+      ...["--model", dir, "--prompt", prompt, "--json"],
+      ...["--temperature", "0", "--top-k", "0", "--top-p", "0.95", "--max-new-tokens", "24"],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual([out.engine, out.dtype], ["fast", "float32"]);
+    assert.deepEqual(out.prompt_token_ids, group.promptTokenIds);
+    const [cli] = out.completions as { token_ids: number[]; logprobs: number[] }[];
+    assert.deepEqual(cli.token_ids, group.completions[0].tokenIds);
+    // One engine gives the same logits to the bit; another float32 engine differs in the last bits.
+    assert.deepEqual(cli.logprobs.map(Math.fround), group.completions[0].logprobs);
+  });
+
   describe("adapters by version from the object store", () => {
     const PROMPT = "What is 7+5?";
     const greedy = (adapterVersion = "", runId = adapterVersion ? "run-a" : "") =>

@@ -5,15 +5,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runTemper } from "../testing/cli.ts";
-import { type GenerateOptions, generate } from "./generate.ts";
-import { ReferenceBackend } from "../reference/generate-reference.ts";
 import { initLoraAdapter, mergeLora } from "../adapter/lora.ts";
-import { openModelDir } from "../model/model-dir.ts";
 import { saveAdapter } from "../adapter/peft.ts";
-import { referenceForward } from "../reference/reference.ts";
+import { openModelDir } from "../model/model-dir.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { loadWeights } from "../model/weights.ts";
+import { ReferenceBackend } from "../reference/generate-reference.ts";
+import { referenceForward } from "../reference/reference.ts";
+import { runTemper } from "../testing/cli.ts";
+import { type GenerateOptions, generate } from "./generate.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-generate-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -53,7 +53,7 @@ describe("temper model generate", () => {
     const r = temper(
       "generate",
       ...["--model", dir, "--prompt", "What is 2+3?", "--chat", "--no-thinking"],
-      ...["--temperature", "0", "--max-new-tokens", "6", "--json", "--backend", "reference"],
+      ...["--temperature", "0", "--max-new-tokens", "6", "--json", "--engine", "reference"],
     );
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -102,7 +102,7 @@ describe("temper model generate", () => {
       "--seed",
       "4",
       "--json",
-      "--backend=reference",
+      "--engine=reference",
     ];
     const flags = ["--temperature", "0.9", "--top-k", "50", "--top-p", "0.9", "--max-new-tokens", "8"];
     const r = temper(...args, ...flags, `--stop=${stop}`, "--stop", "never-produced");
@@ -120,12 +120,12 @@ describe("temper model generate", () => {
     );
   });
 
-  it("defaults: the float32 KV-cached backend and generation_config.json's sampling values", () => {
+  it("defaults: the rollout's engine (fast, float32) and generation_config.json's sampling values", () => {
     const prompt = "Q: 7*6=";
     const r = temper("generate", "--model", dir, "--prompt", prompt, "--max-new-tokens", "4", "--json");
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.equal(out.backend, "kv");
+    assert.deepEqual([out.engine, out.dtype], ["fast", "float32"]);
     const { sampling } = out;
     assert.deepEqual([sampling.temperature, sampling.top_k, sampling.top_p], [0.6, 20, 0.95]);
     assert.deepEqual(sampling.eos_token_ids, eosTokenIds);
@@ -149,7 +149,7 @@ describe("temper model generate", () => {
     assert.equal(plain.stdout, `${c.text}\n`);
   });
 
-  it("--adapter: the KV backend and the reference backend generate with the merged-weights model", async () => {
+  it("--adapter: every engine and dtype generates with the merged-weights model", async () => {
     const adapterDir = join(root, "adapter");
     const lora = {
       rank: 4,
@@ -177,20 +177,26 @@ describe("temper model generate", () => {
       "--max-new-tokens",
       "6",
     ];
-    for (const kind of ["kv", "reference"]) {
-      const r = temper(...args, "--json", "--adapter", adapterDir, "--backend", kind);
+    // [flags, the engine and dtype that run, largest |Δ logprob| from the float64 merged model]
+    const cases: [string[], string, string, number][] = [
+      [[], "fast", "float32", 1e-4],
+      [["--engine", "kv"], "kv", "float32", 1e-4],
+      [["--engine", "kv", "--dtype", "float64"], "kv", "float64", 1e-9],
+      [["--dtype", "float64"], "kv", "float64", 1e-9],
+      [["--engine", "reference"], "reference", "float64", 1e-9],
+    ];
+    for (const [flags, engine, dtype, tolerance] of cases) {
+      const name = flags.join(" ") || "defaults";
+      const r = temper(...args, "--json", "--adapter", adapterDir, ...flags);
       assert.equal(r.code, 0, r.stderr);
       const out = JSON.parse(r.stdout);
-      assert.equal(out.adapter, adapterDir);
+      assert.deepEqual([out.engine, out.dtype, out.adapter], [engine, dtype, adapterDir], name);
       const [c] = out.completions as JsonCompletion[];
-      assert.deepEqual(c.token_ids, want.tokenIds, kind);
+      assert.deepEqual(c.token_ids, want.tokenIds, name);
       c.logprobs.forEach((lp, i) => {
-        assert.ok(Math.abs(lp - want.logprobs[i]) < 1e-4, `${kind}: ${lp} vs ${want.logprobs[i]}`);
+        assert.ok(Math.abs(lp - want.logprobs[i]) < tolerance, `${name}: ${lp} vs ${want.logprobs[i]}`);
       });
     }
-    const engine = temper(...args, "--adapter", adapterDir, "--backend", "engine");
-    assert.equal(engine.code, 2);
-    assert.match(engine.stderr, /--adapter: not supported by --backend engine/);
   });
 
   it("bad input is one line on stderr with exit code 2", () => {
@@ -200,7 +206,8 @@ describe("temper model generate", () => {
       [["--prompt", "x", "-n", "0"], /--n: expected an integer ≥ 1, got "0"/],
       [["--max-new-tokens", "3"], /--prompt is required/],
       [["--prompt", "x", "--no-thinking"], /--no-thinking only applies with --chat/],
-      [["--prompt", "x", "--backend", "gpu"], /--backend: expected one of kv, engine, reference, got "gpu"/],
+      [["--prompt", "x", "--engine", "gpu"], /--engine: expected one of fast, kv, reference, got "gpu"/],
+      [["--prompt", "x", "--dtype", "float16"], /--dtype: expected one of float32, float64, got "float16"/],
     ];
     for (const [args, message] of cases) {
       const r = temper("generate", "--model", dir, ...args);

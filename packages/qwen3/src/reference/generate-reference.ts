@@ -2,22 +2,32 @@
 // (quadratic in length, plain loops) but exact, the oracle a KV-cached engine is checked against.
 // Each step runs the still-active rows left-padded to a common length, so the padding path
 // (attention mask, position_ids = cumsum(mask) − 1) is exercised exactly as a cached engine sees it.
-import type { Qwen3Config } from "../model/config.ts";
+// An adapter is merged into the weights (setAdapter), not fed beside them.
+import { type LoraAdapter, mergeLora } from "../adapter/lora.ts";
 import type { DecodeBackend, DecodeSession } from "../infer/generate.ts";
-import { referenceForward } from "./reference.ts";
 import type { LogitsRow } from "../infer/sampler.ts";
+import type { Qwen3Config } from "../model/config.ts";
 import type { Qwen3Weights } from "../model/weights.ts";
+import { referenceForward } from "./reference.ts";
 
 export class ReferenceBackend implements DecodeBackend {
   readonly vocabSize: number;
   readonly maxPositions: number;
+  /** The weights later sessions use: the base weights, with the adapter merged in when one is set. */
+  weights: Qwen3Weights;
 
   constructor(
     readonly config: Qwen3Config,
-    readonly weights: Qwen3Weights,
+    readonly baseWeights: Qwen3Weights,
   ) {
     this.vocabSize = config.vocabSize;
     this.maxPositions = config.maxPositionEmbeddings;
+    this.weights = baseWeights;
+  }
+
+  /** The LoRA adapter of later sessions, merged into the base weights (null: the base model). */
+  setAdapter(adapter: LoraAdapter | null): void {
+    this.weights = adapter ? mergeLora(this.baseWeights, adapter) : this.baseWeights;
   }
 
   /** Next-token logits ([V] float64) of each sequence, computed as one left-padded batch. */
