@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { findNatsServer } from "@temper/kit";
 import { type common, learner, rollout } from "@temper/proto";
-import { runTemper } from "../packages/qwen3/src/cli-testing.ts";
+import { runTemper } from "../packages/qwen3/src/testing/cli.ts";
 import { Harness, type TestService, tinyPolicyModel } from "./src/index.ts";
 
 const PROMPTS = Array.from({ length: 8 }, (_, i) => ({ id: `p${i}`, prompt: `q${i}: `, reference: "" }));

@@ -118,12 +118,12 @@ const randomIds = (n: number) =>
 /** Whether the before-path's files are those of 79d278a (null: git could not tell). */
 function beforeUnchanged(): boolean | null {
   return unchangedSince("79d278a", [
-    "packages/qwen3/src/engine-kv.ts",
-    "packages/qwen3/src/generate-kv.ts",
-    "packages/qwen3/src/forward-graph.ts",
-    "packages/qwen3/src/lora-graph.ts",
-    "packages/qwen3/src/generate.ts",
-    "packages/qwen3/src/sampler.ts",
+    "packages/qwen3/src/infer/engine-kv.ts",
+    "packages/qwen3/src/infer/generate-kv.ts",
+    "packages/qwen3/src/graph/forward-graph.ts",
+    "packages/qwen3/src/graph/lora-graph.ts",
+    "packages/qwen3/src/infer/generate.ts",
+    "packages/qwen3/src/infer/sampler.ts",
     "packages/onnx/src",
     // backward passes: not on the decode path
     ":(exclude)packages/onnx/src/autodiff.ts",

@@ -1,6 +1,7 @@
 // The rollout service's overhead: one Generate of 8 prompts × 8 completions (64 rows) × 64 new
 // tokens through gRPC (real nats-server and rollout process) against the same generation in-process
-// (KvCacheBackend + generate() with the same seeds), on the small model, float32. The service adds
+// (openDecodeBackend with the rollout's default dtype and engine, generate() with the same seeds), on
+// the small model, float32. The service adds
 // request checks and tokenizing, the hop to the engine thread, the response and the
 // rollout.completed event. Prints wall time, engine_seconds and overhead % (target ≤ 5%); asserts
 // nothing.
@@ -11,13 +12,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { rollout } from "@temper/proto";
 import {
+  DEFAULT_DECODE_DTYPE,
+  DEFAULT_DECODE_ENGINE,
   generate,
   initModel,
-  KvCacheBackend,
   loadTokenizer,
+  openDecodeBackend,
   openModelDir,
   presetConfig,
-  Qwen3KvEngine,
   tokenizerIds,
 } from "@temper/qwen3";
 import { promptSeed } from "../../services/rollout/src/seed.ts";
@@ -55,9 +57,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 // in-process: the engine and generate() the rollout's worker runs, with the rollout's seeds
 const model = openModelDir(modelDir);
 const tokenizer = await loadTokenizer(modelDir);
-const backend = new KvCacheBackend(
-  await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, { dtype: "float32", threads: THREADS }),
-);
+// the rollout's defaults (DTYPE, ENGINE), as the service below runs with
+const backend = await openDecodeBackend(model, {
+  dtype: DEFAULT_DECODE_DTYPE,
+  engine: DEFAULT_DECODE_ENGINE,
+  threads: THREADS,
+});
 const ids = prompts.map((p) => tokenizer.encode(p.prompt));
 const inProcess: number[] = [];
 let inProcessTokens = 0;

@@ -1,6 +1,6 @@
 // docs/cli.md's `temper` table against the CLI's own `--help`: every command and flag the README shows
 // exists in the usage, and every flag a usage prints is in the README row; the model sizes, the
-// generate backends and the grads batch fields the README states are what the code does.
+// generate engines and the grads batch fields the README states are what the code does.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -134,14 +134,14 @@ describe("README's temper table and the CLI's --help", () => {
     assert.deepEqual(problems, []);
   });
 
-  it("generate: the backends in README and usage are the ones the command accepts", async () => {
-    const message = await errorOf(["model", "generate", "--model", tmp, "--prompt", "x", "--backend", "?"]);
-    const accepted = /--backend: expected one of (.*), got/.exec(message)?.[1].split(", ");
+  it("generate: the engines in README and usage are the ones the command accepts", async () => {
+    const message = await errorOf(["model", "generate", "--model", tmp, "--prompt", "x", "--engine", "?"]);
+    const accepted = /--engine: expected one of (.*), got/.exec(message)?.[1].split(", ");
     assert.ok(accepted, message);
     const usage = help(["model", "generate"]);
-    assert.deepEqual(/--backend ([a-z|]+)/.exec(usage)?.[1].split("|"), accepted);
+    assert.deepEqual(/--engine ([a-z|]+)/.exec(usage)?.[1].split("|"), accepted);
     const row = readmeRows().find((r) => r.commands.some((c) => c.join(" ") === "model generate"))!;
-    assert.deepEqual(/--backend ([a-z|]+)/.exec(row.text)?.[1].split("|"), accepted);
+    assert.deepEqual(/--engine ([a-z|]+)/.exec(row.text)?.[1].split("|"), accepted);
   });
 
   it("preset sizes: README's table is init --help's and parameterCount's", () => {

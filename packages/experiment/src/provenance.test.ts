@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { modelContentHash } from "@temper/qwen3";
+import { modelContentHash } from "@temper/qwen3/model";
 import { makeFixture } from "./fixture.ts";
 import { fileSha256, provenance, resolveExperiment } from "./index.ts";
 

@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { orchestrator } from "@temper/proto";
+import { modelContentHash } from "@temper/qwen3/model";
 
 const run = promisify(execFile);
 
@@ -52,8 +53,6 @@ export async function provenance(
   spec: orchestrator.RunSpec,
   opts: ProvenanceOptions = {},
 ): Promise<Provenance> {
-  // @temper/qwen3 loads the ONNX runtime: only import it when a hash is asked for.
-  const { modelContentHash } = await import("@temper/qwen3");
   const repoDir = opts.repoDir ?? dirname(fileURLToPath(import.meta.url));
   const [git, model_hash, train, evalHash] = await Promise.all([
     gitCommit(repoDir),

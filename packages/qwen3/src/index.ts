@@ -1,35 +1,30 @@
-// @temper/qwen3: Qwen3 checkpoints in Hugging Face layout, tokenizers, the model maker and the
-// float64 reference forward pass.
-export * from "./adapter-object.ts";
-export * from "./checkpoint.ts";
-export * from "./config.ts";
-export * from "./engine.ts";
-export * from "./engine-batch.ts";
-export * from "./engine-decode.ts";
-export * from "./engine-kv.ts";
-export * from "./forward-graph.ts";
-export * from "./generate.ts";
-export * from "./generate-decode.ts";
-export * from "./generate-engine.ts";
-export * from "./generate-kv.ts";
-export * from "./generate-reference.ts";
-export * from "./graph-weights.ts";
-export * from "./half.ts";
-export * from "./init.ts";
-export * from "./lora.ts";
-export * from "./lora-graph.ts";
-export * from "./loss.ts";
-export * from "./loss-reference.ts";
-export * from "./model-dir.ts";
-export * from "./model-hash.ts";
-export * from "./peft.ts";
-export * from "./prng.ts";
-export * from "./reference.ts";
-export * from "./safetensors.ts";
-export * from "./sampler.ts";
-export * from "./tokenizer.ts";
-export * from "./train.ts";
-export * from "./train-batch.ts";
-export * from "./train-graph.ts";
-export * from "./train-memory.ts";
-export * from "./weights.ts";
+// @temper/qwen3: Qwen3 checkpoints in Hugging Face layout, tokenizers, the model maker, LoRA
+// adapters, the ONNX graphs and engines that score, generate and train, and the float64 reference
+// forward pass. "@temper/qwen3/model" is the part that needs no ONNX runtime.
+
+export * from "./adapter/adapter-object.ts";
+export * from "./adapter/lora.ts";
+export * from "./adapter/peft.ts";
+export * from "./graph/engine-batch.ts";
+export * from "./graph/forward-graph.ts";
+export * from "./graph/graph-weights.ts";
+export * from "./graph/lora-graph.ts";
+export * from "./graph/train-graph.ts";
+export * from "./infer/decode-backend.ts";
+export * from "./infer/engine.ts";
+export * from "./infer/engine-decode.ts";
+export * from "./infer/engine-kv.ts";
+export * from "./infer/generate.ts";
+export * from "./infer/generate-decode.ts";
+export * from "./infer/generate-kv.ts";
+export * from "./infer/sampler.ts";
+export * from "./model/index.ts";
+
+export * from "./reference/generate-reference.ts";
+export * from "./reference/loss-reference.ts";
+export * from "./reference/reference.ts";
+
+export * from "./train/loss.ts";
+export * from "./train/train.ts";
+export * from "./train/train-batch.ts";
+export * from "./train/train-memory.ts";

@@ -31,11 +31,11 @@ import {
 } from "@temper/gsm8k";
 import {
   type FloatArray,
+  fromModelDir,
   generate,
-  KvCacheBackend,
   loadTokenizer,
+  openDecodeBackend,
   openModelDir,
-  Qwen3KvEngine,
   Qwen3Trainer,
   Rng,
   readWeightMap,
@@ -349,17 +349,21 @@ async function evaluateDir(
   step: number,
 ): Promise<{ result: SftEvalResult; samples: Record<string, unknown>[] }> {
   const started = performance.now();
-  const engine = await Qwen3KvEngine.load(dir, { threads, dtype: "float32" });
+  // The kv engine, as SFT has always evaluated: "fast" would be quicker, but a greedy choice between
+  // two logits within float32 rounding of each other may flip, and the evaluation's figures with it.
+  const backend = await fromModelDir(dir, (config, checkpoint) =>
+    openDecodeBackend({ config, checkpoint }, { dtype: "float32", engine: "kv", threads }),
+  );
   let completions: Awaited<ReturnType<typeof generate>>;
   try {
-    completions = await generate(new KvCacheBackend(engine), tokenizer, set.prompts, {
+    completions = await generate(backend, tokenizer, set.prompts, {
       temperature: 0,
       maxNewTokens: r.maxNewTokens,
       eosTokenIds,
       batchSize: r.evalBatchSize,
     });
   } finally {
-    await engine.release();
+    await backend.release();
   }
   let correct = 0;
   const samples = completions.map(([c], i) => {

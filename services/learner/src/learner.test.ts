@@ -29,7 +29,7 @@ import {
   type TrainSequence,
   trainActivationBytes,
 } from "@temper/qwen3";
-import { tinyModelDir } from "../../../packages/qwen3/src/train-testing.ts";
+import { tinyModelDir } from "../../../packages/qwen3/src/testing/train.ts";
 import { startNats, startService, type TestNats, type TestService } from "../../../tests/src/processes.ts";
 
 type Client = PromiseClient<typeof learner.LearnerServiceService>;

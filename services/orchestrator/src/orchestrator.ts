@@ -23,7 +23,7 @@ import {
   Status,
 } from "@temper/kit";
 import { type common, orchestrator, type rollout, scheduler } from "@temper/proto";
-import { modelContentHash } from "@temper/qwen3";
+import { modelContentHash } from "@temper/qwen3/model";
 import { stringify } from "yaml";
 import { dataSource, hubDataPath, hubModelOf, modelSource, servesHubModel } from "./hub-model.ts";
 import { RunMetrics } from "./run-metrics.ts";

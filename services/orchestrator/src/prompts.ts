@@ -2,7 +2,7 @@
 // seeded permutation, and never the same prompt twice within a step (an item that would repeat
 // across an epoch boundary waits for the next step). The draw is a pure function of (dataset size,
 // prompts per step, seed, step), so a resumed run draws exactly what it would have drawn.
-import { Rng } from "@temper/qwen3";
+import { Rng } from "@temper/qwen3/model";
 
 function permutation(n: number, seed: number, epoch: number): number[] {
   const rng = new Rng(seed, 0x5eed0000 + epoch);

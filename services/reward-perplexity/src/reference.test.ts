@@ -12,7 +12,7 @@ import { common, reward } from "@temper/proto";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
 import { groupsFromProto, paramsFromProto, scoreToProto } from "@temper/reward-server";
 import { perplexitySource } from "@temper/rewards";
-import { runTemper } from "../../../packages/qwen3/src/cli-testing.ts";
+import { runTemper } from "../../../packages/qwen3/src/testing/cli.ts";
 import { serviceEntry, startService, type TestService } from "../../../tests/src/processes.ts";
 import { planBatches } from "./reference.ts";
 

@@ -3,31 +3,28 @@
 // batch only ever holds rows of one Generate call and nothing depends on timing.
 //
 // Sessions: one per LoRA layout (rank, scale, targets) asked for, built on first use from the
-// checkpoint kept open; the base model uses a session without LoRA inputs. Engine "fast" (float32
-// only): Qwen3DecodeEngine + DecodeCacheBackend (cache in place, distinct prompts prefilled once);
-// "kv", and every float64 engine: Qwen3KvEngine + KvCacheBackend (the exact float64 path). Adapters: an LRU of
+// checkpoint kept open; the base model uses a session without LoRA inputs. Each is opened by
+// openDecodeBackend (@temper/qwen3) for the configured dtype and engine, as `temper model generate`
+// opens its own. Adapters: an LRU of
 // decoded adapters keyed "<run_id>/<version>"; the main thread mirrors its keys (it gets them back
 // with every result) and sends an adapter's bytes only when the worker lacks it.
 import { serveEngineWorker, type WorkerCallContext } from "@temper/kit";
 import {
   type AdapterObject,
-  type DecodeBackend,
-  DecodeCacheBackend,
+  type DecodeEngineKind,
   decodeAdapterObject,
   type EngineDtype,
   type GenerateOptions,
   generate,
-  KvCacheBackend,
   type LoraAdapter,
   type LoraConfig,
   loadTokenizer,
   loraScale,
   type ModelDir,
+  type OpenDecodeBackend,
+  openDecodeBackend,
   openModelDir,
-  Qwen3DecodeEngine,
-  Qwen3KvEngine,
 } from "@temper/qwen3";
-import { engineKind, type RolloutEngineKind } from "./engine-kind.ts";
 
 export interface WorkerInit {
   modelDir: string;
@@ -35,7 +32,7 @@ export interface WorkerInit {
   provider: "cpu" | "webgpu" | "cuda";
   threads?: number;
   adapterCache: number;
-  engine: RolloutEngineKind;
+  engine: DecodeEngineKind;
 }
 
 export interface AdapterRef {
@@ -96,21 +93,15 @@ serveEngineWorker<RolloutWorker>(async (raw) => {
   const init = raw as WorkerInit;
   const model: ModelDir = openModelDir(init.modelDir);
   const tokenizer = await loadTokenizer(init.modelDir);
-  const engineOptions = { dtype: init.dtype, provider: init.provider, threads: init.threads };
-  const fast = engineKind(init.dtype, init.engine) === "fast";
-  type Backend = DecodeBackend & { setAdapter(adapter: LoraAdapter | null): void };
-  const makeBackend = async (lora?: LoraConfig): Promise<Backend> =>
-    fast
-      ? new DecodeCacheBackend(
-          await Qwen3DecodeEngine.fromCheckpoint(model.config, model.checkpoint, {
-            provider: init.provider,
-            threads: init.threads,
-            lora,
-          }),
-        )
-      : new KvCacheBackend(
-          await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, { ...engineOptions, lora }),
-        );
+  type Backend = OpenDecodeBackend;
+  const makeBackend = (lora?: LoraConfig): Promise<Backend> =>
+    openDecodeBackend(model, {
+      dtype: init.dtype,
+      engine: init.engine,
+      provider: init.provider,
+      threads: init.threads,
+      lora,
+    });
   const base = await makeBackend();
   /** LoRA sessions by layout. */
   const loraBackends = new Map<string, Backend>();

@@ -24,8 +24,8 @@ import {
   saveAdapter,
   tokenizerIds,
 } from "@temper/qwen3";
-import { runTemper } from "../../../packages/qwen3/src/cli-testing.ts";
-import { tinyModelDir } from "../../../packages/qwen3/src/train-testing.ts";
+import { runTemper } from "../../../packages/qwen3/src/testing/cli.ts";
+import { tinyModelDir } from "../../../packages/qwen3/src/testing/train.ts";
 import {
   checkHealth,
   GrpcError,
@@ -326,6 +326,32 @@ describe("rollout service", () => {
     assert.equal(want.length, c.logprobs.length);
     for (const [t, lp] of c.logprobs.entries())
       assert.ok(Math.abs(lp - want[t]) < 1e-4, `token ${t}: ${lp} vs ${want[t]}`);
+  });
+
+  it("`temper model generate` with its defaults decodes as this rollout: same tokens, same logprobs to the bit", async () => {
+    const prompt = "Compute 12*3.";
+    const res = await C.generate(
+      request({
+        prompts: [{ id: "p", prompt, reference: "" }],
+        numCompletions: 1,
+        sampling: { temperature: 0, topK: 0, topP: 0.95, maxNewTokens: 24 },
+      }),
+    );
+    const [group] = res.groups;
+    const r = runTemper(
+      "model",
+      "generate",
+      ...["--model", dir, "--prompt", prompt, "--json"],
+      ...["--temperature", "0", "--top-k", "0", "--top-p", "0.95", "--max-new-tokens", "24"],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual([out.engine, out.dtype], ["fast", "float32"]);
+    assert.deepEqual(out.prompt_token_ids, group.promptTokenIds);
+    const [cli] = out.completions as { token_ids: number[]; logprobs: number[] }[];
+    assert.deepEqual(cli.token_ids, group.completions[0].tokenIds);
+    // One engine gives the same logits to the bit; another float32 engine differs in the last bits.
+    assert.deepEqual(cli.logprobs, group.completions[0].logprobs);
   });
 
   describe("adapters by version from the object store", () => {

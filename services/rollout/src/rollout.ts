@@ -26,14 +26,15 @@ import {
   ADAPTER_CONFIG_METADATA,
   type AdapterObject,
   adapterObjectName,
+  type DecodeEngineKind,
   type EngineDtype,
   loadTokenizer,
   modelContentHash,
   openModelDir,
   type Qwen3Config,
+  resolveDecodeEngine,
   type Tokenizer,
 } from "@temper/qwen3";
-import { engineKind, type RolloutEngineKind } from "./engine-kind.ts";
 import type { AdapterRef, GenerateArgs, GenerateResult, RolloutWorker, WorkerInit } from "./engine-worker.ts";
 import { type PreparedCall, prepareGenerate, type RolloutLimits } from "./request.ts";
 
@@ -41,8 +42,8 @@ export interface RolloutOptions {
   modelDir: string;
   dtype: EngineDtype;
   provider: "cpu" | "webgpu" | "cuda";
-  /** "fast" (float32 only; float64 always runs "kv"). */
-  engine: RolloutEngineKind;
+  /** "fast" or "kv" (openDecodeBackend; float64 always runs "kv"). */
+  engine: DecodeEngineKind;
   threads?: number;
   /** Rows (prompt × completion) per engine batch. */
   maxBatchRows: number;
@@ -154,7 +155,7 @@ export class Rollout {
         content_hash: contentHash,
         dtype: options.dtype,
         provider: options.provider,
-        engine: engineKind(options.dtype, options.engine),
+        engine: resolveDecodeEngine(options.dtype, options.engine),
         load_ms: Date.now() - started,
       },
       "engine ready",

@@ -1,70 +1,31 @@
 // `temper model generate`: sample completions of one prompt from a model directory. Sampling
 // parameters not given on the command line come from generation_config.json, as in transformers.
+// The backend is opened by openDecodeBackend with the rollout's defaults (float32, engine "fast"),
+// so a prompt decodes here as the rollout service decodes it.
 import { checkProvider, type ExecutionProvider } from "@temper/onnx";
 import {
-  type DecodeBackend,
-  EngineRecomputeBackend,
+  DECODE_DTYPES,
+  DECODE_ENGINES,
+  DEFAULT_DECODE_DTYPE,
+  DEFAULT_DECODE_ENGINE,
   GenerateError,
   type GenerateOptions,
   generate,
-  KvCacheBackend,
   LoraError,
   loadAdapter,
   loadTokenizer,
-  loadWeights,
-  type ModelDir,
-  mergeLora,
+  type OpenDecodeBackend,
+  openDecodeBackend,
   openModelDir,
   type PeftAdapter,
   PeftError,
-  Qwen3Engine,
-  Qwen3KvEngine,
-  ReferenceBackend,
   SamplingError,
 } from "@temper/qwen3";
 import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
-export type BackendKind = "kv" | "engine" | "reference";
-const BACKENDS: readonly BackendKind[] = ["kv", "engine", "reference"];
 const PROVIDERS: readonly ExecutionProvider[] = ["cpu", "webgpu", "cuda"];
-
-interface OpenBackend {
-  backend: DecodeBackend;
-  release(): Promise<void>;
-}
-
-/**
- * The backend generation runs on. `kv` (default): the float32 KV-cached prefill/decode graph, an
- * adapter fed as LoRA graph inputs; `engine`: the float32 forward graph recomputing the whole batch
- * each step (no adapter); `reference`: the exact float64 plain-loop forward (an adapter merged into
- * the weights), ~30× slower than `engine`, for checking.
- */
-async function openBackend(
-  model: ModelDir,
-  kind: BackendKind,
-  provider: ExecutionProvider,
-  adapter: PeftAdapter | null,
-): Promise<OpenBackend> {
-  if (kind === "reference") {
-    const base = loadWeights(model.config, model.checkpoint, "float64");
-    const weights = adapter ? mergeLora(base, adapter) : base;
-    return { backend: new ReferenceBackend(model.config, weights), release: async () => {} };
-  }
-  if (kind === "kv") {
-    const engine = await Qwen3KvEngine.fromCheckpoint(model.config, model.checkpoint, {
-      provider,
-      lora: adapter?.config,
-    });
-    const backend = new KvCacheBackend(engine);
-    backend.setAdapter(adapter);
-    return { backend, release: () => engine.release() };
-  }
-  if (adapter) throw new CliError("--adapter: not supported by --backend engine (use kv or reference)");
-  const engine = await Qwen3Engine.fromCheckpoint(model.config, model.checkpoint, { provider, logits: true });
-  return { backend: new EngineRecomputeBackend(engine), release: () => engine.release() };
-}
 
 function integer(flag: string, value: string | undefined, min: number): number | undefined {
   const n = numberFlag(flag, value);
@@ -88,7 +49,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
     stop: { type: "string", multiple: true },
     seed: { type: "string" },
     json: { type: "boolean" },
-    backend: { type: "string" },
+    engine: { type: "string" },
+    dtype: { type: "string" },
     provider: { type: "string" },
   });
   const dir = values.model;
@@ -109,7 +71,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const stop = values.stop ?? [];
   if (stop.some((s) => s === "")) throw new CliError("--stop: expected a non-empty string");
 
-  const backendKind = choiceFlag("backend", values.backend, BACKENDS, "kv");
+  const engine = choiceFlag("engine", values.engine, DECODE_ENGINES, DEFAULT_DECODE_ENGINE);
+  const dtype = choiceFlag("dtype", values.dtype, DECODE_DTYPES, DEFAULT_DECODE_DTYPE);
   const provider = choiceFlag("provider", values.provider, PROVIDERS, "cpu");
   try {
     checkProvider(provider);
@@ -118,7 +81,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   }
 
   const model = openModelDir(dir);
-  let opened: OpenBackend;
+  let opened: OpenDecodeBackend;
   try {
     let adapter: PeftAdapter | null = null;
     if (values.adapter !== undefined) {
@@ -130,7 +93,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
         throw err;
       }
     }
-    opened = await openBackend(model, backendKind, provider, adapter);
+    opened = await openDecodeBackend(model, { dtype, engine, provider, lora: adapter?.config });
+    opened.setAdapter(adapter);
   } finally {
     model.checkpoint.close();
   }
@@ -157,7 +121,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   };
   let completions: Awaited<ReturnType<typeof generate>>[number];
   try {
-    [completions] = await generate(opened.backend, tokenizer, [promptIds], options);
+    [completions] = await generate(opened, tokenizer, [promptIds], options);
   } catch (err) {
     if (err instanceof GenerateError || err instanceof SamplingError) throw new CliError(err.message);
     throw err;
@@ -180,7 +144,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
         stop,
         eos_token_ids: model.eosTokenIds,
       },
-      backend: backendKind,
+      engine: opened.engine,
+      dtype: opened.dtype,
       adapter: values.adapter ?? null,
       completions: completions.map((c) => ({
         text: c.text,

@@ -67,9 +67,9 @@ const subcommands: Record<string, Subcommand> = {
   generate: {
     summary: "sample completions of a prompt (sampling defaults from generation_config.json)",
     usage:
-      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--backend kv|engine|reference] [--provider cpu|webgpu|cuda]',
+      'temper model generate --model DIR [--adapter DIR] --prompt "..." [--chat] [--no-thinking] [-n N] [--temperature T] [--top-k K] [--top-p P] [--max-new-tokens M] [--stop S]... [--seed S] [--json] [--engine fast|kv|reference] [--dtype float32|float64] [--provider cpu|webgpu|cuda]',
     details:
-      "backends: kv (default): float32 with a KV cache, an adapter fed as graph inputs; engine: float32 recomputing the whole sequence each step, no --adapter; reference: the exact float64 plain-loop forward, an adapter merged into the weights (~30× slower than engine; for checks)",
+      "engines, as the rollout service's ENGINE (same defaults, so the same tokens): fast (default): float32, KV cache read in place (float64 runs kv); kv: KV cache, float32 or float64 (exact); an adapter is fed as graph inputs to both; reference: the float64 plain-loop forward recomputing the whole sequence each step, an adapter merged into the weights (slow; for checks)",
     run: async (argv) => (await import("./model-generate.ts")).runGenerate(argv),
   },
   grads: {

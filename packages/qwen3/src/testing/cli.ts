@@ -1,0 +1,20 @@
+// Test helper: runs the real `temper` CLI from the repository root, as a user would.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("../../../..", import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `temper <args...>` in a child process; never throws on a non-zero exit. */
+export function runTemper(...args: string[]): CliResult {
+  const r = spawnSync(process.execPath, ["tools/bin/temper.mjs", ...args], {
+    cwd: repoRoot,
+    encoding: "utf8",
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
