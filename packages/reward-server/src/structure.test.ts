@@ -57,7 +57,9 @@ test("a shape the enum does not define, or no structure at all, is INVALID_ARGUM
       structureInputFromProto({
         kind: {
           $case: "adaptive",
-          value: { schedule: { $case: "time", value: { shape: 99, milestones: [] } } },
+          value: {
+            schedule: { $case: "time", value: { shape: 99 as scheduler.ScheduleShape, milestones: [] } },
+          },
         },
       }),
     (e: Error) =>
