@@ -58,7 +58,10 @@ test("a shape the enum does not define, or no structure at all, is INVALID_ARGUM
         kind: {
           $case: "adaptive",
           value: {
-            schedule: { $case: "time", value: { shape: 99 as scheduler.ScheduleShape, milestones: [] } },
+            schedule: {
+              $case: "time",
+              value: { shape: 99 as scheduler.ScheduleShape, totalSteps: 10, milestones: [] },
+            },
           },
         },
       }),
