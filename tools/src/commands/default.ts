@@ -8,9 +8,9 @@ import { join, resolve } from "node:path";
 import { loadComparison } from "@temper/experiment";
 import { type Gsm8kExample, synthesizeSets } from "@temper/gsm8k";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { ROOT } from "@temper/stack";
 import { runSft } from "@temper/training";
 import { CliError, numberFlag, outputDir, outputFile, parseFlags } from "../cli.ts";
-import { ROOT } from "../stack-runtime.ts";
 import { runComparison } from "./run.ts";
 
 const USAGE = `usage: temper default [--smoke|--long|--seeds] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
