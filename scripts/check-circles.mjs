@@ -7,7 +7,7 @@ import { join } from "node:path";
 import madge from "madge";
 
 const root = join(import.meta.dirname, "..");
-const SCANNED = ["packages", "services", "tools", "tests"];
+const SCANNED = ["packages", "services", "tools", "tests", "fixtures"];
 
 const workspaces = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces.flatMap((w) =>
   w.endsWith("/*") ? readdirSync(join(root, w.slice(0, -2))).map((d) => `${w.slice(0, -2)}/${d}`) : [w],

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { devGsm8kPath } from "@temper/fixtures";
 import { learner, scheduler } from "@temper/proto";
 import { type Fixture, makeFixture } from "./fixture.ts";
 import {
@@ -298,7 +299,7 @@ describe("the shipped examples", () => {
   });
 
   test("qwen3-4b-gsm8k.yaml: parses; with the real GSM8K files when they are here", () => {
-    const gsm8k = resolve(repo, "../shared/data/gsm8k/train.jsonl");
+    const gsm8k = devGsm8kPath("train");
     const { spec } = loadExperiment(join(examples, "qwen3-4b-gsm8k.yaml"), {
       checkModel: false,
       checkData: existsSync(gsm8k),
