@@ -1,5 +1,5 @@
-// Root test command: typecheck once, then every workspace's own `test` script, then one
-// closing line "N passed, N failed" summed from the node test runner's summaries.
+// Root test command: typecheck and the import-circle check once, then every workspace's own `test`
+// script, then one closing line "N passed, N failed" summed from the node test runner's summaries.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,11 +24,16 @@ function step(label, cmd, args, cwd) {
 }
 
 if (only.length === 0) {
-  const tc = step("typecheck", "npx", ["tsc", "-p", "tsconfig.json"], root);
-  if (tc.status === 0) passed += 1;
-  else {
-    failed += 1;
-    failures.push("typecheck");
+  for (const [label, cmd, args] of [
+    ["typecheck", "npx", ["tsc", "-p", "tsconfig.json"]],
+    ["import circles", "node", ["scripts/check-circles.mjs"]],
+  ]) {
+    const r = step(label, cmd, args, root);
+    if (r.status === 0) passed += 1;
+    else {
+      failed += 1;
+      failures.push(label);
+    }
   }
 }
 

@@ -8,11 +8,10 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { DescriptorIndex } from "@temper/kit";
 import { descriptorSetPath } from "@temper/proto";
+import { filesOf, SERVICES } from "@temper/stack";
 import { parse } from "yaml";
 import { builtinDescriptorFiles } from "../packages/kit/src/builtin-descriptors.ts";
 import { EndpointPolicy } from "../services/scheduler/src/endpoint-policy.ts";
-import { filesOf } from "../tools/src/secrets.ts";
-import { SERVICES } from "../tools/src/services.ts";
 import {
   type Declared,
   dashboardPanels,

@@ -39,7 +39,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Client, credentials, type ServiceError } from "@grpc/grpc-js";
 import { findNatsServer, STATUS_MESSAGE_LIMIT } from "@temper/kit";
 import { descriptorSetPath, orchestrator } from "@temper/proto";
-import type { Stack } from "../tools/src/stack-runtime.ts";
+import type { Stack } from "@temper/stack";
 import { additionProblems, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 const LONG = "x".repeat(100_000);

@@ -12,9 +12,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createClient, findNatsServer, type PromiseClient, startServiceProcess } from "@temper/kit";
+import { createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { orchestrator, rollout, scheduler } from "@temper/proto";
-import { ROOT, startStack } from "../tools/src/stack-runtime.ts";
+import { launchService, startStack } from "@temper/stack";
 import { additionProblems, freeStackOffset, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 // Three steps, three Score calls through the scheduler's balanced client: grpc-js's round_robin sends
@@ -149,10 +149,9 @@ describe("two rollout workers and two correctness replicas give one worker's res
           "reward-correctness": debug,
         },
       });
-      const single = await startServiceProcess({
+      const single = await launchService({
         name: "orchestrator-single",
-        entry: join(ROOT, "services", "orchestrator", "src", "main.ts"),
-        cwd: ROOT,
+        service: "orchestrator",
         env: {
           HOST: "127.0.0.1",
           PORT: "0",

@@ -14,8 +14,8 @@ import { withBusyCores } from "@temper/kit/testing";
 import { machineInfo } from "@temper/onnx";
 import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import type { Stack } from "@temper/stack";
 import { parse } from "yaml";
-import type { Stack } from "../tools/src/stack-runtime.ts";
 import { additionProblems, STRUCTURES, startTestStack, testRunSpec } from "./src/index.ts";
 
 const STEPS = 3;

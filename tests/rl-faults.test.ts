@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, findNatsServer } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
-import type { Stack } from "../tools/src/stack-runtime.ts";
+import type { Stack } from "@temper/stack";
 import {
   FAULT_STEPS,
   type FaultStack,

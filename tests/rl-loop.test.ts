@@ -13,9 +13,9 @@ import { after, before, describe, it } from "node:test";
 import { connectBus, createClient, findNatsServer, type PromiseClient } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
 import { ADAPTER_BUCKET, initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import type { Stack } from "@temper/stack";
 import { chromium, chromiumPath, consoleLines, plotsInDom } from "../packages/report/src/chromium-testing.ts";
 import { writeReport } from "../tools/src/runs-client.ts";
-import type { Stack } from "../tools/src/stack-runtime.ts";
 import { dashboardPanels } from "./src/deploy.ts";
 import { additionProblems, freePort, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 

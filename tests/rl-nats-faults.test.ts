@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, createClient, findNatsServer, GrpcError, Status } from "@temper/kit";
 import { orchestrator, rollout } from "@temper/proto";
 import { ADAPTER_BUCKET } from "@temper/qwen3";
-import type { Stack } from "../tools/src/stack-runtime.ts";
+import type { Stack } from "@temper/stack";
 import {
   FAULT_STEPS,
   type FaultStack,

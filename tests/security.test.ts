@@ -22,7 +22,7 @@ import {
   type ServiceDefinition,
 } from "@temper/kit";
 import { learner, orchestrator, rollout, scheduler } from "@temper/proto";
-import type { Stack } from "../tools/src/stack-runtime.ts";
+import type { Stack } from "@temper/stack";
 import { additionProblems, Status, startTestStack, testRunSpec, tinyPolicyModel } from "./src/index.ts";
 
 /** One application RPC per service that any authenticated caller may make (a read). */

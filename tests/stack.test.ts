@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { findNatsServer } from "@temper/kit";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
+import { freeStackOffset, portFree } from "@temper/stack";
 import { checkHealth, repoRoot, serviceEntry, startTestStack } from "./src/index.ts";
 
 const DEFAULT_PORTS: Record<string, number> = {
@@ -23,28 +23,11 @@ const DEFAULT_PORTS: Record<string, number> = {
   nats: 4222,
 };
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once("error", () => done(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
-  });
-}
-
-/** An offset that puts every default port on a free one, so the test runs beside a real stack. */
-async function freeOffset(): Promise<number> {
-  for (let offset = 3000 + Math.floor(Math.random() * 50) * 100; offset < 12_000; offset += 100) {
-    const free = await Promise.all(Object.values(DEFAULT_PORTS).map((p) => portFree(p + offset)));
-    if (free.every(Boolean)) return offset;
-  }
-  throw new Error("no free port range for the stack");
-}
-
 test("temper stack --check starts everything, verifies health and stops cleanly", {
   skip: !findNatsServer() && "nats-server not installed",
   timeout: 120_000,
 }, async () => {
-  const offset = await freeOffset();
+  const offset = await freeStackOffset();
   const dataDir = mkdtempSync(join(tmpdir(), "temper-stack-"));
   try {
     const child = spawn(

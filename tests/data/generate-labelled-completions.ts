@@ -2,12 +2,19 @@
 // the completion's final answer is the reference, else 0) comes from how each one is BUILT, never
 // from the extractor under test. Deterministic (seeded). Run from the repo root:
 //   node --import tsx tests/data/generate-labelled-completions.ts
+// It reads the full test split (1,319 questions), which only development checkouts have.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { devGsm8kPath, devGsm8kSkip } from "@temper/fixtures";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const source = resolve(here, "../../../shared/data/gsm8k/test.jsonl");
+const missing = devGsm8kSkip("test");
+if (missing) {
+  process.stderr.write(`generate-labelled-completions: ${missing}\n`);
+  process.exit(2);
+}
+const source = devGsm8kPath("test");
 const out = resolve(here, "labelled-completions.jsonl");
 
 let seed = 20240611;

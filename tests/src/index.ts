@@ -7,6 +7,7 @@ export {
   Status,
   waitForServing,
 } from "@temper/kit";
+export { freeStackOffset } from "@temper/stack";
 export { Harness } from "./harness.ts";
 export {
   freePort,
@@ -19,4 +20,4 @@ export {
   TestService,
 } from "./processes.ts";
 export { additionProblems, type SpecBase, STRUCTURES, testRunSpec, tinyPolicyModel } from "./run-spec.ts";
-export { freeStackOffset, startTestStack } from "./stack-ports.ts";
+export { startTestStack } from "./stack-ports.ts";

@@ -1,32 +1,16 @@
 // Real processes for cross-service tests: a nats-server with JetStream on a free port and a temp
 // store, and service processes (`node --import tsx services/<name>/src/main.ts`) that can be
 // stopped, killed and restarted on the same port.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import {
-  type NatsServerHandle,
-  type ServiceProcess,
-  startNatsServer,
-  startServiceProcess,
-} from "@temper/kit";
+import { join } from "node:path";
+import { type NatsServerHandle, type ServiceProcess, startNatsServer } from "@temper/kit";
+import { launchService, ROOT, serviceEntry } from "@temper/stack";
 
-/** The repository root (tests/src/../..). */
-export const repoRoot = resolve(import.meta.dirname, "..", "..");
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
-}
+/** The repository root. */
+export const repoRoot = ROOT;
+export { freePort } from "@temper/stack";
+export { serviceEntry };
 
 export interface TestNats {
   readonly url: string;
@@ -70,10 +54,6 @@ export interface StartServiceOptions {
   entry?: string;
 }
 
-export function serviceEntry(name: string): string {
-  return join(repoRoot, "services", name, "src", "main.ts");
-}
-
 /** A running service; restart() brings it back on the same port. */
 export class TestService {
   private constructor(
@@ -87,13 +67,10 @@ export class TestService {
   }
 
   private static spawn(name: string, options: StartServiceOptions, env: Record<string, string>) {
-    const entry = options.entry ?? serviceEntry(name);
-    if (!existsSync(entry)) throw new Error(`service "${name}" has no ${entry}`);
     const natsUrl = typeof options.nats === "string" ? options.nats : options.nats?.url;
-    return startServiceProcess({
+    return launchService({
       name,
-      entry,
-      cwd: repoRoot,
+      entry: options.entry,
       env: { LOG_LEVEL: "info", ...(natsUrl ? { NATS_URL: natsUrl } : {}), ...env },
       readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
     });

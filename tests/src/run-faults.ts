@@ -9,7 +9,7 @@ import { DeliverPolicy } from "@nats-io/jetstream";
 import { type Bus, connectBus, createClient, type PromiseClient, TEMPER_STREAM } from "@temper/kit";
 import { orchestrator, scheduler } from "@temper/proto";
 import { ADAPTER_BUCKET } from "@temper/qwen3";
-import type { Stack } from "../../tools/src/stack-runtime.ts";
+import type { Stack } from "@temper/stack";
 import { additionProblems, testRunSpec, tinyPolicyModel } from "./run-spec.ts";
 import { startTestStack } from "./stack-ports.ts";
 

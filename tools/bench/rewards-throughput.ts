@@ -1,6 +1,10 @@
 // Completions/s of the pure reward functions on batches of 64 groups × 8 GSM8K-like completions,
 // plus the extractor's time on 1 MB adversarial inputs. Prints figures; asserts nothing.
 //   node --import tsx tools/bench/rewards-throughput.ts
+// Problems: the full GSM8K test split where the development copy is here, else the repository's
+// 300-row sample (the line printed first says which; compare figures from the same one only).
+import { existsSync } from "node:fs";
+import { devGsm8kPath, gsm8kSample } from "@temper/fixtures";
 import { extractAnswer, findEquations, loadGsm8k } from "@temper/gsm8k";
 import {
   correctnessSource,
@@ -10,7 +14,9 @@ import {
   scoreAndBlend,
 } from "@temper/rewards";
 
-const test = loadGsm8k("test");
+const source = existsSync(devGsm8kPath("test")) ? devGsm8kPath("test") : gsm8kSample("test");
+const test = loadGsm8k(source);
+console.log(`problems: ${test.length} from ${source}`);
 let seed = 1;
 const rand = () => {
   seed = (seed * 1103515245 + 12345) % 2 ** 31;

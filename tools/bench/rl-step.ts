@@ -10,8 +10,8 @@ import { parseArgs } from "node:util";
 import { synthesizeSets } from "@temper/gsm8k";
 import { createClient } from "@temper/kit";
 import { orchestrator } from "@temper/proto";
+import { startStack } from "@temper/stack";
 import { freeStackOffset, STRUCTURES, testRunSpec } from "../../tests/src/index.ts";
-import { startStack } from "../src/stack-runtime.ts";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "4" } } });
 const STEPS = Number(values.steps);

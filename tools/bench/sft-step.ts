@@ -39,7 +39,7 @@ const threads = values.threads ? Number(values.threads) : undefined;
 const WARMUP = 2;
 
 async function worker(model: string, out: string): Promise<void> {
-  // the default experiment's SFT knobs (tools/src/commands/default.ts)
+  // the default experiment's SFT knobs (packages/experiment/src/default-settings.ts)
   const data = synthesizeSets({
     sft: 3000,
     train: 0,

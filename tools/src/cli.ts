@@ -2,6 +2,7 @@
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { StackError } from "@temper/stack";
 
 /** An error meant for the user: printed as one line, exit code 2. */
 export class CliError extends Error {
@@ -20,7 +21,9 @@ export async function runCli(main: () => Promise<void>): Promise<void> {
     const e = err as Error & { exitCode?: number; code?: string };
     // parseArgs reports unknown or malformed flags with ERR_PARSE_ARGS_* codes.
     const isUsage =
-      e instanceof CliError || (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS"));
+      e instanceof CliError ||
+      e instanceof StackError ||
+      (typeof e.code === "string" && e.code.startsWith("ERR_PARSE_ARGS"));
     const message = (e?.message ?? String(err)).split("\n")[0];
     process.stderr.write(`temper: ${message}\n`);
     if (!isUsage && process.env.TEMPER_DEBUG) process.stderr.write(`${e?.stack}\n`);

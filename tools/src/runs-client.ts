@@ -13,10 +13,9 @@ import {
   summarize,
   type VariantSummary,
 } from "@temper/report";
+import { NATS_DEFAULT_PORT, ROOT, type Stack, startStack } from "@temper/stack";
 import { CliError } from "./cli.ts";
 import { duration } from "./progress.ts";
-import { NATS_DEFAULT_PORT } from "./services.ts";
-import { ROOT, type Stack, startStack } from "./stack-runtime.ts";
 
 export type OrchestratorClient = PromiseClient<typeof orchestrator.OrchestratorServiceService>;
 

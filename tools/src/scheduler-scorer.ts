@@ -2,69 +2,16 @@
 // running scheduler (and so by whatever reward services it routes to).
 import { createClient, isGrpcError } from "@temper/kit";
 import { scheduler } from "@temper/proto";
-import { componentFromProto } from "@temper/reward-server";
-import { componentStats, type PipelineResult, type StructureInput } from "@temper/rewards";
+import { componentFromProto, structureToProto } from "@temper/reward-server";
+import { componentStats, type PipelineResult } from "@temper/rewards";
+import type { BatchScorer, ScoreBatchRequest } from "./batch-scorer.ts";
 import { CliError } from "./cli.ts";
-import type { BatchScorer, ScoreBatchRequest } from "./commands/score.ts";
-
-const SHAPES: Record<string, scheduler.ScheduleShape> = {
-  constant: scheduler.ScheduleShape.SCHEDULE_SHAPE_CONSTANT,
-  linear: scheduler.ScheduleShape.SCHEDULE_SHAPE_LINEAR,
-  cosine: scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE,
-  step: scheduler.ScheduleShape.SCHEDULE_SHAPE_STEP,
-  sigmoid: scheduler.ScheduleShape.SCHEDULE_SHAPE_SIGMOID,
-};
 
 const SCALES = {
   group: scheduler.AdvantageScale.ADVANTAGE_SCALE_GROUP,
   batch: scheduler.AdvantageScale.ADVANTAGE_SCALE_BATCH,
   none: scheduler.AdvantageScale.ADVANTAGE_SCALE_NONE,
 } as const;
-
-export function structureToProto(s: StructureInput): scheduler.Structure {
-  switch (s.kind) {
-    case "hard":
-      return { kind: { $case: "hard", value: {} } };
-    case "continuous":
-      return { kind: { $case: "continuous", value: { weights: { ...s.weights } } } };
-    case "hybrid":
-      return {
-        kind: {
-          $case: "hybrid",
-          value: { alpha: s.alpha, continuous: { weights: { ...s.continuous?.weights } } },
-        },
-      };
-    case "adaptive": {
-      const continuous = { weights: { ...s.continuous?.weights } };
-      const sch = s.schedule;
-      const schedule: scheduler.AdaptiveStructure["schedule"] =
-        sch?.kind === "progress"
-          ? {
-              $case: "progress",
-              value: {
-                alphaMin: sch.alphaMin,
-                alphaMax: sch.alphaMax,
-                targetAccuracy: sch.targetAccuracy,
-                emaDecay: sch.emaDecay,
-              },
-            }
-          : sch?.kind === "time"
-            ? {
-                $case: "time",
-                value: {
-                  shape: SHAPES[sch.shape ?? "linear"] ?? -1,
-                  alphaStart: sch.alphaStart,
-                  alphaEnd: sch.alphaEnd,
-                  totalSteps: sch.totalSteps ?? 0,
-                  milestones: [...(sch.milestones ?? [])],
-                  sigmoidK: sch.sigmoidK,
-                },
-              }
-            : undefined;
-      return { kind: { $case: "adaptive", value: { schedule, fallback: s.fallback, continuous } } };
-    }
-  }
-}
 
 /** "correctness.correctness_soft" → "correctness_soft": the in-process names (unique across sources). */
 const plain = (key: string) => key.slice(key.indexOf(".") + 1);

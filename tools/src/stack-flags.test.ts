@@ -2,10 +2,9 @@
 // errors naming the flag or the service, before anything starts.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { replica, SERVICES, startStack } from "@temper/stack";
 import { CliError } from "./cli.ts";
 import { parseReplicas } from "./commands/stack.ts";
-import { replica, SERVICES } from "./services.ts";
-import { startStack } from "./stack-runtime.ts";
 
 test("--replicas SOURCE=N: reward sources by short or full name", () => {
   assert.deepEqual(parseReplicas("correctness=2, reward-reasoning=3"), {

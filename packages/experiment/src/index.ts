@@ -1,5 +1,5 @@
 // Experiment files: YAML → fully resolved orchestrator RunSpecs, comparisons of variants × seeds,
-// provenance for spec.yaml. The file format is documented in examples/README.md.
+// provenance for spec.yaml. The default experiment's recipes: @temper/experiment/default. The file format is documented in examples/README.md.
 export { ExperimentError, formatExperimentError, formatPath } from "./errors.ts";
 export { isHubModel, pullHubRefs } from "./hub.ts";
 export {

@@ -3,13 +3,26 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { devGsm8kPath, devGsm8kSkip, GSM8K_SAMPLE_ROWS, gsm8kSample } from "@temper/fixtures";
 import { Gsm8kDataError, loadGsm8k, parseGsm8k } from "./data.ts";
 import { parseReference, referenceValue } from "./reference.ts";
 
 describe("GSM8K data", () => {
-  it("loads both splits from ../shared/data/gsm8k relative to the repo", () => {
-    assert.equal(loadGsm8k("train").length, 7473);
-    assert.equal(loadGsm8k("test").length, 1319);
+  it("loads the repository's sample of both splits", () => {
+    for (const split of ["train", "test"] as const) {
+      const rows = loadGsm8k(gsm8kSample(split));
+      assert.equal(rows.length, GSM8K_SAMPLE_ROWS, split);
+      assert.ok(
+        rows.every((r) => r.question.length > 0 && /\n#### /.test(r.answer)),
+        split,
+      );
+    }
+  });
+  it("loads the full train split (7,473 rows)", { skip: devGsm8kSkip("train") }, () => {
+    assert.equal(loadGsm8k(devGsm8kPath("train")).length, 7473);
+  });
+  it("loads the full test split (1,319 rows)", { skip: devGsm8kSkip("test") }, () => {
+    assert.equal(loadGsm8k(devGsm8kPath("test")).length, 1319);
   });
   it("names file and line of a bad line", () => {
     const dir = mkdtempSync(join(tmpdir(), "gsm8k-"));

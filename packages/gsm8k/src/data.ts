@@ -1,8 +1,7 @@
 // GSM8K jsonl loading. Each line: {"question": string, "answer": string}.
 import { constants, readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 
 export interface Gsm8kExample {
   question: string;
@@ -10,20 +9,8 @@ export interface Gsm8kExample {
   answer: string;
 }
 
-export type Gsm8kSplit = "train" | "test";
-
 /** A bad file or line; the message names the file and, for a line, its 1-based number. */
 export class Gsm8kDataError extends Error {}
-
-/** `<repo>/../shared/data/gsm8k`, found from this package's location (not the working directory). */
-export function defaultGsm8kDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared/data/gsm8k");
-}
-
-/** The path of a split in `dir` (default defaultGsm8kDir()). */
-export function gsm8kPath(split: Gsm8kSplit, dir = defaultGsm8kDir()): string {
-  return resolve(dir, `${split}.jsonl`);
-}
 
 /** Parses GSM8K jsonl text; `file` only names the source in errors. Blank lines are skipped. */
 export function parseGsm8k(text: string, file: string): Gsm8kExample[] {
@@ -50,10 +37,9 @@ export function parseGsm8k(text: string, file: string): Gsm8kExample[] {
   return out;
 }
 
-/** Loads a split by name ("train" | "test", from the default directory) or a jsonl file by path. */
-export function loadGsm8k(splitOrPath: Gsm8kSplit | string): Gsm8kExample[] {
-  const file =
-    splitOrPath === "train" || splitOrPath === "test" ? gsm8kPath(splitOrPath) : resolve(splitOrPath);
+/** Loads a GSM8K jsonl file. */
+export function loadGsm8k(path: string): Gsm8kExample[] {
+  const file = resolve(path);
   let text: string;
   try {
     text = readFileSync(file, "utf8");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { gsm8kPath } from "./data.ts";
+import { gsm8kSample } from "@temper/fixtures";
 import { findEquations } from "./equations.ts";
 import { extractAnswer } from "./extract.ts";
 import { plainPrompt } from "./prompt.ts";
@@ -185,7 +185,7 @@ describe("synthetic grade-school problems", () => {
   });
 
   it("sftTarget on a real GSM8K answer: annotations removed, #### kept, one leading space", () => {
-    const first = JSON.parse(readFileSync(gsm8kPath("train"), "utf8").split("\n")[0]);
+    const first = JSON.parse(readFileSync(gsm8kSample("train"), "utf8").split("\n")[0]);
     assert.equal(
       sftTarget(first.answer),
       " Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n#### 72",

@@ -20,8 +20,7 @@ import {
   ValueInfoProtoSchema,
 } from "onnx-buf";
 import { hostFromNumbers, onnxDataType } from "./dtype.ts";
-import type { Initializer, Node, Value } from "./graph.ts";
-import { type AttrValue, FLOAT_ATTRS, type TensorAttr } from "./infer.ts";
+import { type Attrs, type AttrValue, FLOAT_ATTRS, type TensorAttr, type ValueInfo } from "./infer.ts";
 
 const IR_VERSION = 10n;
 /** Protobuf cannot hold 2 GiB; keep inline data well under it. */
@@ -35,13 +34,37 @@ export interface ExternalTensor {
   readonly bytes: Uint8Array;
 }
 
+// What the encoder reads of a graph, written here rather than imported from graph.ts (whose Value,
+// Node and Initializer have these shapes) so that graph.ts -> model.ts stays one-way.
+export interface EncodeValue extends ValueInfo {
+  readonly name: string;
+}
+
+export interface EncodeNode {
+  readonly name: string;
+  readonly opType: string;
+  readonly domain: string;
+  readonly inputs: readonly (EncodeValue | null)[];
+  readonly outputs: readonly EncodeValue[];
+  readonly attrs: Attrs;
+}
+
+export interface EncodeInitializer {
+  readonly value: EncodeValue;
+  readonly dims: number[];
+  readonly bytes: Uint8Array;
+  readonly byteLength: number;
+  readonly external: boolean;
+  readonly file?: { location: string; offset: number };
+}
+
 export interface EncodeInput {
   name: string;
   opset: number;
-  nodes: Node[];
-  inputs: Value[];
-  outputs: Value[];
-  initializers: (Initializer & { external: boolean })[];
+  nodes: EncodeNode[];
+  inputs: EncodeValue[];
+  outputs: EncodeValue[];
+  initializers: EncodeInitializer[];
 }
 
 function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -86,7 +109,7 @@ function encodeAttr(name: string, v: AttrValue): AttributeProto {
   });
 }
 
-function valueInfo(v: Value, keepSymbols: boolean): ValueInfoProto {
+function valueInfo(v: EncodeValue, keepSymbols: boolean): ValueInfoProto {
   const shape =
     v.shape === null
       ? undefined
@@ -105,7 +128,7 @@ function valueInfo(v: Value, keepSymbols: boolean): ValueInfoProto {
   });
 }
 
-function encodeNode(n: Node): NodeProto {
+function encodeNode(n: EncodeNode): NodeProto {
   return create(NodeProtoSchema, {
     name: n.name,
     opType: n.opType,

@@ -14,3 +14,4 @@ export {
   type ServeRewardSourceOptions,
   serveRewardSource,
 } from "./serve.ts";
+export { structureInputFromProto, structureToProto } from "./structure.ts";

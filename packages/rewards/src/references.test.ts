@@ -1,14 +1,32 @@
 // Every GSM8K reference, scored as a completion against its own answer and a perturbed one;
-// and the reasoning checks' arithmetic validity on the reference rationales.
+// and the reasoning checks' arithmetic validity on the reference rationales. On the repository's
+// sample always, and on all 8,792 references where the full splits are here.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { loadGsm8k, parseReference } from "@temper/gsm8k";
+import { before, describe, it } from "node:test";
+import { devGsm8kPath, devGsm8kSkip, type Gsm8kSplit, gsm8kSample } from "@temper/fixtures";
+import { type Gsm8kExample, loadGsm8k, parseReference } from "@temper/gsm8k";
 import { arithmeticValidity } from "./reasoning.ts";
 import { correctnessSource } from "./sources.ts";
 
-const examples = [...loadGsm8k("train"), ...loadGsm8k("test")];
+const both = (path: (split: Gsm8kSplit) => string) => [
+  ...loadGsm8k(path("train")),
+  ...loadGsm8k(path("test")),
+];
 
-describe("GSM8K references (train + test)", () => {
+describe("GSM8K references, the sample (train + test)", () => referenceChecks(() => both(gsm8kSample)));
+
+describe(
+  "GSM8K references, all of them (train + test)",
+  { skip: devGsm8kSkip("train") || devGsm8kSkip("test") },
+  () => referenceChecks(() => both(devGsm8kPath)),
+);
+
+function referenceChecks(load: () => Gsm8kExample[]): void {
+  let examples: Gsm8kExample[] = [];
+  before(() => {
+    examples = load();
+    assert.ok(examples.length > 0);
+  });
   it("correctness_hard = 1 against the own answer, 0 against a perturbed one", () => {
     const own = correctnessSource.score(
       examples.map((e, i) => ({
@@ -59,4 +77,4 @@ describe("GSM8K references (train + test)", () => {
     console.log(`first exceptions:\n  ${exceptions.slice(0, 15).join("\n  ")}`);
     assert.ok(rate > 0.98, `rate ${rate}`);
   });
-});
+}

@@ -2,15 +2,8 @@
 // resolved reward structure the blend uses.
 import { check, checkRunId, fieldPath, invalidArgument, parseEndpoint, quote } from "@temper/kit";
 import { reward, scheduler } from "@temper/proto";
-import { definedEnumValue } from "@temper/reward-server";
-import {
-  type AdvantageScale,
-  resolveStructure,
-  type ScheduleShape,
-  type Structure,
-  type StructureInput,
-  validateScoreRequest,
-} from "@temper/rewards";
+import { definedEnumValue, structureInputFromProto } from "@temper/reward-server";
+import { type AdvantageScale, resolveStructure, type Structure, validateScoreRequest } from "@temper/rewards";
 import type { EndpointPolicy } from "./endpoint-policy.ts";
 
 /** run_id is part of NATS subjects and KV keys. */
@@ -50,68 +43,6 @@ export interface SettingsDefaults {
   sourceTimeoutMs: number;
   /** SOURCE_ENDPOINT_ALLOW: the endpoints a run may name; absent admits any. */
   policy?: EndpointPolicy;
-}
-
-const SHAPES: Record<number, ScheduleShape | undefined> = {
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_UNSPECIFIED]: undefined,
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_CONSTANT]: "constant",
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_LINEAR]: "linear",
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_COSINE]: "cosine",
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_STEP]: "step",
-  [scheduler.ScheduleShape.SCHEDULE_SHAPE_SIGMOID]: "sigmoid",
-};
-
-/** The proto oneof → @temper/rewards' StructureInput (validation happens in resolveStructure). */
-export function structureInputFromProto(s: scheduler.Structure | undefined): StructureInput {
-  const kind = s?.kind;
-  switch (kind?.$case) {
-    case "hard":
-      return { kind: "hard" };
-    case "continuous":
-      return { kind: "continuous", weights: kind.value.weights };
-    case "hybrid":
-      return {
-        kind: "hybrid",
-        alpha: kind.value.alpha,
-        continuous: { weights: kind.value.continuous?.weights },
-      };
-    case "adaptive": {
-      const a = kind.value;
-      let schedule: Extract<StructureInput, { kind: "adaptive" }>["schedule"];
-      if (a.schedule?.$case === "time") {
-        const t = a.schedule.value;
-        const shape = SHAPES[t.shape];
-        if (!(t.shape in SHAPES))
-          throw invalidArgument("config.structure.adaptive.time.shape", `unknown shape ${t.shape}`);
-        schedule = {
-          kind: "time",
-          shape,
-          alphaStart: t.alphaStart,
-          alphaEnd: t.alphaEnd,
-          totalSteps: t.totalSteps,
-          milestones: t.milestones,
-          sigmoidK: t.sigmoidK,
-        };
-      } else if (a.schedule?.$case === "progress") {
-        const p = a.schedule.value;
-        schedule = {
-          kind: "progress",
-          alphaMin: p.alphaMin,
-          alphaMax: p.alphaMax,
-          targetAccuracy: p.targetAccuracy,
-          emaDecay: p.emaDecay,
-        };
-      }
-      return {
-        kind: "adaptive",
-        schedule,
-        fallback: a.fallback,
-        continuous: { weights: a.continuous?.weights },
-      };
-    }
-    default:
-      throw invalidArgument("config.structure", "required: one of hard, continuous, hybrid, adaptive");
-  }
 }
 
 const SCALES: Record<number, AdvantageScale> = {

@@ -7,10 +7,10 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ExperimentError, type LoadedExperiment, loadComparison, pullHubRefs } from "@temper/experiment";
 import { loadRun, writeTensorboard } from "@temper/report";
+import { ROOT } from "@temper/stack";
 import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
 import { pullProgress } from "../hub-progress.ts";
 import { connect, follow, requireRunId, statusName, writeReport } from "../runs-client.ts";
-import { ROOT } from "../stack-runtime.ts";
 
 const COMMON_FLAGS = `  --orchestrator ADDR  an orchestrator's host:port (default: start a local stack for this command)
   --data-dir DIR       the local stack's store, logs, checkpoints and runs (default .temper/stack)

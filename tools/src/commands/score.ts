@@ -1,24 +1,18 @@
 // `temper score`: rewards for a jsonl file of completions, in-process through @temper/rewards.
-// The scoring step sits behind BatchScorer so that a scheduler client can replace it.
+// The scoring step sits behind BatchScorer (batch-scorer.ts) so that a scheduler client can replace it.
 import { readFileSync, writeFileSync } from "node:fs";
 import { referenceValue } from "@temper/gsm8k";
 import { RUN_ID } from "@temper/kit";
 import {
-  type AdvantageScale,
   type ComponentStat,
   type ComponentValue,
-  formatFieldError,
   type GroupInput,
   INITIAL_SCHEDULE_STATE,
   type PipelineResult,
-  resolveStructure,
   type ScheduleShape,
-  type ScheduleState,
-  type ScoreParams,
   type StructureInput,
-  scoreAndBlend,
-  validateScoreRequest,
 } from "@temper/rewards";
+import { type BatchScorer, inProcessScorer } from "../batch-scorer.ts";
 import { CliError, numberFlag, outputFile, parseFlags } from "../cli.ts";
 import { schedulerScorer } from "../scheduler-scorer.ts";
 
@@ -49,41 +43,6 @@ options:
   --tau X              perplexity temperature (default 1)
   --min-tokens N, --max-tokens N   reasoning length window (defaults 10, 400)
 summary on stderr.`;
-
-/** What a scoring backend needs: the batch, the structure and the step. */
-export interface ScoreBatchRequest {
-  groups: GroupInput[];
-  structure: StructureInput;
-  step: number;
-  state: ScheduleState;
-  params: ScoreParams;
-  advantageScale: AdvantageScale;
-}
-
-/** A scoring backend: in-process here; a scheduler client can implement the same. */
-export interface BatchScorer {
-  score(request: ScoreBatchRequest): Promise<PipelineResult>;
-}
-
-export const inProcessScorer: BatchScorer = {
-  async score(req) {
-    const s = resolveStructure(req.structure);
-    if (!s.ok) throw new CliError(formatFieldError(s.error));
-    const invalid = validateScoreRequest(req.groups, req.params, {
-      rejectEmptyText: false,
-      maxGroups: Number.MAX_SAFE_INTEGER,
-    });
-    if (invalid) throw new CliError(formatFieldError(invalid));
-    return scoreAndBlend({
-      groups: req.groups,
-      structure: s.value,
-      step: req.step,
-      state: req.state,
-      params: req.params,
-      advantageScale: req.advantageScale,
-    });
-  },
-};
 
 interface InputLine {
   row: Record<string, unknown>;

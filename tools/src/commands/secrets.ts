@@ -2,9 +2,8 @@
 // certificate per service and one for the operator, the operator's bearer token, NATS users with
 // per-service permissions); a second run keeps what is there. Compose's secrets-init runs it.
 import { resolve } from "node:path";
+import { ensureSecrets, filesOf, SERVICES, shareSecrets } from "@temper/stack";
 import { CliError, choiceFlag, parseFlags } from "../cli.ts";
-import { ensureSecrets, filesOf, shareSecrets } from "../secrets.ts";
-import { SERVICES } from "../services.ts";
 
 const USAGE = `usage: temper secrets --dir DIR [--hosts NAME,...] [--backend auto|openssl|forge] [--owner UID:GID] [--share HOLDER=DIR,...]
 

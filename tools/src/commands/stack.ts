@@ -3,10 +3,9 @@
 // until Ctrl-C / SIGTERM and stops everything it started. `--check` starts, verifies health, stops
 // and exits 0.
 import { join, resolve } from "node:path";
+import { NATS_DEFAULT_PORT, ROOT, SERVICES, startStack } from "@temper/stack";
 import { CliError, numberFlag, parseFlags } from "../cli.ts";
 import { resolveModelFlag } from "../model-flag.ts";
-import { NATS_DEFAULT_PORT, SERVICES } from "../services.ts";
-import { ROOT, startStack } from "../stack-runtime.ts";
 
 const USAGE = `usage: temper stack [--check] [--secure] [--rollout-workers N] [--replicas SOURCE=N,...] [--data-dir DIR] [--model DIR] [--nats-port N] [--port-offset N] [--max-restarts N]
 

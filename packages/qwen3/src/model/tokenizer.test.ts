@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { devGsm8kPath, devGsm8kSkip, GSM8K_SAMPLE_ROWS, gsm8kSample } from "@temper/fixtures";
 import { Rng } from "./prng.ts";
 import {
   BYTE_SPECIAL_TOKENS,
@@ -12,9 +12,6 @@ import {
   tokenizerIds,
   writeTokenizerFiles,
 } from "./tokenizer.ts";
-
-// GSM8K lives beside the repository: <repo>/../shared/data/gsm8k.
-const GSM8K_TEST = fileURLToPath(new URL("../../../../../shared/data/gsm8k/test.jsonl", import.meta.url));
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-tok-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -56,15 +53,21 @@ describe("qwen3 tokenizer", () => {
     );
   });
 
-  it("round-trips every GSM8K test question", () => {
-    const lines = readFileSync(GSM8K_TEST, "utf8").split("\n").filter(Boolean);
-    assert.equal(lines.length, 1319);
+  const roundTrips = (file: string, count: number) => {
+    const lines = readFileSync(file, "utf8").split("\n").filter(Boolean);
+    assert.equal(lines.length, count);
     for (const [i, line] of lines.entries()) {
       const q = JSON.parse(line).question as string;
       const ids = tok.encode(q);
       assert.ok(ids.every((id) => id < tok.vocabSize));
       assert.equal(tok.decode(ids), q, `question ${i}`);
     }
+  };
+  it("round-trips every question of the GSM8K test sample", () => {
+    roundTrips(gsm8kSample("test"), GSM8K_SAMPLE_ROWS);
+  });
+  it("round-trips every GSM8K test question", { skip: devGsm8kSkip("test") }, () => {
+    roundTrips(devGsm8kPath("test"), 1319);
   });
 
   // Expected strings derived by hand from the chat template text in tokenizer_config.json.

@@ -12,7 +12,6 @@ import {
   rmSync,
   type WriteStream,
 } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -22,10 +21,11 @@ import {
   type ServiceProcess,
   securityConfigSchema,
   startNatsServer,
-  startServiceProcess,
 } from "@temper/kit";
 import { initModel, presetConfig, tokenizerIds } from "@temper/qwen3";
-import { CliError } from "./cli.ts";
+import { StackError } from "./errors.ts";
+import { launchService, ROOT } from "./launch.ts";
+import { ephemeralPortRange, portFree } from "./ports.ts";
 import { ensureSecrets, operatorEnv, type Secrets, secureServiceEnv } from "./secrets.ts";
 import {
   implementedServices,
@@ -33,11 +33,8 @@ import {
   replica,
   SERVICES,
   type ServiceSpec,
-  serviceEntry,
   stackEnv,
 } from "./services.ts";
-
-export const ROOT = resolve(import.meta.dirname, "..", "..");
 
 /** One process of the stack: a service, or one of its replicas. */
 export interface Instance {
@@ -135,7 +132,7 @@ export function stackModel(flag: string | undefined, dataDir: string, say: (line
   if (flag !== undefined) {
     const dir = resolve(flag);
     if (!existsSync(join(dir, "config.json")))
-      throw new CliError(`--model ${flag}: no config.json there (expected a Hugging Face model directory)`);
+      throw new StackError(`--model ${flag}: no config.json there (expected a Hugging Face model directory)`);
     return dir;
   }
   const dir = join(dataDir, "models", "small");
@@ -182,28 +179,7 @@ function serviceEnv(name: string, modelDir: string | undefined, dataDir: string)
   return out;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once("error", () => done(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => done(true)));
-  });
-}
-
-/** The range the kernel picks a connection's own port from (Linux), or undefined where unknown. */
-function ephemeralPortRange(): [number, number] | undefined {
-  try {
-    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** nats-server from PATH; as root with apt-get, installs Debian's package; else a CliError. */
+/** nats-server from PATH; as root with apt-get, installs Debian's package; else a StackError. */
 export function ensureNatsServer(): string {
   const found = findNatsServer();
   if (found) return found;
@@ -217,25 +193,27 @@ export function ensureNatsServer(): string {
     }
     const installed = findNatsServer();
     if (r.status === 0 && installed) return installed;
-    throw new CliError("apt-get could not install nats-server; install it and retry");
+    throw new StackError("apt-get could not install nats-server; install it and retry");
   }
-  throw new CliError(
+  throw new StackError(
     "nats-server not found: install it (Debian/Ubuntu: sudo apt-get install nats-server) or set NATS_SERVER_BIN",
   );
 }
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const say = o.onEvent ?? (() => {});
-  const specs = implementedServices(ROOT);
+  const specs = implementedServices();
   for (const [name, n] of Object.entries(o.replicas ?? {})) {
     if (!SERVICES.some((s) => s.name === name))
-      throw new CliError(`replicas of ${name}: no such service (${SERVICES.map((s) => s.name).join(", ")})`);
+      throw new StackError(
+        `replicas of ${name}: no such service (${SERVICES.map((s) => s.name).join(", ")})`,
+      );
     if (n !== 1 && !REPLICABLE.has(name))
-      throw new CliError(
+      throw new StackError(
         `replicas of ${name}: only ${[...REPLICABLE].join(", ")} run as several processes (learner, scheduler and orchestrator own state)`,
       );
     if (!Number.isInteger(n) || n < 1 || n > 16)
-      throw new CliError(`replicas of ${name}: expected an integer in [1, 16], got ${n}`);
+      throw new StackError(`replicas of ${name}: expected an integer in [1, 16], got ${n}`);
   }
   const instances: Instance[] = specs.flatMap((spec) =>
     Array.from({ length: o.replicas?.[spec.name] ?? 1 }, (_, k) => ({
@@ -245,7 +223,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   );
   const tooHigh = instances.find((i) => i.port > 65535);
   if (tooHigh)
-    throw new CliError(`${tooHigh.name} would listen on port ${tooHigh.port}: use a lower --port-offset`);
+    throw new StackError(`${tooHigh.name} would listen on port ${tooHigh.port}: use a lower --port-offset`);
   const ports: Record<string, number> = Object.fromEntries(
     SERVICES.map((s) => [s.name, replica(s, 0, o.portOffset).port]),
   );
@@ -264,7 +242,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ...instances.map((i) => [i.name, i.port] as const),
   ])
     if (!(await portFree(port)))
-      throw new CliError(`port ${port} (${name}) is in use: stop what holds it, or pass --port-offset`);
+      throw new StackError(`port ${port} (${name}) is in use: stop what holds it, or pass --port-offset`);
   const ephemeral = ephemeralPortRange();
   const exposed = instances.filter((i) => ephemeral && i.port >= ephemeral[0] && i.port <= ephemeral[1]);
   if (exposed.length)
@@ -317,10 +295,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
   const launch = async (inst: Instance, log: WriteStream, natsUrl: string): Promise<ServiceProcess> => {
     const spec = inst.spec;
-    const svc = await startServiceProcess({
+    const svc = await launchService({
       name: inst.name,
-      entry: serviceEntry(ROOT, spec.name),
-      cwd: ROOT,
+      service: spec.name,
       env: {
         ...stackEnv(inst.port, endpoints, natsUrl),
         ...(security ? secureServiceEnv(security.secrets.dir, spec.name) : PLAINTEXT_ENV),

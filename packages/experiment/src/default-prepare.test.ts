@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { invalidateStaleCache, SMOKE } from "./commands/default.ts";
+import { invalidateStaleCache } from "./default-prepare.ts";
+import { DEFAULT_SMOKE as SMOKE } from "./default-settings.ts";
 
 const PARTS = ["data", "model-base", "model-warm"];
 

@@ -1,7 +1,7 @@
 // The services of the local stack: name, default port, and how each is started. A service is
 // "implemented" once services/<name>/src/main.ts exists; `temper stack` starts those only.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { serviceEntry } from "./launch.ts";
 
 export interface ServiceSpec {
   name: string;
@@ -32,12 +32,8 @@ export const SERVICES: readonly ServiceSpec[] = [
   { name: "orchestrator", port: 15090, summary: "runs experiments end to end" },
 ];
 
-export function serviceEntry(root: string, name: string): string {
-  return join(root, "services", name, "src", "main.ts");
-}
-
-export function implementedServices(root: string): ServiceSpec[] {
-  return SERVICES.filter((s) => existsSync(serviceEntry(root, s.name)));
+export function implementedServices(): ServiceSpec[] {
+  return SERVICES.filter((s) => existsSync(serviceEntry(s.name)));
 }
 
 /** "reward-correctness" -> "REWARD_CORRECTNESS_ADDR": every service gets every peer's address. */
