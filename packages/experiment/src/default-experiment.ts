@@ -7,5 +7,6 @@ export {
   DEFAULT_LONG,
   DEFAULT_SEEDS,
   DEFAULT_SMOKE,
+  DEFAULT_SPARSE,
   type DefaultSetting,
 } from "./default-settings.ts";

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { invalidateStaleCache } from "./default-prepare.ts";
+import { loadGsm8k, synthesizeSets } from "@temper/gsm8k";
+import { invalidateStaleCache, prepareDefault } from "./default-prepare.ts";
 import { DEFAULT_SMOKE as SMOKE } from "./default-settings.ts";
 
 const PARTS = ["data", "model-base", "model-warm"];
@@ -42,6 +43,58 @@ test("a cache made by another setting is remade", () => {
     invalidateStaleCache(dir, other, PARTS);
     for (const p of PARTS) assert.ok(!existsSync(join(dir, p)), p);
     assert.equal(JSON.parse(readFileSync(join(dir, "setting.json"), "utf8")).sft.steps, SMOKE.sft.steps + 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("rlData: problems the warm start never saw, in the pool's order, made once", {
+  timeout: 300_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "temper-default-rl-"));
+  const rlData = { dir: "data-rl", seed: 2, minSteps: 1, maxSteps: 2, pool: 60, take: 40 };
+  const setting = { ...SMOKE, rlData };
+  try {
+    const paths = await prepareDefault(dir, setting, () => {});
+    assert.equal(paths.rlData, join(dir, "data-rl"));
+    const sft = new Set(loadGsm8k(join(paths.data, "sft.jsonl")).map((ex) => ex.question));
+    const pool = synthesizeSets({
+      sft: 0,
+      train: 60,
+      eval: 60,
+      seed: 2,
+      maxOperand: SMOKE.synth.maxOperand,
+      maxResult: SMOKE.synth.maxResult,
+      steps: { min: 1, max: 2 },
+      disjoint: "question",
+    });
+    for (const [name, rows] of [
+      ["train", pool.train],
+      ["eval", pool.eval],
+    ] as const) {
+      const got = loadGsm8k(join(paths.rlData, `${name}.jsonl`));
+      assert.equal(got.length, 40);
+      assert.ok(
+        got.every((ex) => !sft.has(ex.question)),
+        `${name}: a question the warm start saw`,
+      );
+      assert.deepEqual(
+        got.map((ex) => ex.question),
+        rows
+          .filter((ex) => !sft.has(ex.question))
+          .slice(0, 40)
+          .map((ex) => ex.question),
+      );
+      assert.ok(
+        got.some((ex) => ex.answer.split("<<").length === 3),
+        `${name}: no two-step problem`,
+      );
+    }
+    const before = readFileSync(join(paths.rlData, "eval.jsonl"));
+    writeFileSync(join(paths.rlData, "marker"), "x");
+    await prepareDefault(dir, setting, () => {});
+    assert.ok(existsSync(join(paths.rlData, "marker")), "made once");
+    assert.deepEqual(readFileSync(join(paths.rlData, "eval.jsonl")), before);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

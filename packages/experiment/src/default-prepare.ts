@@ -68,6 +68,40 @@ function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void)
   renameSync(tmp, dir);
 }
 
+/**
+ * <dir>/{train,eval}.jsonl of setting.rlData: problems the warm start never saw (no question of
+ * sft.jsonl), made once.
+ */
+function ensureRlData(dir: string, sftFile: string, s: DefaultSetting, say: (line: string) => void): void {
+  const r = s.rlData;
+  if (!r || existsSync(join(dir, "eval.jsonl"))) return;
+  say(`making ${r.minSteps}–${r.maxSteps}-step problems in ${dir}`);
+  const sets = synthesizeSets({
+    sft: 0,
+    train: r.pool,
+    eval: r.pool,
+    seed: r.seed,
+    maxOperand: s.synth.maxOperand,
+    maxResult: s.synth.maxResult,
+    steps: { min: r.minSteps, max: r.maxSteps },
+    disjoint: "question",
+  });
+  const seen = new Set(loadGsm8k(sftFile).map((ex) => ex.question));
+  const unseen = (rows: readonly Gsm8kExample[], name: string) => {
+    const out = rows.filter((ex) => !seen.has(ex.question)).slice(0, r.take);
+    if (out.length < r.take)
+      throw new Error(`only ${out.length} ${name} problems the warm start never saw, fewer than ${r.take}`);
+    return out;
+  };
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  writeJsonl(join(tmp, "train.jsonl"), unseen(sets.train, "training"));
+  writeJsonl(join(tmp, "eval.jsonl"), unseen(sets.eval, "held-out"));
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+}
+
 function ensureBase(dir: string, s: DefaultSetting, say: (line: string) => void): void {
   if (existsSync(join(dir, "config.json"))) return;
   say(`making the ${s.preset} base model in ${dir}`);
@@ -130,9 +164,11 @@ async function ensureWarmStart(
   );
 }
 
-/** Where prepareDefault puts the inputs under a data dir. */
-export function defaultPaths(dir: string) {
-  return { data: join(dir, "data"), base: join(dir, "model-base"), warm: join(dir, "model-warm") };
+/** Where prepareDefault puts the inputs under a data dir; rlData: the comparison's problems. */
+export function defaultPaths(dir: string, setting?: DefaultSetting) {
+  const data = join(dir, "data");
+  const rlData = setting?.rlData ? join(dir, setting.rlData.dir) : data;
+  return { data, rlData, base: join(dir, "model-base"), warm: join(dir, "model-warm") };
 }
 
 /**
@@ -144,10 +180,16 @@ export async function prepareDefault(
   setting: DefaultSetting,
   say: (line: string) => void,
 ): Promise<ReturnType<typeof defaultPaths>> {
-  const paths = defaultPaths(dir);
-  invalidateStaleCache(dir, setting, ["data", "model-base", "model-warm", "model-warm.partial"], say);
+  const paths = defaultPaths(dir, setting);
+  invalidateStaleCache(
+    dir,
+    setting,
+    ["data", "data-sparse", "model-base", "model-warm", "model-warm.partial"],
+    say,
+  );
   ensureData(paths.data, setting, say);
   ensureBase(paths.base, setting, say);
   await ensureWarmStart(paths.base, paths.warm, paths.data, setting, say);
+  ensureRlData(paths.rlData, join(paths.data, "sft.jsonl"), setting, say);
   return paths;
 }

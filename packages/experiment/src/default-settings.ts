@@ -34,6 +34,19 @@ export interface DefaultSetting {
     /** The SFT batch order. */
     seed: number;
   };
+  /**
+   * Problems the comparison trains and evaluates on instead of data/'s (the warm start stays the
+   * one data/ made): a pool of `pool` per set made by synthesizeSets with these knobs (seed, steps,
+   * the default's operands), less every question the warm start was trained on, the first `take`.
+   */
+  rlData?: {
+    dir: string;
+    seed: number;
+    minSteps: number;
+    maxSteps: number;
+    pool: number;
+    take: number;
+  };
   /** Overrides of the comparison file's runs (smoke shrinks them). */
   rl?: {
     steps: number;
@@ -83,6 +96,16 @@ export const DEFAULT_FULL: DefaultSetting = {
 export const DEFAULT_LONG: DefaultSetting = { ...DEFAULT_FULL, file: "default-long.yaml" };
 /** The default comparison over three seeds, with the permuted-hard control (default-seeds.yaml). */
 export const DEFAULT_SEEDS: DefaultSetting = { ...DEFAULT_FULL, file: "default-seeds.yaml" };
+
+/**
+ * The sparse-reward regime (default-sparse.yaml): the same warm start, trained on one-step problems,
+ * meets problems of one and two steps; about half of hard's groups carry no signal at first.
+ */
+export const DEFAULT_SPARSE: DefaultSetting = {
+  ...DEFAULT_FULL,
+  file: "default-sparse.yaml",
+  rlData: { dir: "data-sparse", seed: 2, minSteps: 1, maxSteps: 2, pool: 1200, take: 1000 },
+};
 
 export const DEFAULT_SMOKE: DefaultSetting = {
   preset: "tiny",

@@ -11,13 +11,14 @@ import {
   DEFAULT_LONG,
   DEFAULT_SEEDS,
   DEFAULT_SMOKE,
+  DEFAULT_SPARSE,
   prepareDefault,
 } from "@temper/experiment/default";
 import { ROOT } from "@temper/stack";
 import { CliError, numberFlag, outputDir, outputFile, parseFlags } from "../cli.ts";
 import { runComparison } from "./run.ts";
 
-const USAGE = `usage: temper default [--smoke|--long|--seeds] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
+const USAGE = `usage: temper default [--smoke|--long|--seeds|--sparse] [--data-dir DIR] [--port-offset N] [--orchestrator ADDR] [--prepare] [--out report.html]
 
 The default experiment: GRPO with LoRA on a mini model (1.6M parameters) warm-started on synthetic
 one-step grade-school arithmetic, under the hard, continuous, hybrid and adaptive reward structures (same seed, same
@@ -29,8 +30,12 @@ prompts), every service a process; then one HTML report and the summary table.
                    a control (hard with each step's rewards shuffled): spreads over seeds, each
                    structure against hard with its minimum detectable effect (~20 min after the
                    warm start)
+  --sparse         examples/default-sparse.yaml: the sparse-reward regime, the same warm start on
+                   one- and two-step problems it never saw (about half of hard's groups carry no
+                   signal); hard against adaptive over seeds 1-3, evaluated every 10 steps (~45 min
+                   after the warm start)
   --data-dir DIR   data, models, the stack's store and runs (default .temper/default, which
-                   --long and --seeds share, or .temper/smoke with --smoke); the data and the warm start
+                   --long, --seeds and --sparse share, or .temper/smoke with --smoke); the data and the warm start
                    are made once
   --port-offset N  added to every port of the local stack
   --orchestrator ADDR  run on a running orchestrator (host:port) instead of a local stack: its
@@ -38,7 +43,7 @@ prompts), every service a process; then one HTML report and the summary table.
                    must be at the same paths there (compose: deploy/compose.experiment.yaml)
   --prepare        make the data, the base model and the warm start (cached), then exit
   --out FILE       the report (default <data-dir>/report.html, report-long.html with --long,
-                   report-seeds.html with --seeds)`;
+                   report-seeds.html with --seeds, report-sparse.html with --sparse)`;
 
 const say = (line: string) => process.stderr.write(`temper default: ${line}\n`);
 
@@ -47,6 +52,7 @@ export async function run(argv: string[]): Promise<void> {
     smoke: { type: "boolean" },
     long: { type: "boolean" },
     seeds: { type: "boolean" },
+    sparse: { type: "boolean" },
     "data-dir": { type: "string" },
     "port-offset": { type: "string" },
     orchestrator: { type: "string" },
@@ -58,8 +64,8 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if ([values.smoke, values.long, values.seeds].filter(Boolean).length > 1)
-    throw new CliError("--smoke, --long and --seeds: pick one");
+  if ([values.smoke, values.long, values.seeds, values.sparse].filter(Boolean).length > 1)
+    throw new CliError("--smoke, --long, --seeds and --sparse: pick one");
   if (
     values.orchestrator !== undefined &&
     !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(values.orchestrator)
@@ -71,7 +77,9 @@ export async function run(argv: string[]): Promise<void> {
       ? DEFAULT_LONG
       : values.seeds
         ? DEFAULT_SEEDS
-        : DEFAULT_FULL;
+        : values.sparse
+          ? DEFAULT_SPARSE
+          : DEFAULT_FULL;
   const portOffset = numberFlag("port-offset", values["port-offset"], 0)!;
   if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > 10_000)
     throw new CliError(`--port-offset: expected an integer in [0, 10000], got ${portOffset}`);
@@ -84,13 +92,22 @@ export async function run(argv: string[]): Promise<void> {
     "out",
     resolve(
       values.out ??
-        join(dir, values.long ? "report-long.html" : values.seeds ? "report-seeds.html" : "report.html"),
+        join(
+          dir,
+          values.long
+            ? "report-long.html"
+            : values.seeds
+              ? "report-seeds.html"
+              : values.sparse
+                ? "report-sparse.html"
+                : "report.html",
+        ),
     ),
   );
-  const { data, warm } = await prepareDefault(dir, setting, say);
+  const { rlData, warm } = await prepareDefault(dir, setting, say);
   const warmSeconds = (Date.now() - started) / 1000;
   if (values.prepare) {
-    process.stdout.write(`prepared in ${warmSeconds.toFixed(0)} s: data ${data}, warm start ${warm}\n`);
+    process.stdout.write(`prepared in ${warmSeconds.toFixed(0)} s: data ${rlData}, warm start ${warm}\n`);
     return;
   }
 
@@ -98,8 +115,8 @@ export async function run(argv: string[]): Promise<void> {
   const runs = file.runs;
   applySetting(runs, setting, {
     model: warm,
-    trainData: join(data, "train.jsonl"),
-    evalData: join(data, "eval.jsonl"),
+    trainData: join(rlData, "train.jsonl"),
+    evalData: join(rlData, "eval.jsonl"),
   });
   const res = await runComparison(runs, {
     dataDir: join(dir, "stack"),
