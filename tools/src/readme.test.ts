@@ -155,7 +155,7 @@ describe("README's temper table and the CLI's --help", () => {
         return [name, Object.fromEntries(tokenizers.map((t, i) => [t, sizes[i]]))];
       }),
     );
-    const table = [...models.matchAll(/^\| `([a-z0-9-]+)` \| ([\d.]+[KMB]) \| ([\d.]+[KMB]) \|$/gm)];
+    const table = [...models.matchAll(/^\| `([a-z0-9.-]+)` \| ([\d.]+[KMB]) \| ([\d.]+[KMB]) \|$/gm)];
     assert.equal(table.length, fromHelp.size);
     const value = (s: string) => Number(s.slice(0, -1)) * { K: 1e3, M: 1e6, B: 1e9 }[s.at(-1) as "K"];
     for (const [, name, bytes, qwen3] of table) {

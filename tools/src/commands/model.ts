@@ -41,7 +41,7 @@ const subcommands: Record<string, Subcommand> = {
   init: {
     summary: "write a randomly initialised model in Hugging Face layout",
     usage:
-      "temper model init --config tiny|mini|small|qwen3-4b|FILE.json --tokenizer qwen3|bytes [--seed N] [--dtype bf16|f16|f32] [--shards N] --out DIR",
+      "temper model init --config tiny|mini|small|qwen3-0.6b|qwen3-4b|FILE.json --tokenizer qwen3|bytes [--seed N] [--dtype bf16|f16|f32] [--shards N] --out DIR",
     get details() {
       return presetSizes();
     },

@@ -63,6 +63,23 @@ describe("parseConfig", () => {
     assert.ok(Math.abs(parameterCount(preset) - 151936 * 2560 - 3.63e9) < 0.01e9);
   });
 
+  it("the qwen3-0.6b preset is Qwen3-0.6B's published shape: ~0.60B parameters, 0.44B without embeddings", () => {
+    const { extra: _, ...preset } = presetConfig("qwen3-0.6b", qwenIds);
+    const { extra: _b, ...published } = parseConfig({
+      ...QWEN3_4B_JSON,
+      hidden_size: 1024,
+      intermediate_size: 3072,
+      max_window_layers: 28,
+      num_attention_heads: 16,
+      num_hidden_layers: 28,
+      num_key_value_heads: 8,
+    });
+    assert.deepEqual(preset, published);
+    const c = presetConfig("qwen3-0.6b", qwenIds);
+    assert.ok(Math.abs(parameterCount(c) - 0.596e9) < 0.005e9, String(parameterCount(c)));
+    assert.ok(Math.abs(parameterCount(c) - 151936 * 1024 - 0.44e9) < 0.005e9);
+  });
+
   it("round-trips through configToJson", () => {
     const c = parseConfig(QWEN3_4B_JSON);
     assert.deepEqual(parseConfig(configToJson(c)), c);

@@ -295,8 +295,10 @@ export function generationConfigToJson(gen: GenerationConfig): Record<string, un
   return out;
 }
 
-export type PresetName = "tiny" | "mini" | "small" | "qwen3-4b";
-export const PRESET_NAMES: readonly PresetName[] = ["tiny", "mini", "small", "qwen3-4b"];
+export type PresetName = "tiny" | "mini" | "small" | "qwen3-0.6b" | "qwen3-4b";
+export const PRESET_NAMES: readonly PresetName[] = ["tiny", "mini", "small", "qwen3-0.6b", "qwen3-4b"];
+/** The presets that are a published Qwen3 checkpoint's config (their vocab_size included). */
+const REAL_PRESETS: ReadonlySet<PresetName> = new Set(["qwen3-0.6b", "qwen3-4b"]);
 
 /** What a preset needs from the tokenizer it will be paired with. */
 export interface TokenizerIds {
@@ -348,6 +350,19 @@ const PRESETS: Record<PresetName, Shape> = {
     tieWordEmbeddings: true,
     maxPositionEmbeddings: 4096,
   },
+  // Qwen/Qwen3-0.6B's config.json: the size a CPU can run.
+  "qwen3-0.6b": {
+    hiddenSize: 1024,
+    intermediateSize: 3072,
+    numHiddenLayers: 28,
+    numAttentionHeads: 16,
+    numKeyValueHeads: 8,
+    headDim: 128,
+    rmsNormEps: 1e-6,
+    ropeTheta: 1_000_000,
+    tieWordEmbeddings: true,
+    maxPositionEmbeddings: 40960,
+  },
   // Qwen/Qwen3-4B's config.json.
   "qwen3-4b": {
     hiddenSize: 2560,
@@ -363,7 +378,7 @@ const PRESETS: Record<PresetName, Shape> = {
   },
 };
 
-/** A preset architecture paired with a tokenizer's ids. qwen3-4b keeps its real vocab_size (151936). */
+/** A preset architecture paired with a tokenizer's ids. The real presets keep Qwen3's vocab_size (151936). */
 export function presetConfig(
   name: PresetName,
   tokenizer: TokenizerIds,
@@ -373,7 +388,7 @@ export function presetConfig(
   if (!shape) throw new ConfigError(`unknown config preset "${name}" (expected ${PRESET_NAMES.join(", ")})`);
   // Like Qwen3 (151669 tokens, 151936 rows), the embedding has more rows than the tokenizer has tokens.
   const padded = Math.ceil(tokenizer.vocabSize / 64) * 64;
-  const vocabSize = name === "qwen3-4b" ? Math.max(151936, padded) : padded;
+  const vocabSize = REAL_PRESETS.has(name) ? Math.max(151936, padded) : padded;
   return {
     ...shape,
     vocabSize,
