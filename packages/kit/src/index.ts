@@ -43,7 +43,13 @@ export {
 export { HealthDefinition, HealthRegistry, type ServingStatus } from "./health.ts";
 export { KeyedLock } from "./keyed-lock.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from "./logger.ts";
-export { formatBytes, machineMemory } from "./memory.ts";
+export {
+  type AvailableMemory,
+  availableMemory,
+  formatBytes,
+  machineMemory,
+  memoryRefusal,
+} from "./memory.ts";
 export {
   type MetricsOptions,
   recordServerCall,

@@ -4,10 +4,23 @@
 
 import { resolve } from "node:path";
 import { serviceModelDir } from "@temper/hub";
-import { EngineWorker, loadConfigOrExit, machineMemory, runService, service } from "@temper/kit";
+import {
+  EngineWorker,
+  loadConfigOrExit,
+  machineMemory,
+  memoryRefusal,
+  runService,
+  service,
+} from "@temper/kit";
 import { checkProvider } from "@temper/onnx";
 import { descriptorSetPath } from "@temper/proto";
-import { ADAPTER_BUCKET, type Qwen3Config, readConfig, trainActivationBytes } from "@temper/qwen3";
+import {
+  ADAPTER_BUCKET,
+  type Qwen3Config,
+  readConfig,
+  trainActivationBytes,
+  weightLoadBytes,
+} from "@temper/qwen3";
 import { declaration } from "./declaration.ts";
 import type { LearnerWorker, WorkerInit } from "./engine-worker.ts";
 import { Learner } from "./learner.ts";
@@ -45,6 +58,16 @@ await runService({
       process.stderr.write(
         `learner: invalid configuration: ${c.MODEL_DIR ? "MODEL_DIR" : "MODEL"}=${JSON.stringify(c.MODEL_DIR ?? c.MODEL)}: ${(err as Error).message}\n`,
       );
+      process.exit(2);
+    }
+    // the trainer loads at a run's first Train: refused now in one line, not killed then
+    const refusal = memoryRefusal(
+      weightLoadBytes(model, c.DTYPE),
+      `learner: the model (${modelDir}, ${c.DTYPE})`,
+      "give the learner a machine with more memory, or a smaller model",
+    );
+    if (refusal) {
+      process.stderr.write(`${refusal}\n`);
       process.exit(2);
     }
     const init: WorkerInit = {

@@ -1,16 +1,37 @@
 // rollout: generation with the policy (temper.rollout.v1.RolloutService). One base model, loaded
 // once into an engine worker thread; LoRA adapters by version from the JetStream object store.
 import { serviceModelDir } from "@temper/hub";
-import { loadConfigOrExit, machineMemory, runService, service } from "@temper/kit";
+import { loadConfigOrExit, machineMemory, memoryRefusal, runService, service } from "@temper/kit";
 import { descriptorSetPath } from "@temper/proto";
+import { readConfig, weightLoadBytes } from "@temper/qwen3/model";
 import { declaration } from "./declaration.ts";
 import { Rollout } from "./rollout.ts";
 
 // MODEL_DIR or MODEL names the model: neither is a configuration error now, not at the first call
+const early = loadConfigOrExit(declaration.config, declaration.name);
+let modelDir: string;
 try {
-  serviceModelDir(loadConfigOrExit(declaration.config, declaration.name));
+  modelDir = serviceModelDir(early);
 } catch (err) {
   process.stderr.write(`rollout: invalid configuration: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+// a model too large for this machine is refused in one line, not killed by the kernel mid-load
+let config: ReturnType<typeof readConfig> | undefined;
+try {
+  config = readConfig(modelDir);
+} catch {
+  // an unreadable config.json is reported by the engine's own start, with its path
+}
+const refusal =
+  config &&
+  memoryRefusal(
+    weightLoadBytes(config, early.DTYPE),
+    `rollout: the model (${modelDir}, ${early.DTYPE})`,
+    "give the rollout a machine with more memory, or a smaller model",
+  );
+if (refusal) {
+  process.stderr.write(`${refusal}\n`);
   process.exit(2);
 }
 

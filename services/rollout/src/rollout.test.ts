@@ -583,4 +583,17 @@ describe("rollout service", () => {
       assert.match(lines[0], new RegExp(`${name}=`));
     }
   });
+
+  it("a model larger than the memory there is: one line and exit 2 before it loads", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", serviceEntry("rollout")], {
+      env: { ...process.env, MODEL_DIR: dir, PORT: "0", MEMORY_LIMIT: "100000" },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^rollout: the model \(.*, float32\) needs about [\d.]+ MiB, and 97\.7 KiB is available \(MEMORY_LIMIT\): .*MEMORY_CHECK=off tries anyway\n$/,
+    );
+  });
 });

@@ -2,6 +2,7 @@
 // parameters not given on the command line come from generation_config.json, as in transformers.
 // The backend is opened by openDecodeBackend with the rollout's defaults (float32, engine "fast"),
 // so a prompt decodes here as the rollout service decodes it.
+import { memoryRefusal } from "@temper/kit";
 import { checkProvider, type ExecutionProvider } from "@temper/onnx";
 import {
   DECODE_DTYPES,
@@ -20,6 +21,7 @@ import {
   type PeftAdapter,
   PeftError,
   SamplingError,
+  weightLoadBytes,
 } from "@temper/qwen3";
 import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
@@ -81,6 +83,16 @@ export async function runGenerate(argv: string[]): Promise<void> {
   }
 
   const model = openModelDir(dir);
+  // a refusal in one line rather than a kill by the kernel halfway through the load
+  const refusal = memoryRefusal(
+    weightLoadBytes(model.config, dtype),
+    `loading ${dir} in ${dtype}`,
+    "use a smaller model, or free memory",
+  );
+  if (refusal) {
+    model.checkpoint.close();
+    throw new CliError(refusal);
+  }
   let opened: OpenDecodeBackend;
   try {
     let adapter: PeftAdapter | null = null;

@@ -12,7 +12,7 @@ import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { loadWeights } from "../model/weights.ts";
 import { ReferenceBackend } from "../reference/generate-reference.ts";
 import { referenceForward } from "../reference/reference.ts";
-import { runTemper } from "../testing/cli.ts";
+import { runTemper, runTemperWith } from "../testing/cli.ts";
 import { type GenerateOptions, generate } from "./generate.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-generate-cli-"));
@@ -197,6 +197,21 @@ describe("temper model generate", () => {
         assert.ok(Math.abs(lp - want.logprobs[i]) < tolerance, `${name}: ${lp} vs ${want.logprobs[i]}`);
       });
     }
+  });
+
+  it("a model larger than the memory there is: refused in one line (exit 2); MEMORY_CHECK=off lets it through", () => {
+    // the tiny model's weights as float32, twice (weightLoadBytes): ~1.1 MiB against a 100 kB limit
+    const args = ["model", "generate", "--model", dir, "--prompt", "x", "--max-new-tokens", "2"];
+    const refused = runTemperWith({ MEMORY_LIMIT: "100000" }, ...args);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stdout, "");
+    assert.match(
+      refused.stderr,
+      /^temper: loading .*tiny in float32 needs about 1\.\d MiB, and 97\.7 KiB is available \(MEMORY_LIMIT\): use a smaller model, or free memory; MEMORY_CHECK=off tries anyway\n$/,
+    );
+    const forced = runTemperWith({ MEMORY_LIMIT: "100000", MEMORY_CHECK: "off" }, ...args);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok(forced.stdout.length > 0);
   });
 
   it("bad input is one line on stderr with exit code 2", () => {
