@@ -10,6 +10,7 @@ export * from "./graph/forward-graph.ts";
 export * from "./graph/graph-weights.ts";
 export * from "./graph/lora-graph.ts";
 export * from "./graph/train-graph.ts";
+export * from "./graph/weight-cache.ts";
 export * from "./infer/decode-backend.ts";
 export * from "./infer/engine.ts";
 export * from "./infer/engine-decode.ts";

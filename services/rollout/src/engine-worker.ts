@@ -8,7 +8,7 @@
 // opens its own. Adapters: an LRU of
 // decoded adapters keyed "<run_id>/<version>"; the main thread mirrors its keys (it gets them back
 // with every result) and sends an adapter's bytes only when the worker lacks it.
-import { serveEngineWorker, type WorkerCallContext } from "@temper/kit";
+import { machineMemory, serveEngineWorker, type WorkerCallContext } from "@temper/kit";
 import {
   type AdapterObject,
   type DecodeEngineKind,
@@ -101,6 +101,8 @@ serveEngineWorker<RolloutWorker>(async (raw) => {
       provider: init.provider,
       threads: init.threads,
       lora,
+      // one machine, one choice of kernels (see decodeWeightPlacement)
+      weights: { machineBytes: machineMemory() },
     });
   const base = await makeBackend();
   /** LoRA sessions by layout. */

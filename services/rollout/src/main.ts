@@ -3,7 +3,7 @@
 import { serviceModelDir } from "@temper/hub";
 import { loadConfigOrExit, machineMemory, memoryRefusal, runService, service } from "@temper/kit";
 import { descriptorSetPath } from "@temper/proto";
-import { readConfig, weightLoadBytes } from "@temper/qwen3/model";
+import { decodeLoadBytes, readConfig } from "@temper/qwen3/model";
 import { declaration } from "./declaration.ts";
 import { Rollout } from "./rollout.ts";
 
@@ -26,7 +26,7 @@ try {
 const refusal =
   config &&
   memoryRefusal(
-    weightLoadBytes(config, early.DTYPE),
+    decodeLoadBytes(config, early.DTYPE, early.ENGINE, { machineBytes: machineMemory() }),
     `rollout: the model (${modelDir}, ${early.DTYPE})`,
     "give the rollout a machine with more memory, or a smaller model",
   );

@@ -2,13 +2,14 @@
 // parameters not given on the command line come from generation_config.json, as in transformers.
 // The backend is opened by openDecodeBackend with the rollout's defaults (float32, engine "fast"),
 // so a prompt decodes here as the rollout service decodes it.
-import { memoryRefusal } from "@temper/kit";
+import { machineMemory, memoryRefusal } from "@temper/kit";
 import { checkProvider, type ExecutionProvider } from "@temper/onnx";
 import {
   DECODE_DTYPES,
   DECODE_ENGINES,
   DEFAULT_DECODE_DTYPE,
   DEFAULT_DECODE_ENGINE,
+  decodeLoadBytes,
   GenerateError,
   type GenerateOptions,
   generate,
@@ -21,7 +22,6 @@ import {
   type PeftAdapter,
   PeftError,
   SamplingError,
-  weightLoadBytes,
 } from "@temper/qwen3";
 import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
 
@@ -84,8 +84,9 @@ export async function runGenerate(argv: string[]): Promise<void> {
 
   const model = openModelDir(dir);
   // a refusal in one line rather than a kill by the kernel halfway through the load
+  const weights = { machineBytes: machineMemory() };
   const refusal = memoryRefusal(
-    weightLoadBytes(model.config, dtype),
+    decodeLoadBytes(model.config, dtype, engine, weights),
     `loading ${dir} in ${dtype}`,
     "use a smaller model, or free memory",
   );
@@ -105,7 +106,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
         throw err;
       }
     }
-    opened = await openDecodeBackend(model, { dtype, engine, provider, lora: adapter?.config });
+    opened = await openDecodeBackend(model, { dtype, engine, provider, lora: adapter?.config, weights });
     opened.setAdapter(adapter);
   } finally {
     model.checkpoint.close();

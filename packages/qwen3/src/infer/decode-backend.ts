@@ -12,6 +12,7 @@ import type { LoraAdapter, LoraConfig } from "../adapter/lora.ts";
 import { EngineInputError } from "../graph/engine-batch.ts";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import type { Qwen3Config } from "../model/config.ts";
+import type { DecodeWeightsOptions } from "../model/load-memory.ts";
 import { loadWeights } from "../model/weights.ts";
 import { ReferenceBackend } from "../reference/generate-reference.ts";
 import type { EngineDtype } from "./engine.ts";
@@ -48,6 +49,8 @@ export interface DecodeBackendOptions {
    * a new session. Omitted: a base-model graph (setAdapter(null) only). The reference takes any.
    */
   lora?: LoraConfig;
+  /** Where the fast engine's weights live (mapped from the weight cache or in memory). */
+  weights?: DecodeWeightsOptions;
 }
 
 /** An open decode backend: generate() runs on it; release() frees its session. */
@@ -77,7 +80,7 @@ export async function openDecodeBackend(
     throw new EngineInputError(`engine must be one of ${DECODE_ENGINES.join(", ")}, got "${requested}"`);
   const engine = resolveDecodeEngine(dtype, requested);
   const { config, checkpoint } = model;
-  const { provider, threads, lora } = options;
+  const { provider, threads, lora, weights } = options;
 
   let backend: DecodeBackend & { setAdapter(adapter: LoraAdapter | null): void };
   let release: () => Promise<void>;
@@ -85,7 +88,12 @@ export async function openDecodeBackend(
     backend = new ReferenceBackend(config, loadWeights(config, checkpoint, "float64"));
     release = async () => {};
   } else if (engine === "fast") {
-    const e = await Qwen3DecodeEngine.fromCheckpoint(config, checkpoint, { provider, threads, lora });
+    const e = await Qwen3DecodeEngine.fromCheckpoint(config, checkpoint, {
+      provider,
+      threads,
+      lora,
+      weights,
+    });
     backend = new DecodeCacheBackend(e);
     release = () => e.release();
   } else {

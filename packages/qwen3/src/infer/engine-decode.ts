@@ -21,6 +21,7 @@
 //
 // float32 only: RotaryEmbedding and the fusions ORT applies have no float64 kernels; the float64 path
 // (Qwen3KvEngine at dtype float64) stays the oracle the exactness tests use.
+
 import {
   type CreateSessionOptions,
   checkProvider,
@@ -42,8 +43,10 @@ import {
 } from "../adapter/lora.ts";
 import { EngineInputError } from "../graph/engine-batch.ts";
 import { attentionMask } from "../graph/forward-graph.ts";
+import { MappedWeights } from "../graph/weight-cache.ts";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import type { Qwen3Config } from "../model/config.ts";
+import { type DecodeWeightsOptions, decodeWeightPlacement } from "../model/load-memory.ts";
 import { fromModelDir } from "../model/model-dir.ts";
 import { layerPrefix } from "../model/weights.ts";
 
@@ -103,6 +106,30 @@ export function checkpointReader(checkpoint: Checkpoint): TensorReader {
 }
 
 /**
+ * Places a graph weight [shape] whose values `make` computes: in memory, or as a region of the mapped
+ * weight cache (where `make` runs only while the cache entry is written).
+ */
+export type WeightPlacer = (name: string, shape: number[], make: () => Float32Array) => Value;
+
+/** The name and version of the decode graph's weight layout in the mapped cache. */
+export const DECODE_WEIGHT_LAYOUT = "decode-v1";
+
+export function inMemoryPlacer(g: GraphBuilder): WeightPlacer {
+  return (name, shape, make) => g.weight(name, "float32", shape, make());
+}
+
+export function mappedPlacer(g: GraphBuilder, cache: MappedWeights): WeightPlacer {
+  return (name, shape, make) => g.weightFromFile(name, "float32", shape, cache.region(name, shape, make));
+}
+
+/** [rows, cols] → [cols, rows] */
+function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+/**
  * Declares the decode graph on `g` (float32). Inputs: input_ids, attention_mask (of the new tokens),
  * position_ids [batch, seq]; cache_bias [batch, capacity] (0 = a visible cached slot, HIDDEN_SLOT =
  * free or padding); past_key_values.N.key/value [batch, kv_heads, capacity, head_dim]; the packed LoRA
@@ -114,6 +141,7 @@ export function declareDecodeGraph(
   config: Qwen3Config,
   read: TensorReader,
   lora: LoraConfig | null,
+  place: WeightPlacer = inMemoryPlacer(g),
 ): void {
   if (g.dtype !== "float32") throw new EngineInputError("the decode graph is float32 only");
   const { hiddenSize: H, headDim: d, numKeyValueHeads: nKV, numAttentionHeads: nQ } = config;
@@ -145,26 +173,25 @@ export function declareDecodeGraph(
         });
       }
 
-  const w = (name: string, shape: number[]) => g.weight(name, "float32", shape, read(name, shape));
-  /** y = x·Wᵀ over the group's modules' weights concatenated on the output axis (+ LoRA). */
+  const w = (name: string, shape: number[]) => place(name, shape, () => read(name, shape));
+  /**
+   * y = x·W over the group's modules' weights concatenated on the output axis and stored transposed,
+   * [in, out], the MatMul's own layout (a Transpose in the graph would be folded into a private copy).
+   */
   const project = (x: Value, layer: number, group: DecodeGroup): Value => {
     const mods = DECODE_GROUPS[group];
     const { inFeatures, outFeatures } = groupShape(config, group);
-    const data = new Float32Array(outFeatures * inFeatures);
-    let at = 0;
-    for (const m of mods) {
-      const out = loraModuleShape(config, m).outFeatures;
-      const name = `${layerPrefix(layer)}.${MODULE_PATH[m]}.weight`;
-      data.set(read(name, [out, inFeatures]), at);
-      at += out * inFeatures;
-    }
-    const weight = g.weight(
-      `${layerPrefix(layer)}.${group}.weight`,
-      "float32",
-      [outFeatures, inFeatures],
-      data,
-    );
-    const y = g.matmul(x, g.transpose(weight, [1, 0]));
+    const weightT = place(`${layerPrefix(layer)}.${group}.weight.T`, [inFeatures, outFeatures], () => {
+      const data = new Float32Array(outFeatures * inFeatures);
+      let at = 0;
+      for (const m of mods) {
+        const out = loraModuleShape(config, m).outFeatures;
+        data.set(read(`${layerPrefix(layer)}.${MODULE_PATH[m]}.weight`, [out, inFeatures]), at);
+        at += out * inFeatures;
+      }
+      return transposed(data, outFeatures, inFeatures);
+    });
+    const y = g.matmul(x, weightT);
     const pair = loraIn.get(`${layer}/${group}`);
     // y + (x·A)·B as one Gemm with C = y (x is 2-D [tokens, in]).
     return pair ? g.gemm(g.matmul(x, pair.a), pair.b, y) : y;
@@ -173,16 +200,14 @@ export function declareDecodeGraph(
   // RoPE tables [max_positions, d/2], computed in float64 and rounded once.
   const half = d / 2;
   const P = config.maxPositionEmbeddings;
-  const cos = new Float32Array(P * half);
-  const sin = new Float32Array(P * half);
-  for (let p = 0; p < P; p++)
-    for (let i = 0; i < half; i++) {
-      const angle = p * config.ropeTheta ** ((-2 * i) / d);
-      cos[p * half + i] = Math.cos(angle);
-      sin[p * half + i] = Math.sin(angle);
-    }
-  const cosCache = g.weight("rope_cos", "float32", [P, half], cos);
-  const sinCache = g.weight("rope_sin", "float32", [P, half], sin);
+  const ropeTable = (f: (angle: number) => number) => () => {
+    const table = new Float32Array(P * half);
+    for (let p = 0; p < P; p++)
+      for (let i = 0; i < half; i++) table[p * half + i] = f(p * config.ropeTheta ** ((-2 * i) / d));
+    return table;
+  };
+  const cosCache = place("rope_cos", [P, half], ropeTable(Math.cos));
+  const sinCache = place("rope_sin", [P, half], ropeTable(Math.sin));
   const rope = (x: Value, heads: number): Value =>
     g.op(
       "RotaryEmbedding",
@@ -204,12 +229,14 @@ export function declareDecodeGraph(
   // linear, so it commutes).
   const headNorm = (i: number): Value => {
     const p = layerPrefix(i);
-    const data = new Float32Array((nQ + nKV) * d);
-    const qn = read(`${p}.self_attn.q_norm.weight`, [d]);
-    const kn = read(`${p}.self_attn.k_norm.weight`, [d]);
-    for (let hd = 0; hd < nQ + nKV; hd++)
-      for (let j = 0; j < d; j++) data[hd * d + j] = hd < nQ ? qn[j] * d ** -0.5 : kn[j];
-    return g.weight(`${p}.self_attn.qk_norm.scaled`, "float32", [nQ + nKV, d], data);
+    return place(`${p}.self_attn.qk_norm.scaled`, [nQ + nKV, d], () => {
+      const data = new Float32Array((nQ + nKV) * d);
+      const qn = read(`${p}.self_attn.q_norm.weight`, [d]);
+      const kn = read(`${p}.self_attn.k_norm.weight`, [d]);
+      for (let hd = 0; hd < nQ + nKV; hd++)
+        for (let j = 0; j < d; j++) data[hd * d + j] = hd < nQ ? qn[j] * d ** -0.5 : kn[j];
+      return data;
+    });
   };
   const ones = g.constant(new Array(d).fill(1), "float32", [d]);
   const rms = (x: Value, weight: Value) =>
@@ -299,8 +326,12 @@ export function declareDecodeGraph(
   }
   const [normed] = skipRms(delta!, resid, w("model.norm.weight", [H])); // [tokens, H]
   const last = g.slice(toBatchSeq(normed, H), [-1], [2 ** 62], [1]); // [batch, 1, H]
-  const head = config.tieWordEmbeddings ? embed : w("lm_head.weight", [config.vocabSize, H]);
-  const logits = g.matmul(last, g.transpose(head, [1, 0])); // [batch, 1, vocab]
+  // [H, vocab]: a tied head is the embedding transposed, a layout of its own.
+  const headName = config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  const headT = place("lm_head.weight.T", [H, config.vocabSize], () =>
+    transposed(read(headName, [config.vocabSize, H]), config.vocabSize, H),
+  );
+  const logits = g.matmul(last, headT); // [batch, 1, vocab]
   g.output(g.reshape(logits, [0, -1]), "logits");
   g.output(g.concat(newKv, 1), "new_key_values");
 }
@@ -323,6 +354,17 @@ export interface DecodeEngineOptions {
   spin?: boolean;
   /** Extra ORT session options (profiling, an optimized-model path). */
   ortOptions?: CreateSessionOptions["ortOptions"];
+  /** Where the weights live (see decodeWeightPlacement). */
+  weights?: DecodeWeightsOptions;
+}
+
+/** `options` with config entries added under `session.` (ORT's config keys). */
+function withSessionConfig(
+  options: CreateSessionOptions["ortOptions"],
+  entries: Record<string, unknown>,
+): NonNullable<CreateSessionOptions["ortOptions"]> {
+  const extra = (options?.extra ?? {}) as { session?: Record<string, unknown> };
+  return { ...options, extra: { ...extra, session: { ...extra.session, ...entries } } };
 }
 
 /** One run: `seq` new tokens per row after `capacity` cache slots per row. */
@@ -388,16 +430,40 @@ export class Qwen3DecodeEngine {
     checkProvider(provider);
     const lora = options.lora ? validateLoraConfig(options.lora) : null;
     const g = new GraphBuilder("qwen3_decode", { dtype: "float32" });
-    declareDecodeGraph(g, config, checkpointReader(checkpoint), lora);
-    const session = await Session.create(g.build(), {
+    const read = checkpointReader(checkpoint);
+    let ortOptions =
+      options.spin !== true
+        ? withSessionConfig(options.ortOptions, { intra_op: { allow_spinning: "0" } })
+        : options.ortOptions;
+    const sessionOptions = {
       provider,
       threads: options.threads,
       optimization: options.optimization ?? "all",
-      ortOptions:
-        options.spin !== true
-          ? { ...options.ortOptions, extra: { session: { intra_op: { allow_spinning: "0" } } } }
-          : options.ortOptions,
-    });
+    };
+    const placement = decodeWeightPlacement(config, options.weights);
+    if (!placement.mapped) {
+      declareDecodeGraph(g, config, read, lora);
+      const session = await Session.create(g.build(), { ...sessionOptions, ortOptions });
+      return new Qwen3DecodeEngine(config, provider, lora, session);
+    }
+    const cache = await MappedWeights.open(checkpoint.dir, DECODE_WEIGHT_LAYOUT, options.weights?.cacheRoot);
+    try {
+      declareDecodeGraph(g, config, read, lora, mappedPlacer(g, cache));
+      cache.publish();
+    } catch (err) {
+      cache.abandon();
+      throw err;
+    }
+    const graph = cache.saveGraph(g.build(), lora ? "decode-lora" : "decode");
+    let session: Session;
+    if (placement.prepack) {
+      // The packed graph is already optimized: optimizing it again could change what was packed.
+      const packed = await cache.packedGraph(graph, options.threads);
+      session = await Session.create(packed, { ...sessionOptions, optimization: "disabled", ortOptions });
+    } else {
+      ortOptions = withSessionConfig(ortOptions, { disable_prepacking: "1" });
+      session = await Session.create(graph, { ...sessionOptions, ortOptions });
+    }
     return new Qwen3DecodeEngine(config, provider, lora, session);
   }
 

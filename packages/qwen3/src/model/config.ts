@@ -399,16 +399,6 @@ export function presetConfig(
   };
 }
 
-/**
- * Private memory a process takes to open the model, an estimate: every weight as float32 (float64)
- * twice, the converted copy in JavaScript and ONNX Runtime's own initializers, which a load holds
- * at once (the weights are not memory-mapped). What `temper model generate` and the services
- * check before they load (kit memoryRefusal).
- */
-export function weightLoadBytes(config: Qwen3Config, dtype: "float32" | "float64"): number {
-  return 2 * parameterCount(config) * (dtype === "float64" ? 8 : 4);
-}
-
 /** Number of weights of a model with this config (lm_head counted only when untied). */
 export function parameterCount(config: Qwen3Config): number {
   const { hiddenSize: h, headDim: d, intermediateSize: m } = config;

@@ -6,6 +6,7 @@ export * from "./checkpoint.ts";
 export * from "./config.ts";
 export * from "./half.ts";
 export * from "./init.ts";
+export * from "./load-memory.ts";
 export * from "./model-dir.ts";
 export * from "./model-hash.ts";
 export * from "./prng.ts";

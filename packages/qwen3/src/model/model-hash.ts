@@ -17,13 +17,18 @@ function weightFiles(dir: string): string[] {
   return [SINGLE_FILE];
 }
 
+/** The files the content hash covers: config.json, then the weight files. */
+export function modelFiles(dir: string): string[] {
+  return [CONFIG_FILE, ...weightFiles(dir)];
+}
+
 /**
  * SHA-256 over config.json and the weight files, each preceded by its name and size, read in
  * chunks so the event loop keeps running.
  */
 export async function modelContentHash(dir: string): Promise<string> {
   const h = createHash("sha256");
-  for (const name of [CONFIG_FILE, ...weightFiles(dir)]) {
+  for (const name of modelFiles(dir)) {
     const path = join(dir, name);
     h.update(`${name}\0${statSync(path).size}\0`);
     for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(chunk as Buffer);
