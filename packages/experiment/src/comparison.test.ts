@@ -296,6 +296,15 @@ describe("the shipped examples", () => {
     }
   });
 
+  test("qwen3-0.6b-gsm8k.yaml: the CPU-sized example parses (Hub model and data, 4 × 4 × 256 a step)", () => {
+    const { spec } = loadExperiment(join(examples, "qwen3-0.6b-gsm8k.yaml"), { checkFiles: false });
+    assert.match(spec.model, /^Qwen\/Qwen3-0\.6B$|models--Qwen--Qwen3-0\.6B\/snapshots\/[0-9a-f]{40}$/);
+    assert.equal(spec.promptsPerStep * spec.completionsPerPrompt, 16);
+    assert.equal(spec.sampling?.maxNewTokens, 256);
+    assert.equal(spec.steps, 60);
+    assert.equal(spec.training?.microBatchSize, 4);
+  });
+
   test("qwen3-4b-gsm8k.yaml: parses; the model by Hub id, GSM8K by hf:// URL", () => {
     const { spec } = loadExperiment(join(examples, "qwen3-4b-gsm8k.yaml"), { checkFiles: false });
     // as written, or the converted file where this machine's Hub cache holds it

@@ -39,6 +39,11 @@ const config = {
   THREADS: env.optional(
     env.int({ min: 1, max: 1024, doc: "intra-op threads of the engine (unset: ORT's choice)" }),
   ),
+  TEMPER_WEIGHT_CACHE: env.optional(
+    env.string({
+      doc: "where a model above 256 MiB of float32 weights is converted once into the layout the engine maps (unset: $XDG_CACHE_HOME/temper/weights, else ~/.cache/temper/weights)",
+    }),
+  ),
   MAX_BATCH_ROWS: limit(64, 65_536, "rows (prompt × completion) per engine batch"),
   KV_CACHE_BYTES: env.optional(
     env.int({

@@ -31,6 +31,7 @@ export interface WorkerInit {
   dtype: EngineDtype;
   provider: "cpu" | "webgpu" | "cuda";
   threads?: number;
+  weightCache?: string;
   adapterCache: number;
   engine: DecodeEngineKind;
 }
@@ -102,7 +103,7 @@ serveEngineWorker<RolloutWorker>(async (raw) => {
       threads: init.threads,
       lora,
       // one machine, one choice of kernels (see decodeWeightPlacement)
-      weights: { machineBytes: machineMemory() },
+      weights: { machineBytes: machineMemory(), cacheRoot: init.weightCache },
     });
   const base = await makeBackend();
   /** LoRA sessions by layout. */

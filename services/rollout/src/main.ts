@@ -48,6 +48,7 @@ await runService({
         provider: c.PROVIDER,
         engine: c.ENGINE,
         threads: c.THREADS,
+        weightCache: c.TEMPER_WEIGHT_CACHE,
         maxBatchRows: c.MAX_BATCH_ROWS,
         kvCacheBytes: c.KV_CACHE_BYTES ?? Math.floor(machineMemory() / 4),
         queueDepth: c.QUEUE_DEPTH,

@@ -45,6 +45,8 @@ export interface RolloutOptions {
   /** "fast" or "kv" (openDecodeBackend; float64 always runs "kv"). */
   engine: DecodeEngineKind;
   threads?: number;
+  /** Root of the weight cache a model above 256 MiB is mapped from (default weightCacheRoot()). */
+  weightCache?: string;
   /** Rows (prompt × completion) per engine batch. */
   maxBatchRows: number;
   /** Bytes the KV cache of one engine batch may take: a call runs in waves of the rows that fit. */
@@ -171,6 +173,7 @@ export class Rollout {
         dtype: this.options.dtype,
         provider: this.options.provider,
         threads: this.options.threads,
+        weightCache: this.options.weightCache,
         adapterCache: this.options.adapterCache,
         engine: this.options.engine,
       };
