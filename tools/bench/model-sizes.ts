@@ -17,7 +17,11 @@
 // each behind the memory check its service runs (a refusal is printed with its numbers).
 //
 // Run: node --import tsx tools/bench/model-sizes.ts --size 0.6b|4b [--model DIR] [--threads 2]
-//        [--prompts 2] [--n 8] [--new-tokens 256] [--prompt-tokens 96] [--micro 4]
+//        [--prompts 2] [--n 8] [--new-tokens 256] [--prompt-tokens 96] [--micro 1] [--skip-placements]
+// (--micro: the trainer's micro-batch and the reference forward's chunk of rows; at Qwen3's
+// 151,936-entry vocabulary each row of 352 tokens holds ~0.2 GB per vocabulary-wide tensor, and training keeps 10 to 16 of them)
+// One phase alone (prints its JSON line): --phase decode|train|score --model DIR
+//        [--weights memory|packed|unpacked] (train: unpacked = the trainer without prepacking)
 // The weight cache is TEMPER_WEIGHT_CACHE (default ~/.cache/temper/weights); a 4B entry is 17.6 GB.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -51,7 +55,8 @@ const { values } = parseArgs({
     n: { type: "string", default: "8" },
     "new-tokens": { type: "string", default: "256" },
     "prompt-tokens": { type: "string", default: "96" },
-    micro: { type: "string", default: "4" },
+    micro: { type: "string", default: "1" },
+    "skip-placements": { type: "boolean", default: false },
     phase: { type: "string" },
     weights: { type: "string", default: "auto" },
   },
@@ -116,6 +121,10 @@ async function phase(name: string, dir: string): Promise<void> {
       loss: { kind: "grpo", aggregation: "token", beta: 0 },
       dtype: "float32",
       threads: THREADS,
+      // --weights unpacked: the training graph without ORT's prepacking (its speed against the default)
+      ...(values.weights === "unpacked"
+        ? { ortOptions: { extra: { session: { disable_prepacking: "1" } } } }
+        : {}),
     });
     out.open = seconds();
     const seqs = rows(prompts, n, promptTokens + newTokens, config.vocabSize);
@@ -138,7 +147,8 @@ async function phase(name: string, dir: string): Promise<void> {
     out.open = seconds();
     const seqs = rows(prompts, n, promptTokens + newTokens, config.vocabSize);
     const t1 = performance.now();
-    for (let i = 0; i < seqs.length; i += 4) await engine.logprobs(seqs.slice(i, i + 4));
+    const chunk = Number(values.micro);
+    for (let i = 0; i < seqs.length; i += chunk) await engine.logprobs(seqs.slice(i, i + chunk));
     out.forward = (performance.now() - t1) / 1000;
     await engine.release();
   }
@@ -193,12 +203,13 @@ function child(
         together.sum = Math.max(together.sum, sum);
       }
     }, 1000);
-    p.on("exit", (code) => {
+    p.on("exit", (code, signal) => {
       clearInterval(timer);
       together?.live.delete(p.pid!);
       const line = text.trim().split("\n").pop() ?? "";
-      if (code !== 0 || !line.startsWith("{")) return reject(new Error(`phase ${name} exited ${code}`));
-      s.result = JSON.parse(line);
+      if (signal) s.result = { killed: signal };
+      else if (code !== 0 || !line.startsWith("{")) return reject(new Error(`phase ${name} exited ${code}`));
+      else s.result = JSON.parse(line);
       resolve(s);
     });
   });
@@ -231,7 +242,7 @@ async function main(): Promise<void> {
     // the cache entry and packed graphs exist before anything is timed
     await child("decode-warm", dir, ["--new-tokens", "2", "--weights", "packed"]);
     await child("decode-warm", dir, ["--new-tokens", "2", "--weights", "unpacked"]);
-    for (const w of ["memory", "packed", "unpacked"]) {
+    for (const w of values["skip-placements"] ? [] : ["memory", "packed", "unpacked"]) {
       const r = await child("decode", dir, ["--weights", w]);
       const x = r.result as { open: number; generate: number; tokens: number };
       console.log(
@@ -244,9 +255,10 @@ async function main(): Promise<void> {
       child("train", dir, [], together),
       child("score", dir, [], together),
     ]);
-    const d = decode.result as { generate: number };
-    const t = train.result as { step: number };
-    const s = score.result as { forward: number };
+    const fixed = (x: unknown) => (typeof x === "number" ? x.toFixed(1) : "-");
+    const d = { generate: fixed(decode.result.generate) };
+    const t = { step: fixed(train.result.step) };
+    const s = { forward: fixed(score.result.forward) };
     console.log(
       `the three at once: peak PSS summed ${gib(together.sum)} (decode ${gib(decode.peakPss)}, train ${gib(train.peakPss)}, score ${gib(score.peakPss)})`,
     );
@@ -255,15 +267,21 @@ async function main(): Promise<void> {
       ["train", train],
       ["score", score],
     ] as const)
-      if (r.result.refusal) console.log(`${what}: ${r.result.refusal}`);
+      if (r.result.refusal || r.result.killed)
+        console.log(`${what}: ${r.result.refusal ?? `killed by ${r.result.killed}`}`);
     // alone, one at a time, for the step's split
+    const seconds = async (name: string, field: string): Promise<number> => {
+      const r = (await child(name, dir)).result;
+      if (typeof r[field] !== "number") throw new Error(`phase ${name} alone: ${JSON.stringify(r)}`);
+      return r[field] as number;
+    };
     const alone = {
-      rollout: ((await child("decode", dir)).result as { generate: number }).generate,
-      reward: ((await child("score", dir)).result as { forward: number }).forward,
-      train: ((await child("train", dir)).result as { step: number }).step,
+      rollout: await seconds("decode", "generate"),
+      reward: await seconds("score", "forward"),
+      train: await seconds("train", "step"),
     };
     console.log(
-      `GRPO step slice, ${values.prompts} prompts × ${values.n}, alone: rollout ${alone.rollout.toFixed(1)} s, reward (reference forward) ${alone.reward.toFixed(1)} s, train ${alone.train.toFixed(1)} s (run together: ${d.generate.toFixed(1)} / ${s.forward.toFixed(1)} / ${t.step.toFixed(1)} s)`,
+      `GRPO step slice, ${values.prompts} prompts × ${values.n}, alone: rollout ${alone.rollout.toFixed(1)} s, reward (reference forward) ${alone.reward.toFixed(1)} s, train ${alone.train.toFixed(1)} s (run together: ${d.generate} / ${s.forward} / ${t.step} s)`,
     );
     const total = (alone.rollout + alone.reward + alone.train) * scale;
     console.log(

@@ -302,7 +302,7 @@ describe("the shipped examples", () => {
     assert.equal(spec.promptsPerStep * spec.completionsPerPrompt, 16);
     assert.equal(spec.sampling?.maxNewTokens, 256);
     assert.equal(spec.steps, 60);
-    assert.equal(spec.training?.microBatchSize, 4);
+    assert.equal(spec.training?.microBatchSize, 1);
   });
 
   test("qwen3-4b-gsm8k.yaml: parses; the model by Hub id, GSM8K by hf:// URL", () => {

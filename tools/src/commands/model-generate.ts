@@ -22,8 +22,11 @@ import {
   type PeftAdapter,
   PeftError,
   SamplingError,
+  type WeightCacheProgress,
 } from "@temper/qwen3";
 import { CliError, choiceFlag, numberFlag, parseFlags } from "../cli.ts";
+import { bytes } from "../hub-progress.ts";
+import { bar, duration, Progress } from "../progress.ts";
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
@@ -84,7 +87,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
 
   const model = openModelDir(dir);
   // a refusal in one line rather than a kill by the kernel halfway through the load
-  const weights = { machineBytes: machineMemory() };
+  const weights = { machineBytes: machineMemory(), onProgress: weightCacheProgress(dir) };
   const refusal = memoryRefusal(
     decodeLoadBytes(model.config, dtype, engine, weights),
     `loading ${dir} in ${dtype}`,
@@ -178,4 +181,27 @@ export async function runGenerate(argv: string[]): Promise<void> {
       );
     process.stdout.write(`${c.text}\n`);
   }
+}
+
+/** Progress on stderr of a model's one-time conversion into the weight cache (a 4B model: minutes). */
+function weightCacheProgress(dir: string): (event: WeightCacheProgress) => void {
+  const progress = new Progress();
+  const started = performance.now();
+  return ({ stage, done, total }) => {
+    if (stage === "hash") {
+      if (done === 0) progress.line(`weight cache: hashing ${dir} (once per model)`);
+    } else if (stage === "pack") {
+      if (done === 0) progress.line("weight cache: packing the MatMul weights for this CPU (once per graph)");
+    } else {
+      const f = Math.min(1, done / total);
+      const seconds = (performance.now() - started) / 1000;
+      progress.update(
+        Math.min(done, total),
+        total,
+        () =>
+          `weight cache: converting to float32 ${bar(f)} ${bytes(Math.min(done, total))} / ${bytes(total)}, ETA ${duration(f > 0 ? (seconds * (1 - f)) / f : Number.NaN)}`,
+      );
+      if (done >= total) progress.end();
+    }
+  };
 }

@@ -70,7 +70,11 @@ function publishDir(tmp: string, dir: string): void {
  * modelContentHash of `modelDir`, memoised in the cache by each file's size, mtime and inode: hashing
  * a 4B model's 8 GB on every start would cost more than opening it.
  */
-export async function cachedModelHash(modelDir: string, root = weightCacheRoot()): Promise<string> {
+export async function cachedModelHash(
+  modelDir: string,
+  root = weightCacheRoot(),
+  onHash?: (done: boolean) => void,
+): Promise<string> {
   const dir = realpathSync(modelDir);
   const stamps = modelFiles(dir).map((name) => {
     const s = statSync(join(dir, name));
@@ -81,7 +85,9 @@ export async function cachedModelHash(modelDir: string, root = weightCacheRoot()
     const saved = JSON.parse(readFileSync(memo, "utf8")) as { stamps: unknown; hash: string };
     if (JSON.stringify(saved.stamps) === JSON.stringify(stamps)) return saved.hash;
   } catch {}
+  onHash?.(false);
   const hash = await modelContentHash(dir);
+  onHash?.(true);
   mkdirSync(join(root, "hashes"), { recursive: true });
   writeAtomically(memo, JSON.stringify({ dir, stamps, hash }));
   return hash;
@@ -116,6 +122,8 @@ export interface WeightRegion {
  */
 export class MappedWeights {
   private writer: { fd: number; tmp: string; offset: number; manifest: Manifest } | null = null;
+  /** Called with the bytes written so far after each tensor of a conversion. */
+  onWrite: ((bytes: number) => void) | null = null;
 
   private constructor(
     /** The entry's final directory (where graphs are saved and opened from). */
@@ -138,8 +146,13 @@ export class MappedWeights {
   }
 
   /** Opens (or starts writing) the entry of `modelDir` in `layout` ("decode-v1"). */
-  static async open(modelDir: string, layout: string, root = weightCacheRoot()): Promise<MappedWeights> {
-    const model = await cachedModelHash(modelDir, root);
+  static async open(
+    modelDir: string,
+    layout: string,
+    root = weightCacheRoot(),
+    onHash?: (done: boolean) => void,
+  ): Promise<MappedWeights> {
+    const model = await cachedModelHash(modelDir, root, onHash);
     const key = sha256(JSON.stringify({ model, layout, ort: ort.env.versions.common })).slice(0, 32);
     const dir = join(root, key);
     let manifest: Manifest | null = null;
@@ -182,6 +195,7 @@ export class MappedWeights {
     }
     w.manifest.tensors[name] = { offset, shape: [...shape] };
     w.offset = offset + bytes.byteLength;
+    this.onWrite?.(w.offset);
     return { location: WEIGHTS_FILE, offset };
   }
 
@@ -226,11 +240,12 @@ export class MappedWeights {
    * it (session.save_external_prepacked_constant_initializers), made once per graph and CPU: sessions
    * opened from it map the packed weights instead of packing them into their own heap.
    */
-  async packedGraph(graphPath: string, threads?: number): Promise<string> {
+  async packedGraph(graphPath: string, threads?: number, onPack?: (done: boolean) => void): Promise<string> {
     const hash = /-([0-9a-f]{16})\.onnx$/.exec(graphPath)?.[1] ?? sha256(graphPath).slice(0, 16);
     const dir = join(this.dir, `packed-${hash}-${cpuIsaTag()}`);
     const path = join(dir, "model.onnx");
     if (existsSync(path)) return path;
+    onPack?.(false);
     const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     mkdirSync(tmp, { recursive: true });
     try {
@@ -252,6 +267,7 @@ export class MappedWeights {
       });
       await packing.release();
       publishDir(tmp, dir);
+      onPack?.(true);
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
       throw err;

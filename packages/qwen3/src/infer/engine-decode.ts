@@ -446,9 +446,22 @@ export class Qwen3DecodeEngine {
       const session = await Session.create(g.build(), { ...sessionOptions, ortOptions });
       return new Qwen3DecodeEngine(config, provider, lora, session);
     }
-    const cache = await MappedWeights.open(checkpoint.dir, DECODE_WEIGHT_LAYOUT, options.weights?.cacheRoot);
+    const progress = options.weights?.onProgress;
+    const stage = (name: "hash" | "pack") => (done: boolean) =>
+      progress?.({ stage: name, done: done ? 1 : 0, total: 1 });
+    const cache = await MappedWeights.open(
+      checkpoint.dir,
+      DECODE_WEIGHT_LAYOUT,
+      options.weights?.cacheRoot,
+      stage("hash"),
+    );
+    // the total is the model's bytes; page alignment and the RoPE tables add a little, hence the cap
+    const total = placement.weightBytes;
+    if (progress)
+      cache.onWrite = (bytes) => progress({ stage: "convert", done: Math.min(bytes, total - 1), total });
     try {
       declareDecodeGraph(g, config, read, lora, mappedPlacer(g, cache));
+      if (!cache.hit) progress?.({ stage: "convert", done: total, total });
       cache.publish();
     } catch (err) {
       cache.abandon();
@@ -458,7 +471,7 @@ export class Qwen3DecodeEngine {
     let session: Session;
     if (placement.prepack) {
       // The packed graph is already optimized: optimizing it again could change what was packed.
-      const packed = await cache.packedGraph(graph, options.threads);
+      const packed = await cache.packedGraph(graph, options.threads, stage("pack"));
       session = await Session.create(packed, { ...sessionOptions, optimization: "disabled", ortOptions });
     } else {
       ortOptions = withSessionConfig(ortOptions, { disable_prepacking: "1" });

@@ -18,6 +18,15 @@ export interface DecodeWeightsOptions {
   machineBytes?: number;
   /** The weight cache's root (default weightCacheRoot()). */
   cacheRoot?: string;
+  /** Told about the one-time work of a mapped open: hashing the model, converting, packing. */
+  onProgress?: (event: WeightCacheProgress) => void;
+}
+
+/** One-time work of the weight cache: `done` of `total` (bytes; 0 of 1, then 1 of 1, for a stage without measure). */
+export interface WeightCacheProgress {
+  stage: "hash" | "convert" | "pack";
+  done: number;
+  total: number;
 }
 
 /** Below this the weights stay in each session's memory: mapping a small model saves nothing. */
