@@ -4,8 +4,11 @@
 import { relative } from "node:path";
 import type { GraphBuilder, Value } from "@temper/onnx";
 import type { Checkpoint } from "../model/checkpoint.ts";
+import { parameterCount, type Qwen3Config } from "../model/config.ts";
+import { MAP_MIN_BYTES } from "../model/load-memory.ts";
 import { WeightsError } from "../model/weights.ts";
 import type { WeightSource } from "./forward-graph.ts";
+import { MappedWeights } from "./weight-cache.ts";
 
 function memo(make: (name: string, shape: number[]) => Value): WeightSource {
   const made = new Map<string, Value>();
@@ -70,4 +73,35 @@ export function placeholderWeights(g: GraphBuilder, location = "weights.bin"): W
     offset += shape.reduce((a, b) => a * b, 1) * bytes;
     return v;
   });
+}
+
+/** The name and version of the checkpoint's own layout, as float32, in the mapped weight cache. */
+export const CHECKPOINT_WEIGHT_LAYOUT = "checkpoint-f32-v1";
+
+/**
+ * A float32 graph's weights from the mapped weight cache, in the checkpoint's own layout (converted
+ * on the first open): what the trainer and the logprobs engine build on above MAP_MIN_BYTES. Their
+ * graphs transpose each weight, which ORT folds (and prepacks) into private copies, so a process
+ * still holds the weights once; the converted copy in JavaScript and ORT's initializers are gone.
+ * Call `publish()` on the returned cache once the graph is declared, then save the graph in it.
+ */
+export async function mappedCheckpointWeights(
+  g: GraphBuilder,
+  checkpoint: Checkpoint,
+  cacheRoot?: string,
+): Promise<{ source: WeightSource; cache: MappedWeights }> {
+  if (g.dtype !== "float32")
+    throw new Error(`mappedCheckpointWeights: graph dtype ${g.dtype} is not float32`);
+  const cache = await MappedWeights.open(checkpoint.dir, CHECKPOINT_WEIGHT_LAYOUT, cacheRoot);
+  const source = memo((name, shape) => {
+    checkShape(checkpoint, name, shape);
+    const region = cache.region(name, shape, () => checkpoint.read(name, "float32") as Float32Array);
+    return g.weightFromFile(name, "float32", shape, region);
+  });
+  return { source, cache };
+}
+
+/** Whether a float32 graph over this model maps its checkpoint's weights (mapped: the caller's choice). */
+export function mapsCheckpointWeights(config: Qwen3Config, dtype: string, mapped?: boolean): boolean {
+  return dtype === "float32" && (mapped ?? 4 * parameterCount(config) >= MAP_MIN_BYTES);
 }

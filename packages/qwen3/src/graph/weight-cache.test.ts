@@ -9,12 +9,16 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type { LoraConfig } from "../adapter/lora.ts";
 import { initLoraAdapter } from "../adapter/lora.ts";
+import { Qwen3Engine } from "../infer/engine.ts";
 import { Qwen3DecodeEngine } from "../infer/engine-decode.ts";
 import { presetConfig } from "../model/config.ts";
 import { initModel } from "../model/init.ts";
 import { type DecodeWeightsOptions, decodeWeightBytes } from "../model/load-memory.ts";
 import { openModelDir } from "../model/model-dir.ts";
 import { tokenizerIds } from "../model/tokenizer.ts";
+import { grpoBatch, placeholderBatch, tinyModelDir } from "../testing/train.ts";
+import { Qwen3Trainer } from "../train/train.ts";
+import type { TrainLossConfig } from "./train-graph.ts";
 import { cachedModelHash, MappedWeights } from "./weight-cache.ts";
 
 const root = mkdtempSync(join(tmpdir(), "qwen3-weight-cache-"));
@@ -149,6 +153,76 @@ describe("mapped weight cache (decode engine)", () => {
     cache.abandon();
     assert.deepEqual(readdirSync(cacheRoot), ["hashes"]);
     assert.equal((await MappedWeights.open(dir, "decode-v1", cacheRoot)).hit, false);
+  });
+});
+
+describe("mapped checkpoint weights (trainer and logprobs engine)", () => {
+  const dir = tinyModelDir(mkdtempSync(join(root, "train-")), 7);
+  const cacheRoot = join(root, "cache-checkpoint");
+  const lora: LoraConfig = {
+    rank: 4,
+    alpha: 8,
+    useRslora: false,
+    targetModules: ["q_proj", "v_proj", "up_proj"],
+  };
+  const loss: TrainLossConfig = { kind: "grpo", aggregation: "token", beta: 0.04 };
+
+  it("a LoRA training step over mapped weights gives bitwise the in-memory step's loss and gradients", async () => {
+    const config = openModelDir(dir).config;
+    const adapter = initLoraAdapter(config, lora, { seed: 3, initB: "random" });
+    const results = [];
+    for (const mappedWeights of [false, true]) {
+      const trainer = await Qwen3Trainer.load(dir, {
+        mode: "lora",
+        lora,
+        loss,
+        dtype: "float32",
+        threads: 1,
+        evaluate: true,
+        mappedWeights,
+        weightCache: cacheRoot,
+      });
+      const lp = (await trainer.step(placeholderBatch(), adapter)).logprobs;
+      const step = await trainer.step(grpoBatch(lp), adapter);
+      const evaluated = await trainer.evaluate(grpoBatch(lp), adapter);
+      results.push({ step, evaluated });
+      await trainer.release();
+    }
+    const [memory, mapped] = results;
+    assert.equal(mapped.step.loss, memory.step.loss);
+    assert.equal(mapped.evaluated.loss, memory.evaluated.loss);
+    for (const [name, g] of memory.step.grads)
+      sameBits(mapped.step.grads.get(name) as Float32Array, g as Float32Array, name);
+    const entries = readdirSync(cacheRoot).filter((e) => e !== "hashes");
+    assert.equal(entries.length, 1);
+    const graphs = readdirSync(join(cacheRoot, entries[0])).filter((f) => f.endsWith(".onnx"));
+    assert.deepEqual(graphs.map((f) => f.replace(/-[0-9a-f]{16}\.onnx$/, "")).sort(), [
+      "train",
+      "train-loss",
+    ]);
+  });
+
+  it("the logprobs engine over mapped weights gives bitwise the in-memory logprobs", async () => {
+    const out = [];
+    for (const mappedWeights of [false, true]) {
+      const engine = await Qwen3Engine.load(dir, {
+        threads: 1,
+        logits: true,
+        mappedWeights,
+        weightCache: cacheRoot,
+      });
+      out.push(
+        await engine.logprobs(
+          [
+            [1, 40, 41, 42, 7],
+            [3, 70, 71],
+          ],
+          { topK: 2 },
+        ),
+      );
+      await engine.release();
+    }
+    for (let b = 0; b < 2; b++) assert.deepEqual(out[1].logprobs[b], out[0].logprobs[b]);
   });
 });
 

@@ -10,7 +10,8 @@ import {
 } from "@temper/onnx";
 import { checkSequences, EngineInputError, leftPad, type PaddedBatch } from "../graph/engine-batch.ts";
 import { declareLogprobsGraph, type LoraSource } from "../graph/forward-graph.ts";
-import { checkpointWeights } from "../graph/graph-weights.ts";
+import { checkpointWeights, mappedCheckpointWeights, mapsCheckpointWeights } from "../graph/graph-weights.ts";
+import type { MappedWeights } from "../graph/weight-cache.ts";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import type { Qwen3Config } from "../model/config.ts";
 import { fromModelDir } from "../model/model-dir.ts";
@@ -30,6 +31,13 @@ export interface EngineOptions {
   logits?: boolean;
   /** LoRA pairs wired into the graph (weights or graph inputs the caller declares). */
   lora?: (g: GraphBuilder) => LoraSource;
+  /**
+   * float32 without `lora`: map the weights from the weight cache (default: above MAP_MIN_BYTES of
+   * float32 weights). The results are bitwise the in-memory graph's.
+   */
+  mappedWeights?: boolean;
+  /** The weight cache's root (default weightCacheRoot()). */
+  weightCache?: string;
 }
 
 export interface LogprobsOptions {
@@ -90,12 +98,24 @@ export class Qwen3Engine {
     const provider = options.provider ?? "cpu";
     checkProvider(provider);
     const g = new GraphBuilder("qwen3_logprobs", { dtype });
-    declareLogprobsGraph(g, config, checkpointWeights(g, checkpoint), {
-      logits: options.logits,
-      topK: true,
-      lora: options.lora?.(g),
-    });
-    const session = await Session.create(g.build(), {
+    let source = checkpointWeights(g, checkpoint);
+    let cache: MappedWeights | undefined;
+    // a caller's LoRA weights would live in memory, and a graph saved by path cannot hold them
+    if (!options.lora && mapsCheckpointWeights(config, dtype, options.mappedWeights))
+      ({ source, cache } = await mappedCheckpointWeights(g, checkpoint, options.weightCache));
+    try {
+      declareLogprobsGraph(g, config, source, {
+        logits: options.logits,
+        topK: true,
+        lora: options.lora?.(g),
+      });
+      cache?.publish();
+    } catch (err) {
+      cache?.abandon();
+      throw err;
+    }
+    // a mapped graph is saved beside its weights and opened by path
+    const session = await Session.create(cache ? cache.saveGraph(g.build(), "logprobs") : g.build(), {
       provider,
       threads: options.threads,
       optimization: options.optimization ?? (dtype === "float64" ? "basic" : "all"),

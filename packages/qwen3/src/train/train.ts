@@ -15,7 +15,7 @@ import {
 } from "@temper/onnx";
 import type * as ort from "onnxruntime-node";
 import type { LoraAdapter, LoraConfig } from "../adapter/lora.ts";
-import { checkpointWeights } from "../graph/graph-weights.ts";
+import { checkpointWeights, mappedCheckpointWeights, mapsCheckpointWeights } from "../graph/graph-weights.ts";
 import { declareLoraInputs, loraFeeds } from "../graph/lora-graph.ts";
 import {
   declareTrainGraph,
@@ -23,6 +23,7 @@ import {
   TRAIN_LOSS_KINDS,
   type TrainLossConfig,
 } from "../graph/train-graph.ts";
+import type { MappedWeights } from "../graph/weight-cache.ts";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import type { Qwen3Config } from "../model/config.ts";
 import { fromModelDir } from "../model/model-dir.ts";
@@ -55,6 +56,13 @@ export interface TrainerOptions {
   optimization?: CreateSessionOptions["optimization"];
   /** Also build a loss-only (forward) session for evaluate(): finite differences, validation. */
   evaluate?: boolean;
+  /**
+   * LoRA at float32: map the base weights from the weight cache (default: above MAP_MIN_BYTES of
+   * float32 weights). The results are bitwise the in-memory graph's.
+   */
+  mappedWeights?: boolean;
+  /** The weight cache's root (default weightCacheRoot()). */
+  weightCache?: string;
   /** Extra ORT session options (e.g. enableProfiling + profileFilePrefix), merged last. */
   ortOptions?: CreateSessionOptions["ortOptions"];
 }
@@ -123,7 +131,7 @@ export class Qwen3Trainer {
     /** Trainable tensor names (graph inputs), in gradient order. */
     readonly trainable: readonly { name: string; shape: number[] }[],
     private readonly session: Session,
-    private readonly lossModel: OnnxModel | undefined,
+    private readonly lossModel: OnnxModel | string | undefined,
     private readonly sessionOptions: CreateSessionOptions,
   ) {}
 
@@ -145,10 +153,20 @@ export class Qwen3Trainer {
     checkProvider(options.provider ?? "cpu");
     const g = new GraphBuilder(`qwen3_train_${options.mode}_${options.loss.kind}`, { dtype });
     let declared: ReturnType<typeof declareTrainGraph>;
+    let cache: MappedWeights | undefined;
     if (options.mode === "lora") {
       validateCheckpoint(config, checkpoint);
       const lora = declareLoraInputs(g, config, options.lora!);
-      declared = declareTrainGraph(g, config, checkpointWeights(g, checkpoint), { loss: options.loss, lora });
+      let source = checkpointWeights(g, checkpoint);
+      if (mapsCheckpointWeights(config, dtype, options.mappedWeights))
+        ({ source, cache } = await mappedCheckpointWeights(g, checkpoint, options.weightCache));
+      try {
+        declared = declareTrainGraph(g, config, source, { loss: options.loss, lora });
+        cache?.publish();
+      } catch (err) {
+        cache?.abandon();
+        throw err;
+      }
     } else {
       const weights = inputWeights(g);
       // declare every weight in checkpoint order, so the trainable list (and gradient order) is stable
@@ -158,7 +176,9 @@ export class Qwen3Trainer {
         trainable: [...weights.inputs.values()],
       });
     }
-    const lossModel = options.evaluate ? g.build() : undefined;
+    // a mapped graph is saved beside its weights and opened by path
+    const built = (name: string) => (cache ? cache.saveGraph(g.build(), name) : g.build());
+    const lossModel = options.evaluate ? built("train-loss") : undefined;
     gradients(g, declared.loss, declared.trainable);
     const sessionOptions: CreateSessionOptions = {
       provider: options.provider ?? "cpu",
@@ -169,7 +189,7 @@ export class Qwen3Trainer {
       // off, half that, and later steps no slower (tools/bench/train-shapes.ts).
       ortOptions: { enableMemPattern: false, ...options.ortOptions },
     };
-    const session = await Session.create(g.build(), sessionOptions);
+    const session = await Session.create(built("train"), sessionOptions);
     const trainable = declared.trainable.map((v) => ({ name: v.name, shape: v.shape as number[] }));
     return new Qwen3Trainer(config, options, dtype, trainable, session, lossModel, sessionOptions);
   }
