@@ -3,7 +3,7 @@
 // half-written entry; and sessions in one process and in two processes share one copy of the weights.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -143,6 +143,17 @@ describe("mapped weight cache (decode engine)", () => {
     });
     assert.notEqual(await cachedModelHash(other, cacheRoot), hash);
     assert.equal((await MappedWeights.open(other, "decode-v1", cacheRoot)).hit, false);
+  });
+
+  it("a cache it cannot write is one line naming the directory and the variable", async () => {
+    const blocked = join(root, "not-a-dir");
+    writeFileSync(blocked, "");
+    await assert.rejects(
+      MappedWeights.open(dir, "decode-v1", join(blocked, "cache")),
+      (err: Error) =>
+        /^weight cache .*not-a-dir.*: ENOTDIR .*TEMPER_WEIGHT_CACHE/.test(err.message) &&
+        !err.message.includes("\n"),
+    );
   });
 
   it("a conversion that fails leaves no entry behind", async () => {

@@ -88,9 +88,24 @@ export async function cachedModelHash(
   onHash?.(false);
   const hash = await modelContentHash(dir);
   onHash?.(true);
-  mkdirSync(join(root, "hashes"), { recursive: true });
-  writeAtomically(memo, JSON.stringify({ dir, stamps, hash }));
+  cacheIo(root, () => {
+    mkdirSync(join(root, "hashes"), { recursive: true });
+    writeAtomically(memo, JSON.stringify({ dir, stamps, hash }));
+  });
   return hash;
+}
+
+/** A file-system failure of the cache, as one line that says where and what to change. */
+function cacheIo<T>(dir: string, io: () => T): T {
+  try {
+    return io();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (!e.code) throw err;
+    throw new Error(
+      `weight cache ${dir}: ${e.code === "ENOSPC" ? "the disk is full" : e.code} (${e.syscall ?? "io"}); set TEMPER_WEIGHT_CACHE to a writable directory with room for the model's float32 weights`,
+    );
+  }
 }
 
 /** A short name of this CPU's instruction set: prepacked weight layouts depend on it. */
@@ -134,8 +149,10 @@ export class MappedWeights {
   ) {
     if (!manifest) {
       const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-      mkdirSync(tmp, { recursive: true });
-      const fd = openSync(join(tmp, WEIGHTS_FILE), "w");
+      const fd = cacheIo(dir, () => {
+        mkdirSync(tmp, { recursive: true });
+        return openSync(join(tmp, WEIGHTS_FILE), "w");
+      });
       this.writer = {
         fd,
         tmp,
@@ -189,10 +206,12 @@ export class MappedWeights {
     const offset = Math.ceil(w.offset / PAGE) * PAGE;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     // fs writes stop near 2 GiB per call
-    for (let done = 0; done < bytes.byteLength; ) {
-      const chunk = bytes.subarray(done, Math.min(bytes.byteLength, done + (1 << 30)));
-      done += writeSync(w.fd, chunk, 0, chunk.byteLength, offset + done);
-    }
+    cacheIo(this.dir, () => {
+      for (let done = 0; done < bytes.byteLength; ) {
+        const chunk = bytes.subarray(done, Math.min(bytes.byteLength, done + (1 << 30)));
+        done += writeSync(w.fd, chunk, 0, chunk.byteLength, offset + done);
+      }
+    });
     w.manifest.tensors[name] = { offset, shape: [...shape] };
     w.offset = offset + bytes.byteLength;
     this.onWrite?.(w.offset);
