@@ -229,6 +229,21 @@ export class MappedWeights {
     this.writer = null;
   }
 
+  /**
+   * Runs `declare` (a graph declaration that asks for this entry's regions), then publishes the
+   * entry; where `declare` throws, drops the unfinished conversion instead.
+   */
+  declareWith<T>(declare: () => T): T {
+    try {
+      const result = declare();
+      this.publish();
+      return result;
+    } catch (err) {
+      this.abandon();
+      throw err;
+    }
+  }
+
   /** Drops an unfinished conversion. */
   abandon(): void {
     const w = this.writer;

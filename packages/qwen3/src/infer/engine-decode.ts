@@ -459,14 +459,8 @@ export class Qwen3DecodeEngine {
     const total = placement.weightBytes;
     if (progress)
       cache.onWrite = (bytes) => progress({ stage: "convert", done: Math.min(bytes, total - 1), total });
-    try {
-      declareDecodeGraph(g, config, read, lora, mappedPlacer(g, cache));
-      if (!cache.hit) progress?.({ stage: "convert", done: total, total });
-      cache.publish();
-    } catch (err) {
-      cache.abandon();
-      throw err;
-    }
+    cache.declareWith(() => declareDecodeGraph(g, config, read, lora, mappedPlacer(g, cache)));
+    if (!cache.hit) progress?.({ stage: "convert", done: total, total });
     const graph = cache.saveGraph(g.build(), lora ? "decode-lora" : "decode");
     let session: Session;
     if (placement.prepack) {

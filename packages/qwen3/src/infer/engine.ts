@@ -103,17 +103,14 @@ export class Qwen3Engine {
     // a caller's LoRA weights would live in memory, and a graph saved by path cannot hold them
     if (!options.lora && mapsCheckpointWeights(config, dtype, options.mappedWeights))
       ({ source, cache } = await mappedCheckpointWeights(g, checkpoint, options.weightCache));
-    try {
+    const declare = () =>
       declareLogprobsGraph(g, config, source, {
         logits: options.logits,
         topK: true,
         lora: options.lora?.(g),
       });
-      cache?.publish();
-    } catch (err) {
-      cache?.abandon();
-      throw err;
-    }
+    if (cache) cache.declareWith(declare);
+    else declare();
     // a mapped graph is saved beside its weights and opened by path
     const session = await Session.create(cache ? cache.saveGraph(g.build(), "logprobs") : g.build(), {
       provider,

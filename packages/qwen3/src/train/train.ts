@@ -160,13 +160,8 @@ export class Qwen3Trainer {
       let source = checkpointWeights(g, checkpoint);
       if (mapsCheckpointWeights(config, dtype, options.mappedWeights))
         ({ source, cache } = await mappedCheckpointWeights(g, checkpoint, options.weightCache));
-      try {
-        declared = declareTrainGraph(g, config, source, { loss: options.loss, lora });
-        cache?.publish();
-      } catch (err) {
-        cache?.abandon();
-        throw err;
-      }
+      const declare = () => declareTrainGraph(g, config, source, { loss: options.loss, lora });
+      declared = cache ? cache.declareWith(declare) : declare();
     } else {
       const weights = inputWeights(g);
       // declare every weight in checkpoint order, so the trainable list (and gradient order) is stable
