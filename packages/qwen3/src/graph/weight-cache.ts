@@ -85,13 +85,12 @@ export async function cachedModelHash(
     const saved = JSON.parse(readFileSync(memo, "utf8")) as { stamps: unknown; hash: string };
     if (JSON.stringify(saved.stamps) === JSON.stringify(stamps)) return saved.hash;
   } catch {}
+  // an unwritable cache fails before minutes of hashing, not after
+  cacheIo(root, () => mkdirSync(join(root, "hashes"), { recursive: true }));
   onHash?.(false);
   const hash = await modelContentHash(dir);
   onHash?.(true);
-  cacheIo(root, () => {
-    mkdirSync(join(root, "hashes"), { recursive: true });
-    writeAtomically(memo, JSON.stringify({ dir, stamps, hash }));
-  });
+  cacheIo(root, () => writeAtomically(memo, JSON.stringify({ dir, stamps, hash })));
   return hash;
 }
 
