@@ -65,6 +65,27 @@ describe("temper data synth", () => {
     const grown = read(join(dir, "c", "eval.jsonl"));
     assert.deepEqual(grown.slice(0, 20), sets[2]);
     assert.equal(new Set([...sets[0], ...sets[1], ...grown].map((e) => e.question)).size, 105);
+    // --dev: dev.jsonl beside the same three files
+    const withDev = temper(
+      ...args,
+      "--dev",
+      "12",
+      "--max-steps",
+      "2",
+      "--max-operand",
+      "12",
+      "--out",
+      join(dir, "d"),
+    );
+    assert.equal(withDev.code, 0, withDev.stderr);
+    assert.match(withDev.stdout, /dev\.jsonl: 12 problems/);
+    for (const n of ["sft", "train", "eval"])
+      assert.equal(
+        readFileSync(join(dir, "d", `${n}.jsonl`), "utf8"),
+        readFileSync(join(dir, "a", `${n}.jsonl`), "utf8"),
+      );
+    const dev = read(join(dir, "d", "dev.jsonl"));
+    assert.equal(new Set([...sets.flat(), ...dev].map((e) => e.question)).size, 102);
   });
 
   it("bad input is one line on stderr, exit 2", () => {

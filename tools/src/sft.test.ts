@@ -137,6 +137,19 @@ describe("temper sft", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).completions.length, 1);
 
+    // --target-dev-loss: the first check at or below it ends the run (every loss is ≤ 1000)
+    const early = join(dir, "early");
+    r = temper(
+      "sft",
+      ...["--model", model, "--data", join(data, "sft.jsonl"), "--out", early, "--steps", "4"],
+      ...["--batch-size", "2", "--dev", join(data, "eval.jsonl"), "--dev-every", "2"],
+      ...["--target-dev-loss", "1000", "--threads", "1"],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^dev step 2: loss \d+\.\d{5} ≤ 1000: stopping$/m);
+    assert.match(r.stdout, /wrote .*early: 2 steps \(dev loss target met at step 2\)/);
+    assert.equal(JSON.parse(readFileSync(join(early, "sft_args.json"), "utf8")).end_step, 2);
+
     // an existing --out is refused
     r = temper("sft", "--model", model, "--data", join(data, "sft.jsonl"), "--out", out);
     assert.equal(r.code, 2);
@@ -174,6 +187,23 @@ describe("temper sft", () => {
         /no "#### <number>"/,
       ],
       [["--model", data, "--data", train, "--out", out], /config\.json/],
+      [
+        ["--model", model, "--data", train, "--out", out, "--target-dev-loss", "0.1"],
+        /--target-dev-loss needs --dev/,
+      ],
+      [
+        ["--model", model, "--data", train, "--dev", train, "--out", out, "--target-dev-loss", "-1"],
+        /--target-dev-loss: expected a number > 0/,
+      ],
+      [["--model", model, "--data", train, "--dev", bad, "--out", out], /bad\.jsonl:2: not valid JSON/],
+      [
+        ["--model", model, "--data", train, "--out", out, "--steps", "4", "--max-steps", "3"],
+        /--max-steps \(3\) must be at least --steps \(4\)/,
+      ],
+      [
+        ["--model", model, "--data", train, "--out", out, "--max-steps", "900"],
+        /--max-steps needs --target-dev-loss/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       const r = temper("sft", ...args);

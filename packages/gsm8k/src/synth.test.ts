@@ -79,6 +79,15 @@ describe("synthetic grade-school problems", () => {
       () => synthesizeSets({ sft: 1, train: 1, eval: 1, evalExtra: -1, seed: 7 }),
       /evalExtra count/,
     );
+    // a dev set (an SFT's early stop) is made last from its own stream: every other set as it was,
+    // and it shares neither a question nor a chain with them
+    const withDev = synthesizeSets({ sft: 300, train: 300, eval: 200, evalExtra: 150, dev: 120, seed: 7 });
+    assert.deepEqual([withDev.sft, withDev.train, withDev.eval], [grown.sft, grown.train, grown.eval]);
+    assert.equal(withDev.dev.length, 120);
+    assert.deepEqual(grown.dev, []);
+    const devAll = [...grownAll, ...withDev.dev];
+    assert.equal(new Set(devAll.map((e) => e.question)).size, devAll.length);
+    assert.equal(new Set(devAll.map((e) => chainOf(e.answer))).size, devAll.length);
     const r1 = mulberry32(5);
     const r2 = mulberry32(5);
     assert.deepEqual(synthesizeProblem(r1), synthesizeProblem(r2));

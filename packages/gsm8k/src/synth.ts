@@ -75,6 +75,11 @@ export interface SynthSetsOptions extends SynthOptions {
    * were, so a warm start made on them stays valid. Default 0.
    */
   evalExtra?: number;
+  /**
+   * Development problems (an SFT's early-stopping set), made last from their own stream and disjoint
+   * from every set above, which stay as they were. Default 0.
+   */
+  dev?: number;
   seed: number;
   disjoint?: SynthDisjointness;
 }
@@ -83,6 +88,7 @@ export interface SynthSets {
   sft: Gsm8kExample[];
   train: Gsm8kExample[];
   eval: Gsm8kExample[];
+  dev: Gsm8kExample[];
 }
 
 /** Bad knobs, or more problems asked for than the knobs allow: one line. */
@@ -559,17 +565,19 @@ function tryProblem(r: Rand, steps: number, knobs: Knobs): SynthProblem | null {
 }
 
 /**
- * Three pairwise-disjoint sets (no shared question text, no shared arithmetic chain), deterministic
+ * Pairwise-disjoint sets (no shared question text, no shared arithmetic chain), deterministic
  * for a seed and the knobs. Throws SynthError when the knobs allow fewer distinct problems.
  */
 export function synthesizeSets(options: SynthSetsOptions): SynthSets {
   const knobs = checkOptions(options);
   const evalExtra = options.evalExtra ?? 0;
+  const dev = options.dev ?? 0;
   for (const [name, n] of [
     ["sft", options.sft],
     ["train", options.train],
     ["eval", options.eval],
     ["evalExtra", evalExtra],
+    ["dev", dev],
   ] as const) {
     if (!Number.isSafeInteger(n) || n < 0)
       throw new SynthError(`${name} count must be an integer ≥ 0, got ${n}`);
@@ -601,13 +609,13 @@ export function synthesizeSets(options: SynthSetsOptions): SynthSets {
     }
     return out;
   };
-  const stream = (name: "sft" | "train" | "eval") => mulberry32(mixSeed(options.seed, name));
+  const stream = (name: "sft" | "train" | "eval" | "dev") => mulberry32(mixSeed(options.seed, name));
   const evalStream = stream("eval");
   const evalSet = make(evalStream, options.eval);
   const train = make(stream("train"), options.train);
   const sft = make(stream("sft"), options.sft);
   evalSet.push(...make(evalStream, evalExtra));
-  return { sft, train, eval: evalSet };
+  return { sft, train, eval: evalSet, dev: make(stream("dev"), dev) };
 }
 
 /**

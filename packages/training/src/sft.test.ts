@@ -12,17 +12,21 @@ import {
   initModel,
   KvCacheBackend,
   loadTokenizer,
+  loadWeights,
   openModelDir,
   presetConfig,
   Qwen3KvEngine,
   Qwen3Trainer,
   readWeightMap,
+  referenceForward,
+  referenceSftLoss,
   tokenizerIds,
 } from "@temper/qwen3";
 import {
   epochPermutation,
   partialDir,
   runSft,
+  SFT_DEV_FILE,
   SFT_EVAL_FILE,
   type SftOptions,
   type SftStepInfo,
@@ -47,7 +51,15 @@ function tinyModel(name: string, dtype: "f32" | "bf16" = "f32", shards = 1): str
 }
 
 const model = tinyModel("tiny");
-const data = synthesizeSets({ sft: 8, train: 0, eval: 4, seed: 3, steps: { min: 1, max: 1 }, maxOperand: 9 });
+const data = synthesizeSets({
+  sft: 8,
+  train: 0,
+  eval: 4,
+  dev: 3,
+  seed: 3,
+  steps: { min: 1, max: 1 },
+  maxOperand: 9,
+});
 
 describe("sft sampler", () => {
   it("epochs are seeded permutations: every example once per epoch, batches across epoch ends", () => {
@@ -188,6 +200,8 @@ describe("runSft (tiny, bytes tokenizer)", () => {
       seed: 1,
       dtype: "float64",
       threads: 1,
+      dev: data.dev,
+      devEvery: 1,
     });
     const whole = await runSft(base(join(root, "whole")));
 
@@ -213,6 +227,11 @@ describe("runSft (tiny, bytes tokenizer)", () => {
     assert.ok(
       readFileSync(join(cut, "model.safetensors")).equals(readFileSync(join(whole.out, "model.safetensors"))),
     );
+    assert.equal(
+      readFileSync(join(cut, SFT_DEV_FILE), "utf8"),
+      readFileSync(join(whole.out, SFT_DEV_FILE), "utf8"),
+    );
+    assert.equal(resumed.devLosses.length, 3, "the dev losses before the cut are kept");
     const evals = readFileSync(join(cut, SFT_EVAL_FILE), "utf8");
     assert.equal(evals, readFileSync(join(whole.out, SFT_EVAL_FILE), "utf8"));
     assert.deepEqual(
@@ -224,6 +243,104 @@ describe("runSft (tiny, bytes tokenizer)", () => {
     );
     // the finished directory is not overwritten
     await assert.rejects(runSft(base(cut)), /already exists/);
+  });
+
+  it("a target dev loss ends the run at the first check at or below it, with the model of that step", async () => {
+    const base = (out: string): SftOptions => ({
+      modelDir: model,
+      train: data.sft,
+      eval: data.eval,
+      dev: data.dev,
+      devEvery: 1,
+      out,
+      steps: 8,
+      batchSize: 4,
+      learningRate: 1e-2,
+      schedule: "constant",
+      maxNewTokens: 4,
+      instruction: "",
+      threads: 1,
+      saveEvery: 0,
+    });
+    const whole = await runSft(base(join(root, "dev-whole")));
+    assert.equal(whole.endStep, 8);
+    assert.deepEqual(
+      whole.devLosses.map((d) => d.step),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
+    // the target: the loss of the fourth check; the run must end at the first check at or below it
+    const target = whole.devLosses[3].loss;
+    const expected = whole.devLosses.find((d) => d.loss <= target)!.step;
+    const logged: number[] = [];
+    const stopped = await runSft(
+      { ...base(join(root, "dev-stopped")), targetDevLoss: target },
+      { onDevLoss: (d) => logged.push(d.step) },
+    );
+    assert.equal(stopped.endStep, expected);
+    assert.deepEqual(stopped.devLosses, whole.devLosses.slice(0, expected));
+    assert.deepEqual(
+      logged,
+      stopped.devLosses.map((d) => d.step),
+    );
+    const lines = (f: string) =>
+      readFileSync(join(stopped.out, f), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+    assert.deepEqual(lines(SFT_DEV_FILE), stopped.devLosses);
+    assert.equal(lines(SFT_EVAL_FILE).at(-1).step, expected);
+    assert.equal(JSON.parse(readFileSync(join(stopped.out, "sft_args.json"), "utf8")).end_step, expected);
+
+    // independently: the float64 reference forward of the written model scores the dev set at the
+    // target's loss, and the next step's model would not
+    const m = openModelDir(stopped.out);
+    const weights = loadWeights(m.config, m.checkpoint, "float64");
+    m.checkpoint.close();
+    const tok = await loadTokenizer(stopped.out);
+    const seqs = data.dev.map((e) => sftSequence(tok, e, "", m.eosTokenIds[0]));
+    // the reference's entry t − 1 is token t's logprob; the mask is indexed by token
+    const lp = seqs.map((s) => [0, ...referenceForward(m.config, weights, [s.inputIds]).logprobs[0]]);
+    const loss = referenceSftLoss({ logprobs: lp, completionMask: seqs.map((s) => s.completionMask) });
+    const next = whole.devLosses[expected]?.loss ?? Number.NaN;
+    assert.ok(
+      Math.abs(loss - stopped.devLosses.at(-1)!.loss) < 1e-5,
+      `${loss} vs ${stopped.devLosses.at(-1)!.loss}`,
+    );
+    assert.ok(Math.abs(loss - next) > 1e-3, `the next step's loss ${next} is too close to tell apart`);
+
+    assert.equal(stopped.metTarget, true);
+    assert.equal(whole.metTarget, false);
+
+    // maxSteps: past `steps` the run goes on at the schedule's floor until the target (unmet here)
+    const lrs: number[] = [];
+    const longer = await runSft(
+      {
+        ...base(join(root, "dev-longer")),
+        steps: 4,
+        schedule: "cosine",
+        minLrRatio: 0.1,
+        targetDevLoss: 1e-9,
+        maxSteps: 6,
+      },
+      { onStep: (i) => lrs.push(i.learningRate) },
+    );
+    assert.equal(longer.endStep, 6);
+    assert.equal(longer.metTarget, false);
+    assert.equal(lrs.length, 6);
+    assert.ok(lrs[1] > 1e-3 + 1e-12, "the cosine is above its floor early on");
+    for (const lr of lrs.slice(4)) assert.ok(Math.abs(lr - 1e-3) < 1e-15, `past the schedule: ${lr}`);
+    await assert.rejects(
+      runSft({ ...base(join(root, "dev-cap")), maxSteps: 9 }),
+      /max steps \(9\) beyond steps \(8\) needs a target dev loss/,
+    );
+    await assert.rejects(
+      runSft({ ...base(join(root, "dev-none")), dev: [], targetDevLoss: 1 }),
+      /a target dev loss needs dev examples/,
+    );
+    await assert.rejects(
+      runSft({ ...base(join(root, "dev-bad")), targetDevLoss: -1 }),
+      /target dev loss must be/,
+    );
   });
 
   it("the written directory keeps the input's layout (bf16, two shards) and loads and generates", async () => {

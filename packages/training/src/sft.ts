@@ -12,6 +12,12 @@
 // correctness_hard (the extracted answer equals the reference's "#### N" number), every evalEvery
 // steps and at the end (on the saved model).
 //
+// Early stop: with a dev set, every devEvery steps the mean completion-token loss on it (teacher
+// forced, no update); the run ends at the first check at or below targetDevLoss, else at maxSteps
+// (default `steps`, the schedule's length; past it the rate stays at the schedule's end).
+// A fixed step count stops each batch order at another point of a steep learning curve (one recipe
+// gave 76–93% over five seeds); a target loss stops each where the model is equally far along.
+//
 // Crash safety: every saveEvery steps the state (weights in the training dtype, AdamW moments, step,
 // evaluations so far) is written atomically as <out>.partial/step-N; `resume` continues from the
 // newest one bitwise as if never stopped (same dtype, same micro-batching, same thread count, same
@@ -107,11 +113,26 @@ export interface SftOptions {
    * sooner this way.
    */
   promptLoss?: boolean;
+  /** Development examples for the early stop (and the dev-loss lines); none: no dev loss. */
+  dev?: readonly Gsm8kExample[];
+  /** Compute the dev loss every this many steps (default 10). */
+  devEvery?: number;
+  /** End the run at the first dev-loss check at or below this (default: never early). */
+  targetDevLoss?: number;
+  /** With targetDevLoss: the most steps to run (default `steps`); past `steps` the rate stays at the floor. */
+  maxSteps?: number;
+}
+
+export interface SftDevLoss {
+  step: number;
+  /** Mean NLL per completion token over the dev set. */
+  loss: number;
 }
 
 export interface SftStepInfo {
   /** Updates done (1-based after this step). */
   step: number;
+  /** The most it runs (maxSteps). */
   steps: number;
   loss: number;
   learningRate: number;
@@ -142,6 +163,7 @@ export interface SftEvalResult {
 export interface SftHooks {
   onStep?(info: SftStepInfo): void;
   onEval?(result: SftEvalResult): void;
+  onDevLoss?(result: SftDevLoss): void;
   onLog?(message: string): void;
 }
 
@@ -150,14 +172,20 @@ export interface SftResult {
   /** The final weights in the training dtype, by Hugging Face name. */
   params: Map<string, FloatArray>;
   evals: SftEvalResult[];
+  devLosses: SftDevLoss[];
   /** The step the run started from (0, or the resumed checkpoint's). */
   startStep: number;
+  /** The step it ended at: the dev-loss check that met the target, else maxSteps. */
+  endStep: number;
+  /** Whether a dev-loss check met the target (else the run went to maxSteps). */
+  metTarget: boolean;
   trainSeconds: number;
 }
 
 export const SFT_STATE_FILE = "sft_state.json";
 export const SFT_WEIGHTS_FILE = "weights.safetensors";
 export const SFT_EVAL_FILE = "sft_eval.jsonl";
+export const SFT_DEV_FILE = "sft_dev_loss.jsonl";
 export const SFT_SAMPLES_FILE = "sft_eval_samples.jsonl";
 export const SFT_ARGS_FILE = "sft_args.json";
 
@@ -222,6 +250,7 @@ function hashExamples(examples: readonly Gsm8kExample[]): string {
 
 interface Resolved {
   steps: number;
+  maxSteps: number;
   batchSize: number;
   microBatchSize: number;
   schedule: LrScheduleConfig;
@@ -237,6 +266,8 @@ interface Resolved {
   saveEvery: number;
   saveDtype: SaveDtype;
   promptLoss: boolean;
+  devEvery: number;
+  targetDevLoss: number | null;
 }
 
 function positiveInt(name: string, v: number, min = 1): number {
@@ -280,8 +311,19 @@ function resolveOptions(o: SftOptions): Resolved {
     throw new SftError(`dtype must be float32 or float64, got ${dtype}`);
   const saveEvery = positiveInt("save every", o.saveEvery ?? (evalEvery > 0 ? evalEvery : 50), 0);
   if (o.train.length === 0) throw new SftError("the training data has no examples");
+  const devEvery = positiveInt("dev every", o.devEvery ?? 10);
+  const targetDevLoss = o.targetDevLoss ?? null;
+  if (targetDevLoss !== null) {
+    if (!(Number.isFinite(targetDevLoss) && targetDevLoss > 0))
+      throw new SftError(`target dev loss must be a number > 0, got ${targetDevLoss}`);
+    if (!o.dev?.length) throw new SftError("a target dev loss needs dev examples");
+  }
+  const maxSteps = positiveInt("max steps", o.maxSteps ?? steps, steps);
+  if (maxSteps > steps && targetDevLoss === null)
+    throw new SftError(`max steps (${maxSteps}) beyond steps (${steps}) needs a target dev loss`);
   return {
     steps,
+    maxSteps,
     batchSize,
     microBatchSize,
     schedule,
@@ -297,6 +339,8 @@ function resolveOptions(o: SftOptions): Resolved {
     saveEvery,
     saveDtype: o.saveDtype ?? "same",
     promptLoss: o.promptLoss === true,
+    devEvery,
+    targetDevLoss,
   };
 }
 
@@ -307,6 +351,7 @@ function fingerprint(o: SftOptions, r: Resolved): Record<string, unknown> {
     train: hashExamples(o.train),
     eval: o.eval ? hashExamples(o.eval.slice(0, r.evalSize)) : null,
     steps: r.steps,
+    max_steps: r.maxSteps,
     batch_size: r.batchSize,
     schedule: r.schedule,
     max_grad_norm: r.maxGradNorm,
@@ -317,6 +362,9 @@ function fingerprint(o: SftOptions, r: Resolved): Record<string, unknown> {
     max_new_tokens: r.maxNewTokens,
     save_dtype: r.saveDtype,
     prompt_loss: r.promptLoss,
+    dev: o.dev?.length ? hashExamples(o.dev) : null,
+    dev_every: r.devEvery,
+    target_dev_loss: r.targetDevLoss,
   };
 }
 
@@ -325,6 +373,7 @@ interface SavedState {
   step: number;
   fingerprint: Record<string, unknown>;
   evals: SftEvalResult[];
+  devLosses?: SftDevLoss[];
 }
 
 function isCorrect(text: string, finishReason: string, reference: number): boolean {
@@ -442,11 +491,15 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     const prompts = examples.map((e) => tokenizer.encode(plainPrompt(e.question, r.instruction)));
     evalSet = { prompts, references, examples };
   }
+  const devSequences = (options.dev ?? []).map((e) =>
+    sftSequence(tokenizer, e, r.instruction, eosTokenIds[0]),
+  );
 
   const print0 = fingerprint(options, r);
   let opt: AdamWState;
   let startStep = 0;
   const evals: SftEvalResult[] = [];
+  const devLosses: SftDevLoss[] = [];
   if (saved) {
     const state = JSON.parse(readFileSync(join(saved.dir, SFT_STATE_FILE), "utf8")) as SavedState;
     // (a key the saved state lacks is an option added since: that run had its default)
@@ -464,7 +517,8 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     opt = loadAdamWState(join(saved.dir, OPTIMIZER_FILE));
     startStep = state.step;
     evals.push(...state.evals);
-    print(`resuming from ${saved.dir} (step ${startStep} of ${r.steps})`);
+    devLosses.push(...(state.devLosses ?? []));
+    print(`resuming from ${saved.dir} (step ${startStep} of at most ${r.maxSteps})`);
   } else {
     opt = initAdamWState(params);
     if (options.resume) print(`no saved state in ${partial}: starting from step 0`);
@@ -475,7 +529,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     writeCheckpoint(partial, stepDirName(step), (dir) => {
       writeTrainedWeights(join(dir, SFT_WEIGHTS_FILE), params, r.dtype);
       saveAdamWState(join(dir, OPTIMIZER_FILE), opt);
-      const state: SavedState = { format: 1, step, fingerprint: print0, evals };
+      const state: SavedState = { format: 1, step, fingerprint: print0, evals, devLosses };
       writeFileSync(join(dir, SFT_STATE_FILE), `${JSON.stringify(state, null, 1)}\n`);
     });
     pruneCheckpoints(partial, 1);
@@ -499,10 +553,21 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     loss: { kind: "sft", aggregation: "token" },
     dtype: r.dtype,
     threads: options.threads,
+    evaluate: devSequences.length > 0,
   });
+  /** The dev loss now; true when it meets the target. */
+  const devCheck = async (step: number): Promise<boolean> => {
+    const res = await trainer.evaluate(devSequences, params, { microBatchSize: r.microBatchSize });
+    const d = { step, loss: res.loss };
+    devLosses.push(d);
+    hooks.onDevLoss?.(d);
+    return r.targetDevLoss !== null && res.loss <= r.targetDevLoss;
+  };
+  let endStep = r.maxSteps;
+  let metTarget = false;
   let trainSeconds = 0;
   try {
-    for (let step = startStep; step < r.steps; step++) {
+    for (let step = startStep; step < r.maxSteps; step++) {
       const started = performance.now();
       const batch = sftBatchIndices(sequences.length, r.batchSize, r.seed, step).map((i) => sequences[i]);
       const res = await trainer.step(batch, params, { microBatchSize: r.microBatchSize });
@@ -517,7 +582,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
       for (const s of batch) tokens += s.inputIds.length;
       hooks.onStep?.({
         step: step + 1,
-        steps: r.steps,
+        steps: r.maxSteps,
         loss: res.loss,
         learningRate: lr,
         gradNorm: clip.norm,
@@ -529,7 +594,12 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
         stepsThisRun: step + 1 - startStep,
       });
       const done = step + 1;
-      if (done < r.steps) {
+      if (done < r.maxSteps) {
+        if (devSequences.length > 0 && done % r.devEvery === 0 && (await devCheck(done))) {
+          endStep = done;
+          metTarget = true;
+          break;
+        }
         if (r.evalEvery > 0 && done % r.evalEvery === 0) await evalNow(done);
         if (r.saveEvery > 0 && done % r.saveEvery === 0) saveState(done);
       }
@@ -552,18 +622,22 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
         evalSet,
         r,
         options.threads,
-        r.steps,
+        endStep,
       );
       evals.push(result);
       hooks.onEval?.(result);
       writeFileSync(join(tmpOut, SFT_EVAL_FILE), evalLines(evals));
       writeFileSync(join(tmpOut, SFT_SAMPLES_FILE), samples.map((s) => `${JSON.stringify(s)}\n`).join(""));
     }
+    if (devLosses.length > 0)
+      writeFileSync(join(tmpOut, SFT_DEV_FILE), devLosses.map((d) => `${JSON.stringify(d)}\n`).join(""));
     const args = {
       ...print0,
       micro_batch_size: r.microBatchSize,
       eval_every: r.evalEvery,
       eval_size: r.evalSize,
+      dev_size: devSequences.length,
+      end_step: endStep,
     };
     writeFileSync(join(tmpOut, SFT_ARGS_FILE), `${JSON.stringify(args, null, 2)}\n`);
     if (existsSync(out))
@@ -574,7 +648,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     throw err;
   }
   rmSync(partial, { recursive: true, force: true });
-  return { out, params, evals, startStep, trainSeconds };
+  return { out, params, evals, devLosses, startStep, endStep, metTarget, trainSeconds };
 }
 
 /** The master weights, exactly (F32 or F64), for resuming. */

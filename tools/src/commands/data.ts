@@ -13,7 +13,7 @@ interface Subcommand {
   run(argv: string[]): Promise<void>;
 }
 
-const SYNTH_USAGE = `temper data synth --sft N --train N --eval N [--eval-extra N] --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] [--disjoint chain|question] --out DIR
+const SYNTH_USAGE = `temper data synth --sft N --train N --eval N [--eval-extra N] [--dev N] --seed S [--min-steps A] [--max-steps B] [--max-operand M] [--max-result R] [--rationale terse|prose] [--disjoint chain|question] --out DIR
 
 Writes DIR/sft.jsonl, DIR/train.jsonl and DIR/eval.jsonl: arithmetic word problems in GSM8K's
 format ({"question", "answer"}, the answer a rationale with <<a op b=c>> annotations ending in
@@ -24,6 +24,8 @@ options:
   --sft N, --train N, --eval N   set sizes (required; 0 allowed)
   --eval-extra N                 held-out problems appended to eval.jsonl, made after the other
                                  sets: a larger held-out set that leaves sft and train unchanged
+  --dev N                        also DIR/dev.jsonl: N problems made last, disjoint from the
+                                 rest, for temper sft's --dev (early stop); the others unchanged
   --seed S                       seed (required)
   --min-steps A, --max-steps B   steps per problem, within 1..3 (default 1, 3)
   --max-operand M                largest operand (default 20)
@@ -100,6 +102,7 @@ async function runSynth(argv: string[]): Promise<void> {
     train: { type: "string" },
     eval: { type: "string" },
     "eval-extra": { type: "string" },
+    dev: { type: "string" },
     seed: { type: "string" },
     "min-steps": { type: "string" },
     "max-steps": { type: "string" },
@@ -113,6 +116,7 @@ async function runSynth(argv: string[]): Promise<void> {
   const train = integerFlag("train", values.train, 0);
   const evalCount = integerFlag("eval", values.eval, 0);
   const evalExtra = integerFlag("eval-extra", values["eval-extra"], 0, 0);
+  const dev = integerFlag("dev", values.dev, 0, 0);
   const seed = integerFlag("seed", values.seed, 0);
   const min = integerFlag("min-steps", values["min-steps"], 1, 1);
   const max = integerFlag("max-steps", values["max-steps"], 1, 3);
@@ -131,6 +135,7 @@ async function runSynth(argv: string[]): Promise<void> {
       train,
       eval: evalCount,
       evalExtra,
+      dev,
       seed,
       steps: { min, max },
       maxOperand,
@@ -143,7 +148,9 @@ async function runSynth(argv: string[]): Promise<void> {
     throw err;
   }
   outputDir("out", out);
-  for (const name of ["sft", "train", "eval"] as const) {
+  for (const name of dev > 0
+    ? (["sft", "train", "eval", "dev"] as const)
+    : (["sft", "train", "eval"] as const)) {
     const rows = sets[name];
     const path = join(out, `${name}.jsonl`);
     const tmp = `${path}.tmp-${process.pid}`;

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DEFAULT_INSTRUCTION, Gsm8kDataError, type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
 // ONNX Runtime and the model code load only once the flags and files check out (see run()).
-import type { SftEvalResult, SftStepInfo } from "@temper/training";
+import type { SftDevLoss, SftEvalResult, SftStepInfo } from "@temper/training";
 import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
 import { resolveModelFlag } from "../model-flag.ts";
 import { bar, duration, Progress } from "../progress.ts";
@@ -34,6 +34,12 @@ options:
   --weight-decay W         AdamW decoupled weight decay (default 0)
   --eval-every K           evaluate (and save a resumable state) every K steps (default 0: at the end)
   --eval-size N            first N eval lines (default 200)
+  --dev FILE               development jsonl: its mean completion-token loss every --dev-every steps,
+                           printed and written to <out>/sft_dev_loss.jsonl {"step","loss"}
+  --dev-every K            steps between dev-loss checks (default 10)
+  --target-dev-loss X      stop at the first check whose dev loss is ≤ X
+  --max-steps M            with --target-dev-loss, run at most M steps (default --steps); past
+                           --steps the learning rate stays at the schedule's floor
   --max-new-tokens T       generation length for evaluation (default 48)
   --instruction TEXT       prompt instruction (default: the GSM8K one; "" for none)
   --seed S                 batch order (default 0)
@@ -119,6 +125,11 @@ class SftProgress {
     );
   }
 
+  devLoss(d: SftDevLoss, target: number | undefined): void {
+    const met = target !== undefined && d.loss <= target ? ` ≤ ${target}: stopping` : "";
+    this.line(`dev step ${d.step}: loss ${d.loss.toFixed(5)}${met}`);
+  }
+
   end(): void {
     this.progress.end();
   }
@@ -156,6 +167,10 @@ async function sft(argv: string[]): Promise<void> {
     "weight-decay": { type: "string" },
     "eval-every": { type: "string" },
     "eval-size": { type: "string" },
+    dev: { type: "string" },
+    "dev-every": { type: "string" },
+    "target-dev-loss": { type: "string" },
+    "max-steps": { type: "string" },
     "max-new-tokens": { type: "string" },
     instruction: { type: "string" },
     seed: { type: "string" },
@@ -191,6 +206,16 @@ async function sft(argv: string[]): Promise<void> {
   const weightDecay = nonNegative("weight-decay", values["weight-decay"], 0);
   const evalEvery = integer("eval-every", values["eval-every"], 0, 0)!;
   const evalSize = integer("eval-size", values["eval-size"], 1, 200)!;
+  const devEvery = integer("dev-every", values["dev-every"], 1, 10)!;
+  const targetDevLoss = numberFlag("target-dev-loss", values["target-dev-loss"]);
+  if (targetDevLoss !== undefined && !(targetDevLoss > 0))
+    throw new CliError(`--target-dev-loss: expected a number > 0, got "${values["target-dev-loss"]}"`);
+  if (targetDevLoss !== undefined && values.dev === undefined)
+    throw new CliError("--target-dev-loss needs --dev");
+  const maxSteps = integer("max-steps", values["max-steps"], 1, steps)!;
+  if (maxSteps < steps) throw new CliError(`--max-steps (${maxSteps}) must be at least --steps (${steps})`);
+  if (maxSteps > steps && targetDevLoss === undefined)
+    throw new CliError("--max-steps needs --target-dev-loss");
   const maxNewTokens = integer("max-new-tokens", values["max-new-tokens"], 1, 48)!;
   const seed = integer("seed", values.seed, 0, 0)!;
   const threads = integer("threads", values.threads, 1);
@@ -210,9 +235,11 @@ async function sft(argv: string[]): Promise<void> {
 
   let train: Gsm8kExample[];
   let evalRows: Gsm8kExample[] | undefined;
+  let devRows: Gsm8kExample[] | undefined;
   try {
     train = readData("data", dataPath);
     evalRows = values.eval !== undefined ? readData("eval", values.eval) : undefined;
+    devRows = values.dev !== undefined ? readData("dev", values.dev) : undefined;
   } catch (err) {
     if (err instanceof Gsm8kDataError) throw new CliError(err.message);
     throw err;
@@ -226,7 +253,7 @@ async function sft(argv: string[]): Promise<void> {
   const cpuStart = process.cpuUsage();
   try {
     progress.line(
-      `sft: ${modelDir} on ${train.length} examples${evalRows ? `, eval ${Math.min(evalSize, evalRows.length)}` : ""}: ${steps} steps × ${batchSize} (micro ${microBatchSize}), lr ${learningRate} ${schedule}, ${dtype}`,
+      `sft: ${modelDir} on ${train.length} examples${evalRows ? `, eval ${Math.min(evalSize, evalRows.length)}` : ""}: ${steps}${maxSteps > steps ? ` (up to ${maxSteps})` : ""} steps × ${batchSize} (micro ${microBatchSize}), lr ${learningRate} ${schedule}, ${dtype}`,
     );
     const result = await runSft(
       {
@@ -254,10 +281,15 @@ async function sft(argv: string[]): Promise<void> {
         saveDtype,
         resume,
         promptLoss: values["prompt-loss"] === true,
+        dev: devRows,
+        devEvery,
+        targetDevLoss,
+        maxSteps,
       },
       {
         onStep: (i) => progress.step(i),
         onEval: (e) => progress.eval(e),
+        onDevLoss: (d) => progress.devLoss(d, targetDevLoss),
         onLog: (m) => progress.line(m),
       },
     );
@@ -267,7 +299,7 @@ async function sft(argv: string[]): Promise<void> {
     const cpu = process.cpuUsage(cpuStart);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     process.stdout.write(
-      `wrote ${out}: ${steps - result.startStep} steps in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
+      `wrote ${out}: ${result.endStep - result.startStep} steps${result.metTarget ? ` (dev loss target met at step ${result.endStep})` : ""} in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
     );
   } catch (err) {
     progress.end();
