@@ -99,31 +99,3 @@ test("rlData: problems the warm start never saw, in the pool's order, made once"
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-test("the warm start ends at the first dev-loss check at or below the setting's target", {
-  timeout: 300_000,
-}, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "temper-default-dev-"));
-  // every loss is below 1000: the first check (step 2 of 4) ends the run
-  const setting = { ...SMOKE, sft: { ...SMOKE.sft, devEvery: 2, targetDevLoss: 1000 } };
-  try {
-    const said: string[] = [];
-    const paths = await prepareDefault(dir, setting, (l) => said.push(l));
-    const dev = loadGsm8k(join(paths.data, "dev.jsonl"));
-    assert.equal(dev.length, SMOKE.synth.dev);
-    const others = ["sft", "train", "eval"].flatMap((n) => loadGsm8k(join(paths.data, `${n}.jsonl`)));
-    const seen = new Set(others.map((ex) => ex.question));
-    assert.ok(
-      dev.every((ex) => !seen.has(ex.question)),
-      "a dev question in another set",
-    );
-    const args = JSON.parse(readFileSync(join(paths.warm, "sft_args.json"), "utf8"));
-    assert.equal(args.end_step, 2);
-    assert.equal(args.target_dev_loss, 1000);
-    const devLosses = readFileSync(join(paths.warm, "sft_dev_loss.jsonl"), "utf8").trim().split("\n");
-    assert.equal(devLosses.length, 1);
-    assert.match(said.join("\n"), /warm start done at step 2 \(dev loss \d+\.\d{4}\)/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});

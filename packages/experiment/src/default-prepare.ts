@@ -43,7 +43,7 @@ export function invalidateStaleCache(
   writeFileSync(path, `${want}\n`);
 }
 
-/** data/{sft,train,eval,dev}.jsonl, made once. */
+/** data/{sft,train,eval}.jsonl, made once. */
 function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void): void {
   if (existsSync(join(dir, "eval.jsonl"))) return;
   say(`making synthetic problems in ${dir}`);
@@ -52,7 +52,6 @@ function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void)
     train: s.synth.train,
     eval: s.synth.eval,
     evalExtra: s.synth.evalExtra,
-    dev: s.synth.dev,
     seed: s.synth.seed,
     maxOperand: s.synth.maxOperand,
     maxResult: s.synth.maxResult,
@@ -65,7 +64,6 @@ function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void)
   writeJsonl(join(tmp, "sft.jsonl"), sets.sft);
   writeJsonl(join(tmp, "train.jsonl"), sets.train);
   writeJsonl(join(tmp, "eval.jsonl"), sets.eval);
-  writeJsonl(join(tmp, "dev.jsonl"), sets.dev);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
 }
@@ -130,12 +128,8 @@ async function ensureWarmStart(
     say(`warm start cached in ${warm}`);
     return;
   }
-  const stop =
-    s.sft.targetDevLoss !== null
-      ? ` (until the loss on ${s.synth.dev} dev problems is ≤ ${s.sft.targetDevLoss}, checked every ${s.sft.devEvery}, at most ${s.sft.maxSteps})`
-      : "";
   say(
-    `warm start: ${s.sft.steps} SFT steps of batch ${s.sft.batchSize} on ${s.synth.sft} synthetic problems${stop}`,
+    `warm start: ${s.sft.steps} SFT steps of batch ${s.sft.batchSize} on ${s.synth.sft} synthetic problems`,
   );
   const t0 = Date.now();
   const res = await runSft(
@@ -143,10 +137,6 @@ async function ensureWarmStart(
       modelDir: base,
       train: loadGsm8k(join(data, "sft.jsonl")),
       eval: loadGsm8k(join(data, "eval.jsonl")),
-      dev: s.synth.dev > 0 ? loadGsm8k(join(data, "dev.jsonl")) : undefined,
-      devEvery: s.sft.devEvery,
-      targetDevLoss: s.sft.targetDevLoss ?? undefined,
-      maxSteps: s.sft.maxSteps,
       out: warm,
       steps: s.sft.steps,
       batchSize: s.sft.batchSize,
@@ -166,17 +156,11 @@ async function ensureWarmStart(
         if (i.step % 20 === 0 || i.step === i.steps)
           say(`  sft step ${i.step}/${i.steps}  loss ${i.loss.toFixed(3)}`);
       },
-      onDevLoss: (d) => {
-        if (d.step % 100 === 0) say(`  sft step ${d.step}  dev loss ${d.loss.toFixed(4)}`);
-      },
     },
   );
   const acc = res.evals[res.evals.length - 1];
-  const ended = res.metTarget
-    ? ` at step ${res.endStep} (dev loss ${res.devLosses.at(-1)!.loss.toFixed(4)})`
-    : "";
   say(
-    `warm start done${ended} in ${((Date.now() - t0) / 1000).toFixed(0)} s${acc ? `: held-out accuracy ${acc.accuracy.toFixed(3)} ± ${acc.stderr.toFixed(3)} (n ${acc.n})` : ""}`,
+    `warm start done in ${((Date.now() - t0) / 1000).toFixed(0)} s${acc ? `: held-out accuracy ${acc.accuracy.toFixed(3)} ± ${acc.stderr.toFixed(3)} (n ${acc.n})` : ""}`,
   );
 }
 

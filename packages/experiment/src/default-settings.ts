@@ -17,8 +17,6 @@ export interface DefaultSetting {
     eval: number;
     /** Held-out problems made after the SFT and RL sets (synthesizeSets' evalExtra). */
     evalExtra: number;
-    /** Problems for the warm start's early stop (data/dev.jsonl), made after all the others. */
-    dev: number;
     seed: number;
     maxOperand: number;
     maxResult: number;
@@ -35,12 +33,6 @@ export interface DefaultSetting {
     evalSize: number;
     /** The SFT batch order. */
     seed: number;
-    /** Steps between checks of the loss on data/dev.jsonl. */
-    devEvery: number;
-    /** The warm start ends at the first check whose dev loss is at or below this (null: at `steps`). */
-    targetDevLoss: number | null;
-    /** With a target: the most steps (past `steps` the schedule stays at its floor). */
-    maxSteps: number;
   };
   /**
    * Problems the comparison trains and evaluates on instead of data/'s (the warm start stays the
@@ -83,7 +75,6 @@ export const DEFAULT_FULL: DefaultSetting = {
     // falls to ~0.8 points from ~1.6 on 500.
     eval: 500,
     evalExtra: 1500,
-    dev: 200,
     seed: 1,
     maxOperand: 10,
     maxResult: 100,
@@ -98,9 +89,6 @@ export const DEFAULT_FULL: DefaultSetting = {
     minLrRatio: 0.1,
     evalSize: 500,
     seed: 0,
-    devEvery: 20,
-    targetDevLoss: 0.05,
-    maxSteps: 1200,
   },
 };
 
@@ -127,25 +115,13 @@ export const DEFAULT_SMOKE: DefaultSetting = {
     train: 32,
     eval: 16,
     evalExtra: 0,
-    dev: 8,
     seed: 1,
     maxOperand: 9,
     maxResult: 81,
     maxSteps: 1,
     disjoint: "question",
   },
-  sft: {
-    steps: 4,
-    batchSize: 4,
-    learningRate: 1e-3,
-    warmupSteps: 0,
-    minLrRatio: 0,
-    evalSize: 8,
-    seed: 1,
-    devEvery: 2,
-    targetDevLoss: null,
-    maxSteps: 4,
-  },
+  sft: { steps: 4, batchSize: 4, learningRate: 1e-3, warmupSteps: 0, minLrRatio: 0, evalSize: 8, seed: 1 },
   rl: { steps: 2, promptsPerStep: 2, completionsPerPrompt: 2, evalSize: 4, evalEvery: 0 },
 };
 
