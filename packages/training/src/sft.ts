@@ -15,8 +15,9 @@
 // Early stop: with a dev set, every devEvery steps the mean completion-token loss on it (teacher
 // forced, no update); the run ends at the first check at or below targetDevLoss, else at maxSteps
 // (default `steps`, the schedule's length; past it the rate stays at the schedule's end).
-// A fixed step count stops each batch order at another point of a steep learning curve (one recipe
-// gave 76–93% over five seeds); a target loss stops each where the model is equally far along.
+// (Tried on the default warm start to stop each batch order equally far along a steep learning
+// curve, it narrowed greedy accuracy over five orders from 17 to 9 points, not to the 4 sought:
+// docs/experiments.md, "The warm start's spread".)
 //
 // Crash safety: every saveEvery steps the state (weights in the training dtype, AdamW moments, step,
 // evaluations so far) is written atomically as <out>.partial/step-N; `resume` continues from the
@@ -491,9 +492,14 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     const prompts = examples.map((e) => tokenizer.encode(plainPrompt(e.question, r.instruction)));
     evalSet = { prompts, references, examples };
   }
-  const devSequences = (options.dev ?? []).map((e) =>
-    sftSequence(tokenizer, e, r.instruction, eosTokenIds[0]),
-  );
+  const devSequences = (options.dev ?? []).map((e, i) => {
+    const s = sftSequence(tokenizer, e, r.instruction, eosTokenIds[0]);
+    if (s.inputIds.length > config.maxPositionEmbeddings)
+      throw new SftError(
+        `dev example ${i + 1} has ${s.inputIds.length} tokens, more than the model's ${config.maxPositionEmbeddings} positions`,
+      );
+    return s;
+  });
 
   const print0 = fingerprint(options, r);
   let opt: AdamWState;
