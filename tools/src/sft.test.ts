@@ -137,17 +137,17 @@ describe("temper sft", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).completions.length, 1);
 
-    // --target-dev-loss: the first check at or below it ends the run (every loss is ≤ 1000)
+    // --target-dev-loss: the first check (step 2, --dev-from) at or below it ends the run (every loss is ≤ 1000)
     const early = join(dir, "early");
     r = temper(
       "sft",
       ...["--model", model, "--data", join(data, "sft.jsonl"), "--out", early, "--steps", "4"],
-      ...["--batch-size", "2", "--dev", join(data, "eval.jsonl"), "--dev-every", "2"],
+      ...["--batch-size", "2", "--dev", join(data, "eval.jsonl"), "--dev-every", "1", "--dev-from", "2"],
       ...["--target-dev-loss", "1000", "--threads", "1"],
     );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^dev step 2: loss \d+\.\d{5} ≤ 1000: stopping$/m);
-    assert.match(r.stdout, /wrote .*early: 2 steps \(dev loss target met at step 2\)/);
+    assert.match(r.stdout, /^dev step 2: loss \d+\.\d{5} \(loss ≤ 1000: stopping\)$/m);
+    assert.match(r.stdout, /wrote .*early: 2 steps \(dev target met at step 2\)/);
     assert.equal(JSON.parse(readFileSync(join(early, "sft_args.json"), "utf8")).end_step, 2);
 
     // an existing --out is refused
@@ -195,6 +195,10 @@ describe("temper sft", () => {
         ["--model", model, "--data", train, "--dev", train, "--out", out, "--target-dev-loss", "-1"],
         /--target-dev-loss: expected a number > 0/,
       ],
+      [
+        ["--model", model, "--data", train, "--dev", train, "--out", out, "--target-dev-accuracy", "77"],
+        /--target-dev-accuracy: expected a number in \(0, 1\], got "77"/,
+      ],
       [["--model", model, "--data", train, "--dev", bad, "--out", out], /bad\.jsonl:2: not valid JSON/],
       [
         ["--model", model, "--data", train, "--out", out, "--steps", "4", "--max-steps", "3"],
@@ -202,7 +206,7 @@ describe("temper sft", () => {
       ],
       [
         ["--model", model, "--data", train, "--out", out, "--max-steps", "900"],
-        /--max-steps needs --target-dev-loss/,
+        /--max-steps needs --target-dev-loss or --target-dev-accuracy/,
       ],
     ];
     for (const [args, pattern] of cases) {

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { plainPrompt, sftTarget, synthesizeSets } from "@temper/gsm8k";
+import { extractAnswer, plainPrompt, referenceValue, sftTarget, synthesizeSets } from "@temper/gsm8k";
 import {
   generate,
   initModel,
@@ -32,6 +32,7 @@ import {
   type SftStepInfo,
   sftBatchIndices,
   sftSequence,
+  solvedNeeded,
 } from "./index.ts";
 
 const root = mkdtempSync(join(tmpdir(), "temper-sft-"));
@@ -231,7 +232,7 @@ describe("runSft (tiny, bytes tokenizer)", () => {
       readFileSync(join(cut, SFT_DEV_FILE), "utf8"),
       readFileSync(join(whole.out, SFT_DEV_FILE), "utf8"),
     );
-    assert.equal(resumed.devLosses.length, 3, "the dev losses before the cut are kept");
+    assert.equal(resumed.devChecks.length, 3, "the dev checks before the cut are kept");
     const evals = readFileSync(join(cut, SFT_EVAL_FILE), "utf8");
     assert.equal(evals, readFileSync(join(whole.out, SFT_EVAL_FILE), "utf8"));
     assert.deepEqual(
@@ -265,29 +266,29 @@ describe("runSft (tiny, bytes tokenizer)", () => {
     const whole = await runSft(base(join(root, "dev-whole")));
     assert.equal(whole.endStep, 8);
     assert.deepEqual(
-      whole.devLosses.map((d) => d.step),
+      whole.devChecks.map((d) => d.step),
       [1, 2, 3, 4, 5, 6, 7],
     );
     // the target: the loss of the fourth check; the run must end at the first check at or below it
-    const target = whole.devLosses[3].loss;
-    const expected = whole.devLosses.find((d) => d.loss <= target)!.step;
+    const target = whole.devChecks[3].loss;
+    const expected = whole.devChecks.find((d) => d.loss <= target)!.step;
     const logged: number[] = [];
     const stopped = await runSft(
       { ...base(join(root, "dev-stopped")), targetDevLoss: target },
-      { onDevLoss: (d) => logged.push(d.step) },
+      { onDevCheck: (d) => logged.push(d.step) },
     );
     assert.equal(stopped.endStep, expected);
-    assert.deepEqual(stopped.devLosses, whole.devLosses.slice(0, expected));
+    assert.deepEqual(stopped.devChecks, whole.devChecks.slice(0, expected));
     assert.deepEqual(
       logged,
-      stopped.devLosses.map((d) => d.step),
+      stopped.devChecks.map((d) => d.step),
     );
     const lines = (f: string) =>
       readFileSync(join(stopped.out, f), "utf8")
         .trim()
         .split("\n")
         .map((l) => JSON.parse(l));
-    assert.deepEqual(lines(SFT_DEV_FILE), stopped.devLosses);
+    assert.deepEqual(lines(SFT_DEV_FILE), stopped.devChecks);
     assert.equal(lines(SFT_EVAL_FILE).at(-1).step, expected);
     assert.equal(JSON.parse(readFileSync(join(stopped.out, "sft_args.json"), "utf8")).end_step, expected);
 
@@ -301,10 +302,10 @@ describe("runSft (tiny, bytes tokenizer)", () => {
     // the reference's entry t − 1 is token t's logprob; the mask is indexed by token
     const lp = seqs.map((s) => [0, ...referenceForward(m.config, weights, [s.inputIds]).logprobs[0]]);
     const loss = referenceSftLoss({ logprobs: lp, completionMask: seqs.map((s) => s.completionMask) });
-    const next = whole.devLosses[expected]?.loss ?? Number.NaN;
+    const next = whole.devChecks[expected]?.loss ?? Number.NaN;
     assert.ok(
-      Math.abs(loss - stopped.devLosses.at(-1)!.loss) < 1e-5,
-      `${loss} vs ${stopped.devLosses.at(-1)!.loss}`,
+      Math.abs(loss - stopped.devChecks.at(-1)!.loss) < 1e-5,
+      `${loss} vs ${stopped.devChecks.at(-1)!.loss}`,
     );
     assert.ok(Math.abs(loss - next) > 1e-3, `the next step's loss ${next} is too close to tell apart`);
 
@@ -331,7 +332,7 @@ describe("runSft (tiny, bytes tokenizer)", () => {
     for (const lr of lrs.slice(4)) assert.ok(Math.abs(lr - 1e-3) < 1e-15, `past the schedule: ${lr}`);
     await assert.rejects(
       runSft({ ...base(join(root, "dev-cap")), maxSteps: 9 }),
-      /max steps \(9\) beyond steps \(8\) needs a target dev loss/,
+      /max steps \(9\) beyond steps \(8\) needs a target/,
     );
     await assert.rejects(
       runSft({ ...base(join(root, "dev-none")), dev: [], targetDevLoss: 1 }),
@@ -341,6 +342,112 @@ describe("runSft (tiny, bytes tokenizer)", () => {
       runSft({ ...base(join(root, "dev-bad")), targetDevLoss: -1 }),
       /target dev loss must be/,
     );
+  });
+
+  it("a target dev accuracy ends the run at the first check whose greedy dev accuracy meets it", async () => {
+    // four examples to memorise, the dev set the same four: accuracy climbs from 0 within a few checks
+    const four = data.sft.slice(0, 4);
+    const opts: SftOptions = {
+      modelDir: model,
+      train: four,
+      dev: four,
+      devEvery: 5,
+      devFrom: 10,
+      targetDevAccuracy: 0.5,
+      out: join(root, "acc-whole"),
+      steps: 60,
+      batchSize: 4,
+      learningRate: 1e-2,
+      schedule: "constant",
+      maxNewTokens: 32,
+      instruction: "",
+      threads: 1,
+      saveEvery: 0,
+    };
+    // one batch of four: every check generates the whole dev set
+    const whole = await runSft(opts);
+    assert.equal(whole.metTarget, true);
+    const steps = whole.devChecks.map((d) => d.step);
+    assert.deepEqual(
+      steps,
+      Array.from({ length: steps.length }, (_, i) => 10 + 5 * i),
+      "checks every 5 steps from step 10",
+    );
+    assert.ok(steps.length >= 2, `met at the first check (${steps}): the test shows nothing`);
+    assert.equal(whole.endStep, steps.at(-1));
+    const accs = whole.devChecks.map((d) => d.accuracy!);
+    assert.ok(accs.at(-1)! >= 0.5, `the last check meets the target: ${accs}`);
+    for (const a of accs.slice(0, -1)) assert.ok(a < 0.5, `no earlier check does: ${accs}`);
+    for (const d of whole.devChecks) assert.equal(d.n, 4);
+
+    // independently: greedy generation from the written model solves that share of the dev set
+    const solvedBy = async (dir: string) => {
+      const engine = await Qwen3KvEngine.load(dir, { threads: 1 });
+      const tok = await loadTokenizer(dir);
+      const m = openModelDir(dir);
+      m.checkpoint.close();
+      const out = await generate(
+        new KvCacheBackend(engine),
+        tok,
+        four.map((e) => tok.encode(plainPrompt(e.question, ""))),
+        { temperature: 0, maxNewTokens: 32, eosTokenIds: m.eosTokenIds },
+      );
+      await engine.release();
+      return out.map(
+        ([c], i) =>
+          extractAnswer(c.text, { finishReason: c.finishReason }).value === referenceValue(four[i].answer),
+      );
+    };
+    const solved = await solvedBy(whole.out);
+    assert.equal(solved.filter(Boolean).length / four.length, accs.at(-1));
+
+    // batches of one: a check stops generating once the rest cannot change its outcome (2 solved of
+    // 4 meet 0.5; 3 unsolved cannot), and the run is the same run
+    const early = await runSft({ ...opts, out: join(root, "acc-early"), evalBatchSize: 1 });
+    assert.equal(early.endStep, whole.endStep);
+    assert.ok(
+      readFileSync(join(early.out, "model.safetensors")).equals(
+        readFileSync(join(whole.out, "model.safetensors")),
+      ),
+    );
+    early.devChecks.forEach((d, i) => {
+      const full = whole.devChecks[i];
+      assert.equal(d.step, full.step);
+      assert.equal(d.loss, full.loss);
+      const solvedSeen = Math.round(d.accuracy! * d.n!);
+      const settled = solvedSeen >= 2 || d.n! - solvedSeen >= 3;
+      assert.ok(settled && d.n! <= 4, `step ${d.step}: ${solvedSeen} of ${d.n} settle nothing`);
+      assert.equal(solvedSeen >= 2, full.accuracy! >= 0.5, `step ${d.step}: the whole set's outcome`);
+    });
+    const last = early.devChecks.at(-1)!;
+    assert.equal(Math.round(last.accuracy! * last.n!), solved.slice(0, last.n).filter(Boolean).length);
+    assert.ok(
+      early.devChecks.some((d) => d.n! < 4),
+      "some check stopped early",
+    );
+
+    await assert.rejects(runSft({ ...opts, out: join(root, "acc-bad"), targetDevAccuracy: 1.5 }), /\(0, 1\]/);
+    await assert.rejects(
+      runSft({ ...opts, out: join(root, "acc-both"), targetDevLoss: 0.1 }),
+      /a target dev loss or a target dev accuracy, not both/,
+    );
+    await assert.rejects(
+      runSft({ ...opts, out: join(root, "acc-none"), dev: [] }),
+      /a target dev accuracy needs dev examples/,
+    );
+  });
+
+  it("solvedNeeded: the fewest solved problems whose share reaches the target", () => {
+    assert.equal(solvedNeeded(0.785, 1000), 785);
+    assert.equal(solvedNeeded(0.5, 4), 2);
+    assert.equal(solvedNeeded(0.3, 10), 3); // 0.3 × 10 rounds above 3 in floating point
+    assert.equal(solvedNeeded(1, 7), 7);
+    assert.equal(solvedNeeded(0.51, 4), 3);
+    for (let n = 1; n <= 50; n++)
+      for (const t of [0.1, 0.25, 0.333, 0.7, 0.785, 0.99]) {
+        const c = solvedNeeded(t, n);
+        assert.ok(c / n >= t && (c === 0 || (c - 1) / n < t), `${t} of ${n}: ${c}`);
+      }
   });
 
   it("the written directory keeps the input's layout (bf16, two shards) and loads and generates", async () => {

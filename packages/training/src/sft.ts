@@ -12,12 +12,13 @@
 // correctness_hard (the extracted answer equals the reference's "#### N" number), every evalEvery
 // steps and at the end (on the saved model).
 //
-// Early stop: with a dev set, every devEvery steps the mean completion-token loss on it (teacher
-// forced, no update); the run ends at the first check at or below targetDevLoss, else at maxSteps
-// (default `steps`, the schedule's length; past it the rate stays at the schedule's end).
-// (Tried on the default warm start to stop each batch order equally far along a steep learning
-// curve, it narrowed greedy accuracy over five orders from 17 to 9 points, not to the 4 sought:
-// docs/experiments.md, "The warm start's spread".)
+// Early stop: with a dev set, every devEvery steps from devFrom on, the mean completion-token loss
+// on it (teacher forced, no update) and, with an accuracy target, its greedy accuracy (generation,
+// as the held-out evaluation); the run ends at the first check that meets the target (loss at or
+// below targetDevLoss, or accuracy at or above targetDevAccuracy), else at maxSteps (default
+// `steps`, the schedule's length; past it the rate stays at the schedule's end). A warm start
+// stopped by its accuracy is at the same competence whatever its batch order reached it when; the
+// loss target did not do that (docs/experiments.md, "The warm start's spread").
 //
 // Crash safety: every saveEvery steps the state (weights in the training dtype, AdamW moments, step,
 // evaluations so far) is written atomically as <out>.partial/step-N; `resume` continues from the
@@ -114,20 +115,31 @@ export interface SftOptions {
    * sooner this way.
    */
   promptLoss?: boolean;
-  /** Development examples for the early stop (and the dev-loss lines); none: no dev loss. */
+  /** Development examples for the early stop (and the dev-check lines); none: no dev checks. */
   dev?: readonly Gsm8kExample[];
-  /** Compute the dev loss every this many steps (default 10). */
+  /** Check the dev set every this many steps (default 10). */
   devEvery?: number;
-  /** End the run at the first dev-loss check at or below this (default: never early). */
+  /** The first step a check may fall on (default devEvery): earlier checks cost time and stop nothing. */
+  devFrom?: number;
+  /** End the run at the first check whose dev loss is at or below this (default: never early). */
   targetDevLoss?: number;
-  /** With targetDevLoss: the most steps to run (default `steps`); past `steps` the rate stays at the floor. */
+  /** End the run at the first check whose greedy dev accuracy is at or above this (0–1). */
+  targetDevAccuracy?: number;
+  /** With a target: the most steps to run (default `steps`); past `steps` the rate stays at the floor. */
   maxSteps?: number;
 }
 
-export interface SftDevLoss {
+export interface SftDevCheck {
   step: number;
   /** Mean NLL per completion token over the dev set. */
   loss: number;
+  /** Greedy accuracy on the dev problems generated (only with an accuracy target: it costs a generation). */
+  accuracy?: number;
+  /**
+   * How many dev problems were generated: fewer than the set when the rest could no longer change
+   * whether the target is met (problems go in batches, in order, and stop there).
+   */
+  n?: number;
 }
 
 export interface SftStepInfo {
@@ -164,7 +176,7 @@ export interface SftEvalResult {
 export interface SftHooks {
   onStep?(info: SftStepInfo): void;
   onEval?(result: SftEvalResult): void;
-  onDevLoss?(result: SftDevLoss): void;
+  onDevCheck?(result: SftDevCheck): void;
   onLog?(message: string): void;
 }
 
@@ -173,12 +185,12 @@ export interface SftResult {
   /** The final weights in the training dtype, by Hugging Face name. */
   params: Map<string, FloatArray>;
   evals: SftEvalResult[];
-  devLosses: SftDevLoss[];
+  devChecks: SftDevCheck[];
   /** The step the run started from (0, or the resumed checkpoint's). */
   startStep: number;
-  /** The step it ended at: the dev-loss check that met the target, else maxSteps. */
+  /** The step it ended at: the dev check that met the target, else maxSteps. */
   endStep: number;
-  /** Whether a dev-loss check met the target (else the run went to maxSteps). */
+  /** Whether a dev check met the target (else the run went to maxSteps). */
   metTarget: boolean;
   trainSeconds: number;
 }
@@ -186,7 +198,7 @@ export interface SftResult {
 export const SFT_STATE_FILE = "sft_state.json";
 export const SFT_WEIGHTS_FILE = "weights.safetensors";
 export const SFT_EVAL_FILE = "sft_eval.jsonl";
-export const SFT_DEV_FILE = "sft_dev_loss.jsonl";
+export const SFT_DEV_FILE = "sft_dev.jsonl";
 export const SFT_SAMPLES_FILE = "sft_eval_samples.jsonl";
 export const SFT_ARGS_FILE = "sft_args.json";
 
@@ -268,7 +280,9 @@ interface Resolved {
   saveDtype: SaveDtype;
   promptLoss: boolean;
   devEvery: number;
+  devFrom: number;
   targetDevLoss: number | null;
+  targetDevAccuracy: number | null;
 }
 
 function positiveInt(name: string, v: number, min = 1): number {
@@ -313,15 +327,24 @@ function resolveOptions(o: SftOptions): Resolved {
   const saveEvery = positiveInt("save every", o.saveEvery ?? (evalEvery > 0 ? evalEvery : 50), 0);
   if (o.train.length === 0) throw new SftError("the training data has no examples");
   const devEvery = positiveInt("dev every", o.devEvery ?? 10);
+  const devFrom = positiveInt("dev from", o.devFrom ?? devEvery);
   const targetDevLoss = o.targetDevLoss ?? null;
   if (targetDevLoss !== null) {
     if (!(Number.isFinite(targetDevLoss) && targetDevLoss > 0))
       throw new SftError(`target dev loss must be a number > 0, got ${targetDevLoss}`);
     if (!o.dev?.length) throw new SftError("a target dev loss needs dev examples");
   }
+  const targetDevAccuracy = o.targetDevAccuracy ?? null;
+  if (targetDevAccuracy !== null) {
+    if (!(targetDevAccuracy > 0 && targetDevAccuracy <= 1))
+      throw new SftError(`target dev accuracy must be a number in (0, 1], got ${targetDevAccuracy}`);
+    if (!o.dev?.length) throw new SftError("a target dev accuracy needs dev examples");
+    if (targetDevLoss !== null)
+      throw new SftError("give a target dev loss or a target dev accuracy, not both");
+  }
   const maxSteps = positiveInt("max steps", o.maxSteps ?? steps, steps);
-  if (maxSteps > steps && targetDevLoss === null)
-    throw new SftError(`max steps (${maxSteps}) beyond steps (${steps}) needs a target dev loss`);
+  if (maxSteps > steps && targetDevLoss === null && targetDevAccuracy === null)
+    throw new SftError(`max steps (${maxSteps}) beyond steps (${steps}) needs a target`);
   return {
     steps,
     maxSteps,
@@ -341,7 +364,9 @@ function resolveOptions(o: SftOptions): Resolved {
     saveDtype: o.saveDtype ?? "same",
     promptLoss: o.promptLoss === true,
     devEvery,
+    devFrom,
     targetDevLoss,
+    targetDevAccuracy,
   };
 }
 
@@ -365,7 +390,9 @@ function fingerprint(o: SftOptions, r: Resolved): Record<string, unknown> {
     prompt_loss: r.promptLoss,
     dev: o.dev?.length ? hashExamples(o.dev) : null,
     dev_every: r.devEvery,
+    dev_from: r.devFrom,
     target_dev_loss: r.targetDevLoss,
+    target_dev_accuracy: r.targetDevAccuracy,
   };
 }
 
@@ -374,7 +401,7 @@ interface SavedState {
   step: number;
   fingerprint: Record<string, unknown>;
   evals: SftEvalResult[];
-  devLosses?: SftDevLoss[];
+  devChecks?: SftDevCheck[];
 }
 
 function isCorrect(text: string, finishReason: string, reference: number): boolean {
@@ -388,7 +415,19 @@ interface EvalSet {
   examples: readonly Gsm8kExample[];
 }
 
-/** Greedy accuracy of the model in `dir` on the eval set; optionally the completions. */
+/** The fewest solved of n problems that reach accuracy `target`. */
+export function solvedNeeded(target: number, n: number): number {
+  let c = Math.min(n, Math.ceil(target * n));
+  while (c > 0 && (c - 1) / n >= target) c--;
+  while (c < n && c / n < target) c++;
+  return c;
+}
+
+/**
+ * Greedy accuracy of the model in `dir` on the eval set; optionally the completions. With `target`,
+ * generation stops after the batch that settles whether the accuracy reaches it: each batch is
+ * generated as it would be in one call, so the answer is the whole set's.
+ */
 async function evaluateDir(
   dir: string,
   tokenizer: Tokenizer,
@@ -397,6 +436,7 @@ async function evaluateDir(
   r: Resolved,
   threads: number | undefined,
   step: number,
+  target?: number,
 ): Promise<{ result: SftEvalResult; samples: Record<string, unknown>[] }> {
   const started = performance.now();
   // The kv engine, as SFT has always evaluated: "fast" would be quicker, but a greedy choice between
@@ -404,14 +444,24 @@ async function evaluateDir(
   const backend = await fromModelDir(dir, (config, checkpoint) =>
     openDecodeBackend({ config, checkpoint }, { dtype: "float32", engine: "kv", threads }),
   );
-  let completions: Awaited<ReturnType<typeof generate>>;
+  const total = set.prompts.length;
+  const needed = target === undefined ? 0 : solvedNeeded(target, total);
+  const completions: Awaited<ReturnType<typeof generate>> = [];
   try {
-    completions = await generate(backend, tokenizer, set.prompts, {
-      temperature: 0,
-      maxNewTokens: r.maxNewTokens,
-      eosTokenIds,
-      batchSize: r.evalBatchSize,
-    });
+    let solved = 0;
+    for (let at = 0; at < total; at += r.evalBatchSize) {
+      const batch = await generate(backend, tokenizer, set.prompts.slice(at, at + r.evalBatchSize), {
+        temperature: 0,
+        maxNewTokens: r.maxNewTokens,
+        eosTokenIds,
+      });
+      batch.forEach(([c], i) => {
+        completions.push([c]);
+        if (isCorrect(c.text, c.finishReason, set.references[at + i])) solved++;
+      });
+      const unsolved = completions.length - solved;
+      if (target !== undefined && (solved >= needed || unsolved > total - needed)) break;
+    }
   } finally {
     await backend.release();
   }
@@ -428,7 +478,7 @@ async function evaluateDir(
       correct: ok,
     };
   });
-  const n = set.prompts.length;
+  const n = completions.length;
   const p = correct / n;
   return {
     result: {
@@ -480,18 +530,18 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
       );
     return s;
   });
-  let evalSet: EvalSet | null = null;
-  if (options.eval && options.eval.length > 0) {
-    const examples = options.eval.slice(0, r.evalSize);
+  const toEvalSet = (examples: readonly Gsm8kExample[], what: string): EvalSet => {
     const references = examples.map((e, i) => {
       const v = referenceValue(e.answer);
       if (v === null)
-        throw new SftError(`eval example ${i + 1}: the answer has no "#### <number>" reference`);
+        throw new SftError(`${what} example ${i + 1}: the answer has no "#### <number>" reference`);
       return v;
     });
     const prompts = examples.map((e) => tokenizer.encode(plainPrompt(e.question, r.instruction)));
-    evalSet = { prompts, references, examples };
-  }
+    return { prompts, references, examples };
+  };
+  const evalSet = options.eval?.length ? toEvalSet(options.eval.slice(0, r.evalSize), "eval") : null;
+  const devSet = r.targetDevAccuracy !== null ? toEvalSet(options.dev ?? [], "dev") : null;
   const devSequences = (options.dev ?? []).map((e, i) => {
     const s = sftSequence(tokenizer, e, r.instruction, eosTokenIds[0]);
     if (s.inputIds.length > config.maxPositionEmbeddings)
@@ -505,7 +555,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
   let opt: AdamWState;
   let startStep = 0;
   const evals: SftEvalResult[] = [];
-  const devLosses: SftDevLoss[] = [];
+  const devChecks: SftDevCheck[] = [];
   if (saved) {
     const state = JSON.parse(readFileSync(join(saved.dir, SFT_STATE_FILE), "utf8")) as SavedState;
     // (a key the saved state lacks is an option added since: that run had its default)
@@ -523,7 +573,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     opt = loadAdamWState(join(saved.dir, OPTIMIZER_FILE));
     startStep = state.step;
     evals.push(...state.evals);
-    devLosses.push(...(state.devLosses ?? []));
+    devChecks.push(...(state.devChecks ?? []));
     print(`resuming from ${saved.dir} (step ${startStep} of at most ${r.maxSteps})`);
   } else {
     opt = initAdamWState(params);
@@ -535,23 +585,27 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     writeCheckpoint(partial, stepDirName(step), (dir) => {
       writeTrainedWeights(join(dir, SFT_WEIGHTS_FILE), params, r.dtype);
       saveAdamWState(join(dir, OPTIMIZER_FILE), opt);
-      const state: SavedState = { format: 1, step, fingerprint: print0, evals, devLosses };
+      const state: SavedState = { format: 1, step, fingerprint: print0, evals, devChecks };
       writeFileSync(join(dir, SFT_STATE_FILE), `${JSON.stringify(state, null, 1)}\n`);
     });
     pruneCheckpoints(partial, 1);
   };
 
-  const evalNow = async (step: number) => {
-    if (!evalSet) return;
+  /** Greedy accuracy of the weights now on `set` (until `target` is settled), from a temporary copy. */
+  const accuracyNow = async (set: EvalSet, step: number, target?: number): Promise<SftEvalResult> => {
     const tmp = mkdtempSync(join(tmpdir(), "temper-sft-eval-"));
     try {
       writeTrainedModel(options.modelDir, tmp, params, "f32");
-      const { result } = await evaluateDir(tmp, tokenizer, eosTokenIds, evalSet, r, options.threads, step);
-      evals.push(result);
-      hooks.onEval?.(result);
+      return (await evaluateDir(tmp, tokenizer, eosTokenIds, set, r, options.threads, step, target)).result;
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  };
+  const evalNow = async (step: number) => {
+    if (!evalSet) return;
+    const result = await accuracyNow(evalSet, step);
+    evals.push(result);
+    hooks.onEval?.(result);
   };
 
   const trainer = await Qwen3Trainer.load(options.modelDir, {
@@ -561,13 +615,19 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     threads: options.threads,
     evaluate: devSequences.length > 0,
   });
-  /** The dev loss now; true when it meets the target. */
+  /** The dev loss (and accuracy) now; true when it meets the target. */
   const devCheck = async (step: number): Promise<boolean> => {
     const res = await trainer.evaluate(devSequences, params, { microBatchSize: r.microBatchSize });
-    const d = { step, loss: res.loss };
-    devLosses.push(d);
-    hooks.onDevLoss?.(d);
-    return r.targetDevLoss !== null && res.loss <= r.targetDevLoss;
+    const d: SftDevCheck = { step, loss: res.loss };
+    let met = r.targetDevLoss !== null && res.loss <= r.targetDevLoss;
+    if (devSet && r.targetDevAccuracy !== null) {
+      const acc = await accuracyNow(devSet, step, r.targetDevAccuracy);
+      Object.assign(d, { accuracy: acc.accuracy, n: acc.n });
+      met = Math.round(acc.accuracy * acc.n) >= solvedNeeded(r.targetDevAccuracy, devSet.prompts.length);
+    }
+    devChecks.push(d);
+    hooks.onDevCheck?.(d);
+    return met;
   };
   let endStep = r.maxSteps;
   let metTarget = false;
@@ -601,7 +661,8 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
       });
       const done = step + 1;
       if (done < r.maxSteps) {
-        if (devSequences.length > 0 && done % r.devEvery === 0 && (await devCheck(done))) {
+        const due = devSequences.length > 0 && done >= r.devFrom && done % r.devEvery === 0;
+        if (due && (await devCheck(done))) {
           endStep = done;
           metTarget = true;
           break;
@@ -635,8 +696,8 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
       writeFileSync(join(tmpOut, SFT_EVAL_FILE), evalLines(evals));
       writeFileSync(join(tmpOut, SFT_SAMPLES_FILE), samples.map((s) => `${JSON.stringify(s)}\n`).join(""));
     }
-    if (devLosses.length > 0)
-      writeFileSync(join(tmpOut, SFT_DEV_FILE), devLosses.map((d) => `${JSON.stringify(d)}\n`).join(""));
+    if (devChecks.length > 0)
+      writeFileSync(join(tmpOut, SFT_DEV_FILE), devChecks.map((d) => `${JSON.stringify(d)}\n`).join(""));
     const args = {
       ...print0,
       micro_batch_size: r.microBatchSize,
@@ -654,7 +715,7 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     throw err;
   }
   rmSync(partial, { recursive: true, force: true });
-  return { out, params, evals, devLosses, startStep, endStep, metTarget, trainSeconds };
+  return { out, params, evals, devChecks, startStep, endStep, metTarget, trainSeconds };
 }
 
 /** The master weights, exactly (F32 or F64), for resuming. */

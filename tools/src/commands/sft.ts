@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DEFAULT_INSTRUCTION, Gsm8kDataError, type Gsm8kExample, loadGsm8k } from "@temper/gsm8k";
 // ONNX Runtime and the model code load only once the flags and files check out (see run()).
-import type { SftDevLoss, SftEvalResult, SftStepInfo } from "@temper/training";
+import type { SftDevCheck, SftEvalResult, SftStepInfo } from "@temper/training";
 import { CliError, choiceFlag, numberFlag, outputDir, parseFlags } from "../cli.ts";
 import { resolveModelFlag } from "../model-flag.ts";
 import { bar, duration, Progress } from "../progress.ts";
@@ -34,12 +34,16 @@ options:
   --weight-decay W         AdamW decoupled weight decay (default 0)
   --eval-every K           evaluate (and save a resumable state) every K steps (default 0: at the end)
   --eval-size N            first N eval lines (default 200)
-  --dev FILE               development jsonl: its mean completion-token loss every --dev-every steps,
-                           printed and written to <out>/sft_dev_loss.jsonl {"step","loss"}
-  --dev-every K            steps between dev-loss checks (default 10)
+  --dev FILE               development jsonl: its mean completion-token loss every --dev-every steps
+                           (and its greedy accuracy, with --target-dev-accuracy), printed and
+                           written to <out>/sft_dev.jsonl {"step","loss","accuracy","n"}; a check
+                           stops generating once the rest cannot change whether it meets the target
+  --dev-every K            steps between dev checks (default 10)
+  --dev-from N             the first step a dev check may fall on (default --dev-every)
   --target-dev-loss X      stop at the first check whose dev loss is ≤ X
-  --max-steps M            with --target-dev-loss, run at most M steps (default --steps); past
-                           --steps the learning rate stays at the schedule's floor
+  --target-dev-accuracy A  stop at the first check whose greedy dev accuracy is ≥ A (0–1)
+  --max-steps M            with a target, run at most M steps (default --steps); past --steps the
+                           learning rate stays at the schedule's floor
   --max-new-tokens T       generation length for evaluation (default 48)
   --instruction TEXT       prompt instruction (default: the GSM8K one; "" for none)
   --seed S                 batch order (default 0)
@@ -125,9 +129,13 @@ class SftProgress {
     );
   }
 
-  devLoss(d: SftDevLoss, target: number | undefined): void {
-    const met = target !== undefined && d.loss <= target ? ` ≤ ${target}: stopping` : "";
-    this.line(`dev step ${d.step}: loss ${d.loss.toFixed(5)}${met}`);
+  devCheck(d: SftDevCheck, target: { loss?: number; accuracy?: number }): void {
+    let met = "";
+    if (target.loss !== undefined && d.loss <= target.loss) met = ` (loss ≤ ${target.loss}: stopping)`;
+    if (target.accuracy !== undefined && d.accuracy! >= target.accuracy)
+      met = ` (accuracy ≥ ${target.accuracy}: stopping)`;
+    const accuracy = d.accuracy !== undefined ? `, accuracy ${d.accuracy.toFixed(4)} (n=${d.n})` : "";
+    this.line(`dev step ${d.step}: loss ${d.loss.toFixed(5)}${accuracy}${met}`);
   }
 
   end(): void {
@@ -169,7 +177,9 @@ async function sft(argv: string[]): Promise<void> {
     "eval-size": { type: "string" },
     dev: { type: "string" },
     "dev-every": { type: "string" },
+    "dev-from": { type: "string" },
     "target-dev-loss": { type: "string" },
+    "target-dev-accuracy": { type: "string" },
     "max-steps": { type: "string" },
     "max-new-tokens": { type: "string" },
     instruction: { type: "string" },
@@ -212,10 +222,20 @@ async function sft(argv: string[]): Promise<void> {
     throw new CliError(`--target-dev-loss: expected a number > 0, got "${values["target-dev-loss"]}"`);
   if (targetDevLoss !== undefined && values.dev === undefined)
     throw new CliError("--target-dev-loss needs --dev");
+  const targetDevAccuracy = numberFlag("target-dev-accuracy", values["target-dev-accuracy"]);
+  if (targetDevAccuracy !== undefined && !(targetDevAccuracy > 0 && targetDevAccuracy <= 1))
+    throw new CliError(
+      `--target-dev-accuracy: expected a number in (0, 1], got "${values["target-dev-accuracy"]}"`,
+    );
+  if (targetDevAccuracy !== undefined && values.dev === undefined)
+    throw new CliError("--target-dev-accuracy needs --dev");
+  if (targetDevAccuracy !== undefined && targetDevLoss !== undefined)
+    throw new CliError("give --target-dev-loss or --target-dev-accuracy, not both");
+  const devFrom = integer("dev-from", values["dev-from"], 1, devEvery)!;
   const maxSteps = integer("max-steps", values["max-steps"], 1, steps)!;
   if (maxSteps < steps) throw new CliError(`--max-steps (${maxSteps}) must be at least --steps (${steps})`);
-  if (maxSteps > steps && targetDevLoss === undefined)
-    throw new CliError("--max-steps needs --target-dev-loss");
+  if (maxSteps > steps && targetDevLoss === undefined && targetDevAccuracy === undefined)
+    throw new CliError("--max-steps needs --target-dev-loss or --target-dev-accuracy");
   const maxNewTokens = integer("max-new-tokens", values["max-new-tokens"], 1, 48)!;
   const seed = integer("seed", values.seed, 0, 0)!;
   const threads = integer("threads", values.threads, 1);
@@ -283,13 +303,15 @@ async function sft(argv: string[]): Promise<void> {
         promptLoss: values["prompt-loss"] === true,
         dev: devRows,
         devEvery,
+        devFrom,
         targetDevLoss,
+        targetDevAccuracy,
         maxSteps,
       },
       {
         onStep: (i) => progress.step(i),
         onEval: (e) => progress.eval(e),
-        onDevLoss: (d) => progress.devLoss(d, targetDevLoss),
+        onDevCheck: (d) => progress.devCheck(d, { loss: targetDevLoss, accuracy: targetDevAccuracy }),
         onLog: (m) => progress.line(m),
       },
     );
@@ -299,7 +321,7 @@ async function sft(argv: string[]): Promise<void> {
     const cpu = process.cpuUsage(cpuStart);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     process.stdout.write(
-      `wrote ${out}: ${result.endStep - result.startStep} steps${result.metTarget ? ` (dev loss target met at step ${result.endStep})` : ""} in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
+      `wrote ${out}: ${result.endStep - result.startStep} steps${result.metTarget ? ` (dev target met at step ${result.endStep})` : ""} in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
     );
   } catch (err) {
     progress.end();
