@@ -14,11 +14,14 @@
 //
 // Early stop: with a dev set, every devEvery steps from devFrom on, the mean completion-token loss
 // on it (teacher forced, no update) and, with an accuracy target, its greedy accuracy (generation,
-// as the held-out evaluation); the run ends at the first check that meets the target (loss at or
-// below targetDevLoss, or accuracy at or above targetDevAccuracy), else at maxSteps (default
-// `steps`, the schedule's length; past it the rate stays at the schedule's end). A warm start
-// stopped by its accuracy is at the same competence whatever its batch order reached it when; the
-// loss target did not do that (docs/experiments.md, "The warm start's spread").
+// as the held-out evaluation). A loss target ends the run at the first check at or below it. An
+// accuracy target ends it at the first check at or above it, with that check's weights or, when the
+// check before fell short by less than this one overshoots, with that check's (kept in memory and
+// in the saved state): accuracy moves by several points between checks near the target, and the
+// nearer of the two is the warm start whose competence is the target's. Without a stop the run ends
+// at maxSteps (default `steps`, the schedule's length; past it the rate stays at the schedule's end).
+// (A loss target did not hold the default warm start's accuracy steady over batch orders:
+// docs/experiments.md, "The warm start's spread".)
 //
 // Crash safety: every saveEvery steps the state (weights in the training dtype, AdamW moments, step,
 // evaluations so far) is written atomically as <out>.partial/step-N; `resume` continues from the
@@ -123,7 +126,10 @@ export interface SftOptions {
   devFrom?: number;
   /** End the run at the first check whose dev loss is at or below this (default: never early). */
   targetDevLoss?: number;
-  /** End the run at the first check whose greedy dev accuracy is at or above this (0–1). */
+  /**
+   * End the run at the first check whose greedy dev accuracy is at or above this (0–1), with its
+   * weights or the previous check's, whichever accuracy is nearer.
+   */
   targetDevAccuracy?: number;
   /** With a target: the most steps to run (default `steps`); past `steps` the rate stays at the floor. */
   maxSteps?: number;
@@ -402,6 +408,23 @@ interface SavedState {
   fingerprint: Record<string, unknown>;
   evals: SftEvalResult[];
   devChecks?: SftDevCheck[];
+  /** The step of the last accuracy check that fell short; its weights are in BELOW_WEIGHTS_FILE. */
+  belowStep?: number;
+}
+
+const BELOW_WEIGHTS_FILE = "below.safetensors";
+
+function copyWeights(params: ReadonlyMap<string, FloatArray>): Map<string, FloatArray> {
+  return new Map([...params].map(([name, w]) => [name, w.slice()]));
+}
+
+/**
+ * Of the check that fell short of the target and the first that reached it, the one nearer the
+ * target (the one that reached it on a tie): a check ten steps on may overshoot by as much as the
+ * last one fell short, and the nearer is the warm start whose competence is the target's.
+ */
+export function nearerCheck(below: number | null, reached: number, target: number): "below" | "reached" {
+  return below !== null && target - below < reached - target ? "below" : "reached";
 }
 
 function isCorrect(text: string, finishReason: string, reference: number): boolean {
@@ -556,6 +579,8 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
   let startStep = 0;
   const evals: SftEvalResult[] = [];
   const devChecks: SftDevCheck[] = [];
+  /** The last accuracy check that fell short of the target, with its weights: the stop may pick it. */
+  let below: { check: SftDevCheck; weights: Map<string, FloatArray> } | null = null;
   if (saved) {
     const state = JSON.parse(readFileSync(join(saved.dir, SFT_STATE_FILE), "utf8")) as SavedState;
     // (a key the saved state lacks is an option added since: that run had its default)
@@ -574,6 +599,18 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     startStep = state.step;
     evals.push(...state.evals);
     devChecks.push(...(state.devChecks ?? []));
+    if (state.belowStep !== undefined) {
+      const check = devChecks.find((d) => d.step === state.belowStep);
+      if (!check) throw new SftError(`${saved.dir}: no dev check at step ${state.belowStep}`);
+      const weights = new Map<string, FloatArray>();
+      const f = SafetensorsFile.open(join(saved.dir, BELOW_WEIGHTS_FILE));
+      try {
+        for (const name of params.keys()) weights.set(name, f.read(name, r.dtype));
+      } finally {
+        f.close();
+      }
+      below = { check, weights };
+    }
     print(`resuming from ${saved.dir} (step ${startStep} of at most ${r.maxSteps})`);
   } else {
     opt = initAdamWState(params);
@@ -585,17 +622,30 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     writeCheckpoint(partial, stepDirName(step), (dir) => {
       writeTrainedWeights(join(dir, SFT_WEIGHTS_FILE), params, r.dtype);
       saveAdamWState(join(dir, OPTIMIZER_FILE), opt);
-      const state: SavedState = { format: 1, step, fingerprint: print0, evals, devChecks };
+      if (below) writeTrainedWeights(join(dir, BELOW_WEIGHTS_FILE), below.weights, r.dtype);
+      const state: SavedState = {
+        format: 1,
+        step,
+        fingerprint: print0,
+        evals,
+        devChecks,
+        ...(below && { belowStep: below.check.step }),
+      };
       writeFileSync(join(dir, SFT_STATE_FILE), `${JSON.stringify(state, null, 1)}\n`);
     });
     pruneCheckpoints(partial, 1);
   };
 
-  /** Greedy accuracy of the weights now on `set` (until `target` is settled), from a temporary copy. */
-  const accuracyNow = async (set: EvalSet, step: number, target?: number): Promise<SftEvalResult> => {
+  /** Greedy accuracy of `weights` on `set` (until `target` is settled), from a temporary copy. */
+  const accuracyNow = async (
+    set: EvalSet,
+    step: number,
+    target?: number,
+    weights: ReadonlyMap<string, FloatArray> = params,
+  ): Promise<SftEvalResult> => {
     const tmp = mkdtempSync(join(tmpdir(), "temper-sft-eval-"));
     try {
-      writeTrainedModel(options.modelDir, tmp, params, "f32");
+      writeTrainedModel(options.modelDir, tmp, weights, "f32");
       return (await evaluateDir(tmp, tokenizer, eosTokenIds, set, r, options.threads, step, target)).result;
     } finally {
       rmSync(tmp, { recursive: true, force: true });
@@ -615,19 +665,46 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
     threads: options.threads,
     evaluate: devSequences.length > 0,
   });
-  /** The dev loss (and accuracy) now; true when it meets the target. */
-  const devCheck = async (step: number): Promise<boolean> => {
+  /** The whole dev set's accuracy of a check's weights (a check may have stopped early). */
+  const wholeDevAccuracy = async (
+    d: SftDevCheck,
+    weights: ReadonlyMap<string, FloatArray>,
+  ): Promise<number> => {
+    if (d.n !== devSet!.prompts.length) {
+      const whole = await accuracyNow(devSet!, d.step, undefined, weights);
+      Object.assign(d, { accuracy: whole.accuracy, n: whole.n });
+    }
+    return d.accuracy!;
+  };
+  /**
+   * The dev loss (and accuracy) now; when it meets the target, the step whose weights end the run
+   * (an accuracy target: this one or the check before, whichever is nearer the target).
+   */
+  const devCheck = async (step: number): Promise<number | null> => {
     const res = await trainer.evaluate(devSequences, params, { microBatchSize: r.microBatchSize });
     const d: SftDevCheck = { step, loss: res.loss };
-    let met = r.targetDevLoss !== null && res.loss <= r.targetDevLoss;
-    if (devSet && r.targetDevAccuracy !== null) {
-      const acc = await accuracyNow(devSet, step, r.targetDevAccuracy);
-      Object.assign(d, { accuracy: acc.accuracy, n: acc.n });
-      met = Math.round(acc.accuracy * acc.n) >= solvedNeeded(r.targetDevAccuracy, devSet.prompts.length);
+    if (!devSet || r.targetDevAccuracy === null) {
+      devChecks.push(d);
+      hooks.onDevCheck?.(d);
+      return r.targetDevLoss !== null && res.loss <= r.targetDevLoss ? step : null;
     }
+    const target = r.targetDevAccuracy;
+    const acc = await accuracyNow(devSet, step, target);
+    Object.assign(d, { accuracy: acc.accuracy, n: acc.n });
     devChecks.push(d);
     hooks.onDevCheck?.(d);
-    return met;
+    if (Math.round(acc.accuracy * acc.n) < solvedNeeded(target, devSet.prompts.length)) {
+      below = { check: d, weights: copyWeights(params) };
+      return null;
+    }
+    const reached = await wholeDevAccuracy(d, params);
+    const short = below ? await wholeDevAccuracy(below.check, below.weights) : null;
+    if (!below || nearerCheck(short, reached, target) === "reached") return step;
+    print(
+      `dev step ${below.check.step} (accuracy ${short!.toFixed(4)}) is nearer ${target} than step ${step} (${reached.toFixed(4)}): its weights end the run`,
+    );
+    for (const [name, w] of below.weights) params.set(name, w);
+    return below.check.step;
   };
   let endStep = r.maxSteps;
   let metTarget = false;
@@ -662,8 +739,9 @@ export async function runSft(options: SftOptions, hooks: SftHooks = {}): Promise
       const done = step + 1;
       if (done < r.maxSteps) {
         const due = devSequences.length > 0 && done >= r.devFrom && done % r.devEvery === 0;
-        if (due && (await devCheck(done))) {
-          endStep = done;
+        const end = due ? await devCheck(done) : null;
+        if (end !== null) {
+          endStep = end;
           metTarget = true;
           break;
         }

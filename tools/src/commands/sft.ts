@@ -41,7 +41,8 @@ options:
   --dev-every K            steps between dev checks (default 10)
   --dev-from N             the first step a dev check may fall on (default --dev-every)
   --target-dev-loss X      stop at the first check whose dev loss is ≤ X
-  --target-dev-accuracy A  stop at the first check whose greedy dev accuracy is ≥ A (0–1)
+  --target-dev-accuracy A  stop at the first check whose greedy dev accuracy is ≥ A (0–1); the model
+                           is that check's, or the check before's when its accuracy is nearer A
   --max-steps M            with a target, run at most M steps (default --steps); past --steps the
                            learning rate stays at the schedule's floor
   --max-new-tokens T       generation length for evaluation (default 48)
