@@ -48,7 +48,7 @@ test("a cache made by another setting is remade", () => {
   }
 });
 
-test("rlData: problems the warm start never saw, in the pool's order, made once", {
+test("data/dev.jsonl feeds the warm start's stop; rlData: problems the warm start never saw, in the pool's order, made once", {
   timeout: 300_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "temper-default-rl-"));
@@ -58,6 +58,25 @@ test("rlData: problems the warm start never saw, in the pool's order, made once"
     const paths = await prepareDefault(dir, setting, () => {});
     assert.equal(paths.rlData, join(dir, "data-rl"));
     const sft = new Set(loadGsm8k(join(paths.data, "sft.jsonl")).map((ex) => ex.question));
+
+    // the warm start's stop reads data/dev.jsonl, problems no other set has
+    const dev = loadGsm8k(join(paths.data, "dev.jsonl"));
+    assert.equal(dev.length, SMOKE.synth.dev);
+    const held = new Set(loadGsm8k(join(paths.data, "eval.jsonl")).map((ex) => ex.question));
+    assert.ok(dev.every((ex) => !sft.has(ex.question) && !held.has(ex.question)));
+    const checks = readFileSync(join(paths.warm, "sft_dev.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      checks.map((c) => c.step),
+      [2],
+      "a check every 2 steps from step 2, none at the last step",
+    );
+    assert.ok(checks[0].accuracy >= 0 && checks[0].accuracy < 1);
+    const args = JSON.parse(readFileSync(join(paths.warm, "sft_args.json"), "utf8"));
+    assert.equal(args.target_dev_accuracy, 1);
+    assert.equal(args.end_step, 4);
     const pool = synthesizeSets({
       sft: 0,
       train: 60,

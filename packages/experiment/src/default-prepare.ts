@@ -43,7 +43,7 @@ export function invalidateStaleCache(
   writeFileSync(path, `${want}\n`);
 }
 
-/** data/{sft,train,eval}.jsonl, made once. */
+/** data/{sft,train,eval,dev}.jsonl, made once. */
 function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void): void {
   if (existsSync(join(dir, "eval.jsonl"))) return;
   say(`making synthetic problems in ${dir}`);
@@ -57,6 +57,7 @@ function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void)
     maxResult: s.synth.maxResult,
     steps: { min: 1, max: s.synth.maxSteps },
     disjoint: s.synth.disjoint,
+    dev: s.synth.dev,
   });
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -64,6 +65,7 @@ function ensureData(dir: string, s: DefaultSetting, say: (line: string) => void)
   writeJsonl(join(tmp, "sft.jsonl"), sets.sft);
   writeJsonl(join(tmp, "train.jsonl"), sets.train);
   writeJsonl(join(tmp, "eval.jsonl"), sets.eval);
+  if (sets.dev.length) writeJsonl(join(tmp, "dev.jsonl"), sets.dev);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
 }
@@ -128,8 +130,11 @@ async function ensureWarmStart(
     say(`warm start cached in ${warm}`);
     return;
   }
+  const stop = s.sft.stop;
   say(
-    `warm start: ${s.sft.steps} SFT steps of batch ${s.sft.batchSize} on ${s.synth.sft} synthetic problems`,
+    stop
+      ? `warm start: SFT in batches of ${s.sft.batchSize} on ${s.synth.sft} synthetic problems (a ${s.sft.steps}-step schedule) until ${(stop.targetAccuracy * 100).toFixed(1)}% of ${s.synth.dev} dev problems are solved (checked every ${stop.every} steps from step ${stop.from}, at most ${stop.maxSteps} steps)`
+      : `warm start: ${s.sft.steps} SFT steps of batch ${s.sft.batchSize} on ${s.synth.sft} synthetic problems`,
   );
   const t0 = Date.now();
   const res = await runSft(
@@ -150,17 +155,26 @@ async function ensureWarmStart(
       instruction: "",
       seed: s.sft.seed,
       resume: true,
+      ...(stop && {
+        dev: loadGsm8k(join(data, "dev.jsonl")),
+        devEvery: stop.every,
+        devFrom: stop.from,
+        targetDevAccuracy: stop.targetAccuracy,
+        maxSteps: stop.maxSteps,
+      }),
     },
     {
       onStep: (i) => {
         if (i.step % 20 === 0 || i.step === i.steps)
           say(`  sft step ${i.step}/${i.steps}  loss ${i.loss.toFixed(3)}`);
       },
+      onDevCheck: (d) => say(`  sft step ${d.step}: dev accuracy ${d.accuracy?.toFixed(3)} (n ${d.n})`),
+      onLog: (m) => say(`  ${m}`),
     },
   );
   const acc = res.evals[res.evals.length - 1];
   say(
-    `warm start done in ${((Date.now() - t0) / 1000).toFixed(0)} s${acc ? `: held-out accuracy ${acc.accuracy.toFixed(3)} ± ${acc.stderr.toFixed(3)} (n ${acc.n})` : ""}`,
+    `warm start done in ${((Date.now() - t0) / 1000).toFixed(0)} s after ${res.endStep} steps${acc ? `: held-out accuracy ${acc.accuracy.toFixed(3)} ± ${acc.stderr.toFixed(3)} (n ${acc.n})` : ""}`,
   );
 }
 
