@@ -147,7 +147,7 @@ describe("temper sft", () => {
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^dev step 2: loss \d+\.\d{5} \(loss ≤ 1000: stopping\)$/m);
-    assert.match(r.stdout, /wrote .*early: 2 steps \(dev target met at step 2\)/);
+    assert.match(r.stdout, /wrote .*early: 2 steps \(stopped by the dev target with the model of step 2\)/);
     assert.equal(JSON.parse(readFileSync(join(early, "sft_args.json"), "utf8")).end_step, 2);
 
     // an existing --out is refused

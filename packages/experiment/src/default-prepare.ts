@@ -169,7 +169,6 @@ async function ensureWarmStart(
           say(`  sft step ${i.step}/${i.steps}  loss ${i.loss.toFixed(3)}`);
       },
       onDevCheck: (d) => say(`  sft step ${d.step}: dev accuracy ${d.accuracy?.toFixed(3)} (n ${d.n})`),
-      onLog: (m) => say(`  ${m}`),
     },
   );
   const acc = res.evals[res.evals.length - 1];

@@ -322,7 +322,7 @@ async function sft(argv: string[]): Promise<void> {
     const cpu = process.cpuUsage(cpuStart);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     process.stdout.write(
-      `wrote ${out}: ${result.endStep - result.startStep} steps${result.metTarget ? ` (dev target met at step ${result.endStep})` : ""} in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
+      `wrote ${out}: ${result.endStep - result.startStep} steps${result.metTarget ? ` (stopped by the dev target with the model of step ${result.endStep})` : ""} in ${duration(result.trainSeconds)} of training, ${duration(seconds)} in all (CPU ${duration(cpuSeconds)})${last ? `; final accuracy ${last.accuracy.toFixed(4)} ± ${last.stderr.toFixed(4)} (n=${last.n})` : ""}\n`,
     );
   } catch (err) {
     progress.end();
